@@ -1,0 +1,33 @@
+# Every target uses the project's own virtual environment, created on first use.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+RUN    ?= results/default
+ARGS   ?=
+
+.PHONY: install test bench report perf clean
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest $(ARGS)
+
+bench: $(STAMP)
+	$(PY) -m bench run bench/grids/default.toml --out $(RUN) --force $(ARGS)
+
+report: $(STAMP)
+	$(PY) -m bench report $(RUN)
+
+perf: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[perf,uvloop]'
+	$(PY) -m bench perf $(ARGS)
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

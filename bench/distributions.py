@@ -1,0 +1,337 @@
+"""Probability distributions for inter-arrival and service times, parsed from spec strings.
+
+A spec is ``FAMILY:PARAM[:PARAM]``, e.g. ``uniform:0:5`` or ``lognormal:2.5:1.5``. Families with a
+``MEAN:CV`` form let a grid hold the mean fixed while it varies variability. :func:`parse` turns a
+spec into a :class:`Distribution` that knows its ``mean`` and ``cv`` and draws vectorised samples
+from a :class:`numpy.random.Generator`. A bad spec raises :class:`SpecError` with one line naming
+the spec and what is wrong.
+
+This module depends only on numpy (and pyarrow, lazily, to read parquet for ``empirical``).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+__all__ = ["Distribution", "SpecError", "Stream", "parse", "FAMILIES", "STREAM_CHUNK"]
+
+#: Samples are drawn in blocks of this size, so every engine that reads a stream sees the same numbers.
+STREAM_CHUNK = 4096
+
+
+class SpecError(ValueError):
+    """A distribution spec that cannot be used; the message is one line naming the spec."""
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """A parsed distribution spec.
+
+    Attributes:
+        spec: the canonical spec string (round-trips through :func:`parse`).
+        family: the family name, e.g. ``"exp"``.
+        mean: the expected value, in model seconds.
+        cv: coefficient of variation (std / mean); ``None`` where it is infinite or undefined.
+    """
+
+    spec: str
+    family: str
+    mean: float
+    cv: float | None
+    _draw: Callable[[np.random.Generator, int], np.ndarray] = field(repr=False, compare=False)
+
+    @property
+    def scv(self) -> float | None:
+        """Squared coefficient of variation, or ``None`` where it is undefined."""
+        return None if self.cv is None else self.cv * self.cv
+
+    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """Draw ``n`` independent samples as a float64 array."""
+        return np.asarray(self._draw(rng, n), dtype=np.float64)
+
+    def __str__(self) -> str:
+        return self.spec
+
+
+class Stream:
+    """An endless supply of samples from one distribution and one generator, drawn in blocks.
+
+    Blocks are always :data:`STREAM_CHUNK` long, so two readers of equal generators see the same
+    sequence whether they take samples one by one (:meth:`next`) or in blocks (:meth:`take`).
+    """
+
+    __slots__ = ("_dist", "_rng", "_buf", "_pos")
+
+    def __init__(self, dist: Distribution, rng: np.random.Generator) -> None:
+        self._dist = dist
+        self._rng = rng
+        self._buf: list[float] = []
+        self._pos = 0
+
+    def next(self) -> float:
+        """Return the next sample."""
+        if self._pos == len(self._buf):
+            self._buf = self._dist.sample(self._rng, STREAM_CHUNK).tolist()
+            self._pos = 0
+        value = self._buf[self._pos]
+        self._pos += 1
+        return value
+
+    def take(self, n: int) -> np.ndarray:
+        """Return the next ``n`` samples as an array (same values as ``n`` calls of :meth:`next`)."""
+        out = np.empty(n, dtype=np.float64)
+        filled = 0
+        while filled < n:
+            if self._pos == len(self._buf):
+                self._buf = self._dist.sample(self._rng, STREAM_CHUNK).tolist()
+                self._pos = 0
+            k = min(n - filled, len(self._buf) - self._pos)
+            out[filled : filled + k] = self._buf[self._pos : self._pos + k]
+            self._pos += k
+            filled += k
+        return out
+
+
+def parse(spec: str) -> Distribution:
+    """Parse a distribution spec.
+
+    Args:
+        spec: e.g. ``"const:1"``, ``"uniform:0:5"``, ``"exp:2.5"``, ``"erlang:3:2.5"``,
+            ``"gamma:2.5:0.5"``, ``"lognormal:2.5:1.5"``, ``"weibull:2.5:2"``, ``"pareto:2.5:3"``,
+            ``"hyperexp:2.5:2"`` or ``"empirical:path/to/file.csv"`` (optionally ``#column``).
+
+    Raises:
+        SpecError: the family is unknown, the arity is wrong, a parameter is not a finite number or
+            out of range, or an empirical file is missing or holds no valid durations.
+    """
+    if not isinstance(spec, str) or not spec.strip():
+        raise SpecError(f"bad distribution spec {spec!r}: empty")
+    text = spec.strip()
+    family, _, rest = text.partition(":")
+    family = family.strip().lower()
+    if family not in FAMILIES:
+        known = ", ".join(sorted(FAMILIES))
+        raise SpecError(f"bad distribution spec {text!r}: unknown family {family!r} (known: {known})")
+    if family == "empirical":
+        return _empirical(text, rest)
+    arity, build = FAMILIES[family]
+    parts = rest.split(":") if rest else []
+    if len(parts) != arity:
+        raise SpecError(f"bad distribution spec {text!r}: {family} takes {arity} parameter(s), got {len(parts)}")
+    values = [_number(text, p) for p in parts]
+    return build(text, *values)
+
+
+def _fail(spec: str, why: str) -> SpecError:
+    return SpecError(f"bad distribution spec {spec!r}: {why}")
+
+
+def _number(spec: str, text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise _fail(spec, f"{text.strip()!r} is not a number") from None
+    if not math.isfinite(value):
+        raise _fail(spec, f"{text.strip()!r} is not finite")
+    return value
+
+
+def _positive(spec: str, name: str, value: float) -> float:
+    if value <= 0:
+        raise _fail(spec, f"{name} must be > 0, got {value:g}")
+    return value
+
+
+def _canon(family: str, *values: float) -> str:
+    return ":".join([family, *(str(int(v)) if v.is_integer() and abs(v) < 1e15 else repr(v) for v in values)])
+
+
+def _const(spec: str, value: float) -> Distribution:
+    _positive(spec, "the value", value)
+    return Distribution(_canon("const", value), "const", value, 0.0, lambda rng, n: np.full(n, value))
+
+
+def _uniform(spec: str, low: float, high: float) -> Distribution:
+    if low < 0:
+        raise _fail(spec, f"LOW must be >= 0, got {low:g}")
+    if not high > low:
+        raise _fail(spec, f"HIGH must be above LOW, got {low:g}..{high:g}")
+    mean = (low + high) / 2
+    cv = (high - low) / math.sqrt(12) / mean
+    return Distribution(_canon("uniform", low, high), "uniform", mean, cv, lambda rng, n: rng.uniform(low, high, n))
+
+
+def _exp(spec: str, mean: float) -> Distribution:
+    _positive(spec, "MEAN", mean)
+    return Distribution(_canon("exp", mean), "exp", mean, 1.0, lambda rng, n: rng.exponential(mean, n))
+
+
+def _erlang(spec: str, k: float, mean: float) -> Distribution:
+    if k < 1 or k != int(k):
+        raise _fail(spec, f"K must be a whole number >= 1, got {k:g}")
+    _positive(spec, "MEAN", mean)
+    shape, scale = int(k), mean / k
+    return Distribution(
+        _canon("erlang", k, mean), "erlang", mean, 1 / math.sqrt(k), lambda rng, n: rng.gamma(shape, scale, n)
+    )
+
+
+def _check_mean_cv(spec: str, mean: float, cv: float, low: float = 0.0, high: float = math.inf) -> None:
+    _positive(spec, "MEAN", mean)
+    if not (low < cv <= high):
+        bound = f"in ({low:g}, {high:g}]" if math.isfinite(high) else f"> {low:g}"
+        raise _fail(spec, f"CV must be {bound}, got {cv:g}")
+
+
+def _gamma(spec: str, mean: float, cv: float) -> Distribution:
+    _check_mean_cv(spec, mean, cv, high=100.0)
+    shape, scale = 1 / cv**2, mean * cv**2
+    return Distribution(_canon("gamma", mean, cv), "gamma", mean, cv, lambda rng, n: rng.gamma(shape, scale, n))
+
+
+def _lognormal(spec: str, mean: float, cv: float) -> Distribution:
+    _check_mean_cv(spec, mean, cv, high=100.0)
+    sigma2 = math.log1p(cv * cv)
+    mu, sigma = math.log(mean) - sigma2 / 2, math.sqrt(sigma2)
+    return Distribution(
+        _canon("lognormal", mean, cv), "lognormal", mean, cv, lambda rng, n: rng.lognormal(mu, sigma, n)
+    )
+
+
+def _weibull_cv(k: float) -> float:
+    g1 = math.lgamma(1 + 1 / k)
+    g2 = math.lgamma(1 + 2 / k)
+    return math.sqrt(max(math.exp(g2 - 2 * g1) - 1, 0.0))
+
+
+def _weibull_shape(cv: float) -> float:
+    lo, hi = math.log(0.05), math.log(2000.0)  # cv(k) falls as k rises
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        if _weibull_cv(math.exp(mid)) > cv:
+            lo = mid
+        else:
+            hi = mid
+    return math.exp((lo + hi) / 2)
+
+
+def _weibull(spec: str, mean: float, cv: float) -> Distribution:
+    _check_mean_cv(spec, mean, cv, low=0.001, high=_weibull_cv(0.05))
+    k = _weibull_shape(cv)
+    scale = mean / math.exp(math.lgamma(1 + 1 / k))
+    return Distribution(
+        _canon("weibull", mean, cv), "weibull", mean, cv, lambda rng, n: scale * rng.weibull(k, n)
+    )
+
+
+def _pareto(spec: str, mean: float, alpha: float) -> Distribution:
+    _positive(spec, "MEAN", mean)
+    if not alpha > 1:
+        raise _fail(spec, f"ALPHA must be > 1 for a finite mean, got {alpha:g}")
+    xm = mean * (alpha - 1) / alpha
+    cv = 1 / math.sqrt(alpha * (alpha - 2)) if alpha > 2 else None
+    return Distribution(
+        _canon("pareto", mean, alpha), "pareto", mean, cv, lambda rng, n: xm * (1 + rng.pareto(alpha, n))
+    )
+
+
+def _hyperexp(spec: str, mean: float, cv: float) -> Distribution:
+    _check_mean_cv(spec, mean, cv, low=1.0, high=100.0)
+    # Two phases with balanced means (Whitt 1982): p1/mu1 = p2/mu2.
+    scv = cv * cv
+    p1 = (1 + math.sqrt((scv - 1) / (scv + 1))) / 2
+    m1, m2 = mean / (2 * p1), mean / (2 * (1 - p1))
+
+    def draw(rng: np.random.Generator, n: int) -> np.ndarray:
+        branch = rng.random(n) < p1
+        return rng.exponential(1.0, n) * np.where(branch, m1, m2)
+
+    return Distribution(_canon("hyperexp", mean, cv), "hyperexp", mean, cv, draw)
+
+
+def _empirical(spec: str, rest: str) -> Distribution:
+    if not rest.strip():
+        raise _fail(spec, "empirical takes a file path, e.g. empirical:durations.csv")
+    path_text, _, column = rest.partition("#")
+    path = Path(path_text.strip())
+    if not path.is_file():
+        raise _fail(spec, f"file {str(path)!r} not found")
+    try:
+        raw = _read_column(path, column.strip() or None)
+    except SpecError as err:
+        raise _fail(spec, str(err)) from None
+    except Exception as err:  # a malformed file of any kind is one line, not a traceback
+        raise _fail(spec, f"cannot read {str(path)!r}: {err.__class__.__name__}: {err}".splitlines()[0]) from None
+    values = raw[np.isfinite(raw) & (raw >= 0)]
+    if values.size == 0 or values.mean() <= 0:
+        raise _fail(spec, f"{str(path)!r} holds no valid durations (finite numbers >= 0, mean > 0)")
+    mean = float(values.mean())
+    cv = float(values.std() / mean)
+
+    def draw(rng: np.random.Generator, n: int) -> np.ndarray:
+        return values[rng.integers(0, values.size, n)]
+
+    return Distribution(spec, "empirical", mean, cv, draw)
+
+
+def _read_column(path: Path, column: str | None) -> np.ndarray:
+    if path.suffix.lower() in {".parquet", ".pq"}:
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(path)
+        names = table.column_names
+        name = column or _first_numeric(names, [table.column(n).type for n in names])
+        if name not in names:
+            raise SpecError(f"column {name!r} not in {str(path)!r}")
+        return table.column(name).to_numpy(zero_copy_only=False).astype(np.float64)
+    with path.open(newline="") as fh:
+        rows = [r for r in csv.reader(fh) if r]
+    if not rows:
+        raise SpecError(f"{str(path)!r} is empty")
+    header = rows[0]
+    has_header = any(_as_float(c) is None for c in header)
+    body = rows[1:] if has_header else rows
+    index = 0
+    if column is not None:
+        if not has_header or column not in header:
+            raise SpecError(f"column {column!r} not in {str(path)!r}")
+        index = header.index(column)
+    cells = [_as_float(r[index]) if index < len(r) else None for r in body]
+    return np.array([c for c in cells if c is not None], dtype=np.float64)
+
+
+def _first_numeric(names: list[str], types: list) -> str:
+    import pyarrow as pa
+
+    for name, typ in zip(names, types):
+        if pa.types.is_integer(typ) or pa.types.is_floating(typ):
+            return name
+    raise SpecError("no numeric column")
+
+
+def _as_float(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+#: family name -> (number of parameters, builder); ``empirical`` takes a path instead.
+FAMILIES: dict[str, tuple[int, Callable[..., Distribution]]] = {
+    "const": (1, _const),
+    "uniform": (2, _uniform),
+    "exp": (1, _exp),
+    "erlang": (2, _erlang),
+    "gamma": (2, _gamma),
+    "lognormal": (2, _lognormal),
+    "weibull": (2, _weibull),
+    "pareto": (2, _pareto),
+    "hyperexp": (2, _hyperexp),
+    "empirical": (1, _empirical),
+}
