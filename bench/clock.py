@@ -25,7 +25,7 @@ import heapq
 import itertools
 from typing import Any, Awaitable, Callable, TypeVar
 
-__all__ = ["Deadlock", "VirtualEventLoop", "run_virtual"]
+__all__ = ["Deadlock", "VirtualEventLoop", "parse_clock", "run_virtual"]
 
 _T = TypeVar("_T")
 _NS = 1_000_000_000
@@ -184,3 +184,28 @@ def run_virtual(main: Awaitable[_T], *, debug: bool | None = None) -> _T:
     """
     with asyncio.Runner(debug=debug, loop_factory=VirtualEventLoop) as runner:
         return runner.run(main)
+
+
+def parse_clock(spec: str) -> float | None:
+    """Parse a clock spec: ``virtual`` gives ``None``; ``scaled:F`` gives F; ``real`` gives 1.0.
+
+    Under ``scaled:F`` one model second lasts F real seconds on a real event loop.
+
+    Raises:
+        ValueError: anything else, or F not a finite number > 0.
+    """
+    text = str(spec).strip().lower()
+    if text == "virtual":
+        return None
+    if text == "real":
+        return 1.0
+    kind, _, factor = text.partition(":")
+    if kind == "scaled":
+        try:
+            scale = float(factor)
+        except ValueError:
+            scale = float("nan")
+        if scale > 0 and scale != float("inf"):
+            return scale
+        raise ValueError(f"bad clock {spec!r}: scaled:F needs a finite factor F > 0, e.g. scaled:0.01")
+    raise ValueError(f"bad clock {spec!r}: use virtual, real or scaled:F (e.g. scaled:0.01)")

@@ -58,6 +58,9 @@ class Distribution:
     def __str__(self) -> str:
         return self.spec
 
+    def __reduce__(self):
+        return parse, (self.spec,)  # samplers are closures; the spec rebuilds them in another process
+
 
 class Stream:
     """An endless supply of samples from one distribution and one generator, drawn in blocks.

@@ -1,0 +1,231 @@
+"""Open a results folder through its output contract (``results/README.md``) into pandas.
+
+:func:`open_run` reads the small parts of a run (``manifest.json`` and ``cells.parquet``, or the
+per-cell ``parts/`` of an interrupted run) and checks the schema version. The large parts, the
+per-item records and the queue-depth events, are read on demand by :func:`read_items` and
+:func:`read_depth`: only the files of the requested cells are opened, only the requested columns
+are decoded and replication / item filters are pushed down to parquet, so plotting one cell of a
+10M-row run reads one cell.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+__all__ = ["PARAMETERS", "ResultsError", "Run", "SCHEMA_VERSION", "open_run", "read_depth", "read_items"]
+
+#: The schema version of results folders this package reads.
+SCHEMA_VERSION = 1
+
+#: Columns of ``cells.parquet`` that describe a cell rather than one replication's outcome.
+PARAMETERS = (
+    "workers", "arrival", "service", "maxsize", "arrival_mean", "arrival_cv", "service_mean",
+    "service_cv", "offered_load", "rho", "items_target", "duration", "clock", "engine", "seed",
+)  # fmt: skip
+
+_SCHEMA_KEY = b"qbench.schema_version"
+
+
+class ResultsError(ValueError):
+    """A folder that cannot be read as a results folder; the message is one line."""
+
+
+@dataclass(frozen=True)
+class Run:
+    """An opened results folder.
+
+    Attributes:
+        path: the folder.
+        manifest: the parsed ``manifest.json`` (empty if the run left none).
+        cells: one row per (cell, replication), as in ``cells.parquet``.
+        params: one row per cell, indexed by ``cell``: the parameter columns only.
+    """
+
+    path: Path
+    manifest: dict = field(repr=False)
+    cells: pd.DataFrame = field(repr=False)
+    params: pd.DataFrame = field(repr=False)
+
+    @property
+    def name(self) -> str:
+        """The run's name: the manifest's ``run`` or the folder name."""
+        return str(self.manifest.get("run") or self.path.name)
+
+    def ok_cells(self) -> pd.DataFrame:
+        """Rows of :attr:`cells` whose replication finished with status ``ok``."""
+        if "status" not in self.cells:
+            return self.cells
+        return self.cells[self.cells["status"].fillna("ok") == "ok"]
+
+
+def open_run(path: str | Path) -> Run:
+    """Open a results folder, checking that it is one and that its schema version is readable.
+
+    Args:
+        path: the results folder.
+
+    Raises:
+        ResultsError: the folder is missing, is not a results folder, or has another schema version.
+    """
+    folder = Path(path)
+    if not folder.is_dir():
+        raise ResultsError(f"results folder {str(folder)!r} does not exist")
+    manifest = _read_manifest(folder)
+    cells = _read_cells(folder)
+    if cells is None:
+        raise ResultsError(f"{str(folder)!r} is not a results folder (no cells.parquet or parts/)")
+    params = _parameters(cells)
+    return Run(folder, manifest, cells, params)
+
+
+def _read_manifest(folder: Path) -> dict:
+    """The manifest, with its schema version checked; ``{}`` when there is none."""
+    file = folder / "manifest.json"
+    if not file.exists():
+        return {}
+    try:
+        manifest = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ResultsError(f"{str(file)!r} is not valid JSON: {exc}") from None
+    _check_version(manifest.get("schema_version", SCHEMA_VERSION), file)
+    return manifest
+
+
+def _check_version(version: object, where: Path) -> None:
+    """Raise :class:`ResultsError` unless ``version`` is :data:`SCHEMA_VERSION`."""
+    if str(version) != str(SCHEMA_VERSION):
+        raise ResultsError(
+            f"{str(where)!r} has qbench.schema_version {version}, this analysis reads version {SCHEMA_VERSION}"
+        )
+
+
+def _check_file(file: Path) -> None:
+    """Check the schema version recorded in one parquet file's metadata."""
+    try:
+        metadata = pq.read_schema(file).metadata or {}
+    except (OSError, pa.ArrowException) as exc:
+        raise ResultsError(f"{str(file)!r} is not a readable parquet file: {exc}") from None
+    if _SCHEMA_KEY not in metadata:
+        raise ResultsError(f"{str(file)!r} carries no qbench.schema_version; not written by qbench")
+    _check_version(metadata[_SCHEMA_KEY].decode(), file)
+
+
+def _read_cells(folder: Path) -> pd.DataFrame | None:
+    """``cells.parquet``, or the concatenated ``parts/`` of an unfinished run; None if neither exists."""
+    whole = folder / "cells.parquet"
+    files = [whole] if whole.exists() else sorted((folder / "parts").glob("cell-*.parquet"))
+    if not files:
+        return None
+    for file in files:
+        _check_file(file)
+    table = pd.concat([pq.read_table(f).to_pandas() for f in files], ignore_index=True)
+    return table.sort_values(["cell", "replication"], kind="stable").reset_index(drop=True)
+
+
+def _parameters(cells: pd.DataFrame) -> pd.DataFrame:
+    """One row per cell with the parameter columns present in ``cells``."""
+    columns = [c for c in PARAMETERS if c in cells.columns]
+    return cells.groupby("cell", sort=True)[columns].first()
+
+
+def _cell_files(run: Run, kind: str, cells: Iterable[int] | None) -> list[Path]:
+    """The parquet files of ``kind`` (``items`` or ``depth``) holding the requested cells."""
+    folder = run.path / kind
+    wanted = run.params.index if cells is None else cells
+    files = [folder / f"cell-{int(c):05d}.parquet" for c in wanted]
+    return [f for f in files if f.exists()]
+
+
+def _read(
+    run: Run,
+    kind: str,
+    cells: Iterable[int] | None,
+    replications: Iterable[int] | None,
+    columns: list[str] | None,
+    where: ds.Expression | None,
+    join: bool,
+) -> pd.DataFrame:
+    """Read ``kind`` records of some cells with filters pushed down, optionally joined with parameters."""
+    files = _cell_files(run, kind, cells)
+    for file in files:
+        _check_file(file)
+    if not files:
+        return _empty(run, kind, columns, join)
+    dataset = ds.dataset([str(f) for f in files], format="parquet")
+    wanted = None if columns is None else list(dict.fromkeys(["cell", "replication", *columns]))
+    condition = where
+    if replications is not None:
+        reps = ds.field("replication").isin([int(r) for r in replications])
+        condition = reps if condition is None else condition & reps
+    frame = dataset.to_table(columns=wanted, filter=condition).to_pandas()
+    return _join(run, frame) if join else frame
+
+
+def _empty(run: Run, kind: str, columns: list[str] | None, join: bool) -> pd.DataFrame:
+    """An empty frame with the requested columns, for a selection that matched no file."""
+    frame = pd.DataFrame({c: pd.Series(dtype="float64") for c in (columns or ["cell", "replication"])})
+    return _join(run, frame) if join else frame
+
+
+def _join(run: Run, frame: pd.DataFrame) -> pd.DataFrame:
+    """Attach the cell parameters (workers, arrival, service, rho, ...) to records keyed by ``cell``."""
+    extra = [c for c in run.params.columns if c not in frame.columns]
+    return frame.merge(run.params[extra], left_on="cell", right_index=True, how="left")
+
+
+def read_items(
+    run: Run,
+    *,
+    cells: Iterable[int] | None = None,
+    replications: Iterable[int] | None = None,
+    columns: list[str] | None = None,
+    where: ds.Expression | None = None,
+    join: bool = True,
+) -> pd.DataFrame:
+    """Per-item records of some cells, with filters pushed down to parquet.
+
+    Args:
+        run: an opened run.
+        cells: cell ids to read (all when None); only their files are opened.
+        replications: replication ids to keep (all when None), filtered inside parquet.
+        columns: item columns to decode (all when None); ``cell`` and ``replication`` always come.
+        where: an extra ``pyarrow.dataset`` filter, e.g. ``ds.field("item") < 100``.
+        join: attach the cell parameters (``workers``, ``arrival``, ``service``, ``rho``, ...).
+
+    Raises:
+        ResultsError: a file has another schema version or is not readable.
+    """
+    return _read(run, "items", cells, replications, columns, where, join)
+
+
+def read_depth(
+    run: Run,
+    *,
+    cells: Iterable[int] | None = None,
+    replications: Iterable[int] | None = None,
+    columns: list[str] | None = None,
+    where: ds.Expression | None = None,
+    join: bool = False,
+) -> pd.DataFrame:
+    """Queue-depth change events of some cells, in event order, with filters pushed down to parquet.
+
+    Args:
+        run: an opened run.
+        cells: cell ids to read (all when None); only their files are opened.
+        replications: replication ids to keep (all when None).
+        columns: depth columns to decode (all when None); ``cell`` and ``replication`` always come.
+        where: an extra ``pyarrow.dataset`` filter, e.g. ``ds.field("t") <= 100.0``.
+        join: attach the cell parameters.
+
+    Raises:
+        ResultsError: a file has another schema version or is not readable.
+    """
+    return _read(run, "depth", cells, replications, columns, where, join)

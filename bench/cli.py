@@ -1,0 +1,279 @@
+"""The ``qbench`` command line: the only place that parses argv or prints.
+
+Bad input ends with one line on stderr and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import sys
+from pathlib import Path
+from typing import Any, Callable, NoReturn, Sequence
+
+__all__ = ["main"]
+
+_RUN_EXAMPLES = """\
+examples:
+  qbench run bench/grids/default.toml --out results/default
+  qbench run --out results/seed --workers 2,3 --arrival const:1 --service uniform:0:5 \\
+             --duration 3000 --replications 5
+  qbench run --out results/mm1 --arrival exp:1.25 --service exp:1 --workers 1 --items 1000000
+  qbench run grid.toml --out results/fast --clock scaled:0.001 --jobs 2
+
+distributions: const:V uniform:LOW:HIGH exp:MEAN erlang:K:MEAN gamma:MEAN:CV lognormal:MEAN:CV
+               weibull:MEAN:CV pareto:MEAN:ALPHA hyperexp:MEAN:CV empirical:PATH[#COLUMN]
+"""
+
+_MAIN_EXAMPLES = """\
+examples:
+  qbench run bench/grids/default.toml --out results/default     run a grid
+  qbench report results/default                                  charts and report of a run
+  qbench compare results/default:workers=3 results/default:workers=4
+  qbench demo                                                    watch Fred and George fall behind
+"""
+
+
+class UsageError(Exception):
+    """Bad input from the user: printed as one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+def _csv(kind: Callable[[str], Any]) -> Callable[[str], list]:
+    def split(text: str) -> list:
+        parts = [p.strip() for p in text.split(",")]
+        if not all(parts):
+            raise argparse.ArgumentTypeError(f"empty value in list {text!r}")
+        try:
+            return [kind(p) for p in parts]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"bad list {text!r}") from None
+
+    return split
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="qbench",
+        description="Benchmark asyncio producer/consumer queues in virtual or scaled time.",
+        epilog=_MAIN_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    run = sub.add_parser(
+        "run",
+        help="run a grid of configurations and write a results folder",
+        description="Run every cell of a grid (file and/or flags) and write parquet results.",
+        epilog=_RUN_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run.add_argument("grid", nargs="?", type=Path, help="grid file (TOML); flags override its axes and settings")
+    run.add_argument("--out", required=True, type=Path, help="results folder to write, e.g. results/NAME")
+    run.add_argument("--workers", type=_csv(int), help="worker counts, e.g. 1,2,4")
+    run.add_argument("--arrival", type=_csv(str), help="inter-arrival distributions, e.g. const:1,exp:1")
+    run.add_argument("--service", type=_csv(str), help="service-time distributions, e.g. uniform:0:5")
+    run.add_argument("--maxsize", type=_csv(int), help="queue capacities (0 = unbounded), e.g. 0,5")
+    length = run.add_mutually_exclusive_group()
+    length.add_argument("--items", type=int, help="put N items per replication, then drain")
+    length.add_argument("--duration", type=float, help="run S model seconds per replication")
+    run.add_argument("--replications", type=int, help="seeded runs per cell")
+    run.add_argument("--seed", type=int, help="root seed (default 0)")
+    run.add_argument("--clock", help="virtual (default), scaled:F or real")
+    run.add_argument("--jobs", type=_positive_int, help="worker processes (default: all cores)")
+    run.add_argument("--force", action="store_true", help="replace an existing results folder")
+    run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    run.add_argument("--no-summary", action="store_true", help="do not print the summary table at the end")
+    run.add_argument("--report", action="store_true", help="build the report when the run completes")
+
+    demo = sub.add_parser(
+        "demo",
+        help="the blog program: Fred and George pull from a queue that grows",
+        description="Run the seed scenario on a real loop in scaled time and print every take.",
+        epilog="example:\n  qbench demo --scale 0.02 --items 150",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    demo.add_argument("--scale", type=float, default=0.05, help="real seconds per model second (default 0.05)")
+    demo.add_argument("--items", type=int, default=120, help="stop after this many takes (default 120; 0 = never)")
+    demo.add_argument("--workers", type=_positive_int, default=2, help="number of pullers (default 2)")
+    demo.add_argument("--seed", type=int, help="seed of the service times")
+
+    report = sub.add_parser(
+        "report",
+        help="write charts and report/index.html for a results folder",
+        epilog="example:\n  qbench report results/default",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    report.add_argument("run", type=Path, help="results folder")
+    report.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    compare = sub.add_parser(
+        "compare",
+        help="compare two results folders or two cell selections",
+        epilog="examples:\n  qbench compare results/a results/b\n"
+        "  qbench compare results/default:workers=3 results/default:workers=4 --format md",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    compare.add_argument("a", help="results folder, optionally with a selection: PATH:key=value,...")
+    compare.add_argument("b", help="the other folder or selection")
+    compare.add_argument("--format", choices=("table", "md", "csv"), default="table", help="output format")
+    compare.add_argument("--metrics", type=_csv(str), help="metrics to compare (default: all)")
+    compare.add_argument("--chart", type=Path, help="write the backlog overlay chart into this folder")
+    return parser
+
+
+def _grid_from_args(args: argparse.Namespace):
+    from bench.grid import load_grid, make_grid, override
+
+    raw = load_grid(args.grid) if args.grid is not None else {}
+    merged = override(
+        raw,
+        workers=args.workers,
+        arrival=args.arrival,
+        service=args.service,
+        maxsize=args.maxsize,
+        items=args.items,
+        duration=args.duration,
+        replications=args.replications,
+        seed=args.seed,
+        clock=args.clock,
+    )
+    return make_grid(merged)
+
+
+def _prepare_out(out: Path, force: bool) -> None:
+    if out.exists():
+        if not force:
+            raise UsageError(f"results folder {str(out)!r} exists; use --force to replace it")
+        if not (out / "manifest.json").exists() and any(out.iterdir()):
+            raise UsageError(f"{str(out)!r} is not a results folder; refusing to replace it")
+        shutil.rmtree(out)
+    try:
+        out.mkdir(parents=True)
+        probe = out / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as err:
+        raise UsageError(f"cannot write results folder {str(out)!r}: {err.strerror or err}") from None
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    import os
+
+    from bench.runner import run_grid
+
+    grid = _grid_from_args(args)
+    _prepare_out(args.out, args.force)
+    jobs = args.jobs or os.cpu_count() or 1
+    result = run_grid(args.out, grid, jobs=jobs, progress=not args.no_progress, command=sys.argv)
+    done = result.skipped + result.finished
+    if result.interrupted:
+        print(f"qbench: interrupted: {done} of {result.total} cells finished and kept in {args.out}", file=sys.stderr)
+        return 130
+    print(f"wrote {args.out} ({result.total} cells, {grid.replications} replication(s) each) in {result.wall_seconds:.1f}s")
+    if not args.no_summary:
+        _print_summary(args.out)
+    if args.report:
+        _cmd_report(argparse.Namespace(run=args.out, no_progress=args.no_progress))
+    if result.failed:
+        print(f"qbench: {len(result.failed)} cell(s) failed:", file=sys.stderr)
+        for cell, error in result.failed:
+            print(f"  cell {cell}: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _print_summary(run: Path) -> None:
+    try:
+        from analysis.summary import summary_table
+    except ImportError:
+        summary_table = _plain_summary
+    print(summary_table(run))
+
+
+def _plain_summary(run: Path) -> str:
+    import pandas as pd
+
+    cells = pd.read_parquet(run / "cells.parquet")
+    keys = ["cell", "workers", "arrival", "service", "maxsize", "rho"]
+    table = cells.groupby(keys, dropna=False)[["wait_mean", "wait_p99", "backlog_slope", "depth_final"]].mean()
+    return table.reset_index().to_string(index=False, float_format=lambda v: f"{v:.3g}")
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from bench.demo import demo
+
+    if not args.scale > 0:
+        raise UsageError(f"--scale must be > 0, got {args.scale}")
+    items = None if args.items == 0 else args.items
+    if items is not None and items < 0:
+        raise UsageError(f"--items must be >= 0, got {args.items}")
+    asyncio.run(demo(lambda line: print(line, flush=True), scale=args.scale, items=items, workers=args.workers, seed=args.seed))
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from analysis.report import write_report
+
+    index = write_report(args.run, progress=not args.no_progress)
+    print(f"report: {index}")
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from analysis.compare import compare_runs, format_comparison, plot_comparison
+
+    result = compare_runs(args.a, args.b, metrics=args.metrics)
+    print(format_comparison(result, args.format))
+    if args.chart is not None:
+        args.chart.mkdir(parents=True, exist_ok=True)
+        for path in plot_comparison(result, args.chart):
+            print(f"chart: {path}")
+    return 0
+
+
+_COMMANDS = {"run": _cmd_run, "demo": _cmd_demo, "report": _cmd_report, "compare": _cmd_compare}
+
+
+def _usage_errors() -> tuple[type[BaseException], ...]:
+    from bench.distributions import SpecError
+    from bench.grid import GridError
+
+    errors: list[type[BaseException]] = [UsageError, SpecError, GridError]
+    try:
+        from analysis.load import ResultsError
+
+        errors.append(ResultsError)
+    except ImportError:
+        pass
+    return tuple(errors)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status."""
+    errors = _usage_errors()
+    try:
+        args = _parser().parse_args(argv)
+        return _COMMANDS[args.command](args)
+    except errors as err:
+        print(f"qbench: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("qbench: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,106 @@
+"""The pusher/puller scenario: one pusher, N pullers, one ``asyncio.Queue``, run as real asyncio code.
+
+This is the program the harness measures, written as a user would write it: the pusher puts item
+``i`` and then sleeps its inter-arrival time; each puller takes an item, sleeps its service time and
+marks it done. Instrumentation hooks report every put, get and completion to a
+:class:`~bench.recorder.Recorder`. The same coroutine runs on a virtual clock (scale 1 on a
+:class:`~bench.clock.VirtualEventLoop`) or on a real loop with every delay multiplied by ``scale``;
+timestamps are always recorded in model seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from bench.distributions import Distribution, Stream
+from bench.recorder import Recorder
+
+__all__ = ["Scenario", "run_scenario"]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One configuration of the pusher/puller program.
+
+    Attributes:
+        workers: number of puller coroutines (>= 1).
+        arrival: the pusher's inter-arrival time distribution.
+        service: a puller's per-item time distribution.
+        maxsize: queue capacity; 0 is unbounded, otherwise ``put`` blocks the pusher (backpressure).
+        items: put this many items, then let the workers finish all of them.
+        duration: stop the clock at this many model seconds; unfinished items stay censored.
+    """
+
+    workers: int
+    arrival: Distribution
+    service: Distribution
+    maxsize: int = 0
+    items: int | None = None
+    duration: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.workers < 1:
+            raise ValueError(f"workers must be >= 1, got {self.workers}")
+        if self.maxsize < 0:
+            raise ValueError(f"maxsize must be >= 0, got {self.maxsize}")
+        if (self.items is None) == (self.duration is None):
+            raise ValueError("give exactly one of items or duration")
+        if self.items is not None and self.items < 1:
+            raise ValueError(f"items must be >= 1, got {self.items}")
+        if self.duration is not None and not self.duration > 0:
+            raise ValueError(f"duration must be > 0, got {self.duration}")
+
+
+async def run_scenario(
+    scenario: Scenario, arrivals: Stream, services: Stream, recorder: Recorder, scale: float = 1.0
+) -> float:
+    """Run the scenario on the running loop and return the model time at which it ended.
+
+    Args:
+        scenario: what to run.
+        arrivals: inter-arrival times, one per item after the first.
+        services: service times, one per item (drawn per item, so any worker count sees the same work).
+        recorder: receives every put, get and completion.
+        scale: real seconds per model second (1 on the virtual clock).
+    """
+    loop = asyncio.get_running_loop()
+    origin = loop.time()
+    queue: asyncio.Queue = asyncio.Queue(scenario.maxsize)
+    last = scenario.items - 1 if scenario.items is not None else -1
+
+    def now() -> float:
+        return (loop.time() - origin) / scale
+
+    async def pusher() -> None:
+        item = 0
+        while True:
+            recorder.arrive(item, now())
+            await queue.put((item, services.next()))
+            recorder.put(item, now(), queue.qsize())
+            if item == last:
+                return
+            item += 1
+            await asyncio.sleep(arrivals.next() * scale)
+
+    async def puller(worker: int) -> None:
+        while True:
+            item, service = await queue.get()
+            recorder.get(item, worker, now(), queue.qsize())
+            await asyncio.sleep(service * scale)
+            recorder.done(item, now())
+            queue.task_done()
+
+    pullers = [asyncio.create_task(puller(w), name=f"puller-{w}") for w in range(scenario.workers)]
+    push = asyncio.create_task(pusher(), name="pusher")
+    try:
+        if scenario.duration is None:
+            await push
+            await queue.join()
+        else:
+            await asyncio.sleep(scenario.duration * scale)
+    finally:
+        for task in (push, *pullers):
+            task.cancel()
+        await asyncio.gather(push, *pullers, return_exceptions=True)
+    return scenario.duration if scenario.duration is not None else now()

@@ -1,0 +1,159 @@
+"""Streaming summary statistics of one replication, in bounded memory.
+
+:class:`Summary` is a :class:`~bench.recorder.Sink`: it sees every batch of items and depth changes
+once and keeps only running sums, a log-histogram per latency and the integrals of the queue-size
+step function. From those it gives the per-replication row of ``cells.parquet``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = ["LogHistogram", "Summary"]
+
+
+class LogHistogram:
+    """Counts of non-negative values in log-spaced bins, for quantiles in bounded memory.
+
+    Bins are ``10**(1/per_decade)`` wide between ``low`` and ``high``; zero has a bin of its own,
+    and values outside the range are clamped to the end bins. A quantile is reported as the
+    geometric centre of its bin, so its relative error is at most half a bin (0.115% by default).
+    """
+
+    def __init__(self, low: float = 1e-9, high: float = 1e10, per_decade: int = 1000) -> None:
+        self._low = math.log10(low)
+        self._per_decade = per_decade
+        self._nbins = int(round((math.log10(high) - self._low) * per_decade))
+        self._counts = np.zeros(self._nbins + 1, dtype=np.int64)  # slot 0 holds exact zeros
+        self.count = 0
+
+    def add(self, values: np.ndarray) -> None:
+        """Add an array of finite values >= 0."""
+        if values.size == 0:
+            return
+        index = np.zeros(values.size, dtype=np.int64)
+        positive = values > 0
+        raw = np.floor((np.log10(values[positive]) - self._low) * self._per_decade)
+        index[positive] = 1 + np.clip(raw, 0, self._nbins - 1).astype(np.int64)
+        self._counts += np.bincount(index, minlength=self._counts.size)
+        self.count += values.size
+
+    def quantile(self, q: float) -> float:
+        """Return the ``q``-quantile (0 < q <= 1), NaN when empty."""
+        if self.count == 0:
+            return math.nan
+        rank = max(1, math.ceil(q * self.count))
+        slot = int(np.searchsorted(np.cumsum(self._counts), rank))
+        if slot == 0:
+            return 0.0
+        return 10 ** (self._low + (slot - 0.5) / self._per_decade)
+
+
+class _Latency:
+    """Mean and histogram of one latency column."""
+
+    def __init__(self) -> None:
+        self.total = 0.0
+        self.hist = LogHistogram()
+
+    def add(self, values: np.ndarray) -> None:
+        values = values[np.isfinite(values)]
+        self.total += float(values.sum())
+        self.hist.add(np.maximum(values, 0.0))
+
+    def stats(self, name: str) -> dict[str, float]:
+        n = self.hist.count
+        return {
+            f"{name}_mean": self.total / n if n else math.nan,
+            f"{name}_p50": self.hist.quantile(0.50),
+            f"{name}_p95": self.hist.quantile(0.95),
+            f"{name}_p99": self.hist.quantile(0.99),
+        }
+
+
+class _StepIntegral:
+    """Integrals of a step function d(t) from t = 0: of d and of t·d, up to the last change seen."""
+
+    def __init__(self) -> None:
+        self.t = 0.0
+        self.d = 0
+        self.area = 0.0  # ∫ d dt
+        self.moment = 0.0  # ∫ t d dt
+
+    def add(self, t: np.ndarray, d: np.ndarray) -> None:
+        if t.size == 0:
+            return
+        starts = np.concatenate(([self.t], t[:-1]))
+        levels = np.concatenate(([self.d], d[:-1])).astype(np.float64)
+        widths = t - starts
+        self.area += float(np.dot(levels, widths))
+        self.moment += float(np.dot(levels, widths * (t + starts) / 2))
+        self.t, self.d = float(t[-1]), int(d[-1])
+
+    def until(self, end: float) -> tuple[float, float]:
+        """Return (∫d, ∫t·d) over [0, end], extending the last level to ``end``."""
+        width = max(end - self.t, 0.0)
+        return self.area + self.d * width, self.moment + self.d * width * (end + self.t) / 2
+
+
+def _slope(area: float, moment: float, length: float) -> float:
+    """Least-squares slope of a function on [0, length] given its integrals ∫d and ∫t·d."""
+    if length <= 0:
+        return math.nan
+    return (moment - length / 2 * area) / (length**3 / 12)
+
+
+class Summary:
+    """Per-replication statistics, fed batch by batch.
+
+    Args:
+        items_target: in an ``items`` run, the number of puts; the backlog slope is fitted over the
+            arrival period (up to the last put), not the drain that follows. ``None`` in a
+            ``duration`` run, where the slope covers the whole run.
+    """
+
+    def __init__(self, items_target: int | None = None) -> None:
+        self._items_target = items_target
+        self._wait = _Latency()
+        self._sojourn = _Latency()
+        self._whole = _StepIntegral()
+        self._window: tuple[float, float, float] | None = None  # (area, moment, length) of arrivals
+        self._puts = 0
+        self.depth_max = 0
+
+    def items(self, columns: dict[str, np.ndarray]) -> None:
+        """Add a batch of item rows."""
+        self._wait.add(columns["wait"])
+        self._sojourn.add(columns["sojourn"])
+
+    def depth(self, columns: dict[str, np.ndarray]) -> None:
+        """Add a batch of depth changes."""
+        t, d, event = columns["t"], columns["depth"], columns["event"]
+        if d.size:
+            self.depth_max = max(self.depth_max, int(d.max()))
+        if self._window is None and self._items_target is not None:
+            puts = self._puts + np.cumsum(event == 1)
+            hit = int(np.searchsorted(puts, self._items_target))
+            if hit < t.size:
+                self._whole.add(t[: hit + 1], d[: hit + 1])
+                end = float(t[hit])
+                self._window = (*self._whole.until(end), end)
+                t, d = t[hit + 1 :], d[hit + 1 :]
+            else:
+                self._puts = int(puts[-1]) if puts.size else self._puts
+        self._whole.add(t, d)
+
+    def finish(self, t_end: float) -> dict[str, float]:
+        """Return the statistics of the replication that ended at ``t_end``."""
+        area, moment = self._whole.until(t_end)
+        window = self._window or (area, moment, t_end)
+        return {
+            **self._wait.stats("wait"),
+            **self._sojourn.stats("sojourn"),
+            "depth_mean": area / t_end if t_end > 0 else math.nan,
+            "depth_max": self.depth_max,
+            "depth_final": self._whole.d,
+            "backlog_slope": _slope(*window),
+        }
