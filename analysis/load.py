@@ -171,7 +171,8 @@ def _read(
 
 def _empty(run: Run, kind: str, columns: list[str] | None, join: bool) -> pd.DataFrame:
     """An empty frame with the requested columns, for a selection that matched no file."""
-    frame = pd.DataFrame({c: pd.Series(dtype="float64") for c in (columns or ["cell", "replication"])})
+    names = dict.fromkeys(["cell", "replication", *(columns or [])])
+    frame = pd.DataFrame({c: pd.Series(dtype="int64" if c in ("cell", "replication") else "float64") for c in names})
     return _join(run, frame) if join else frame
 
 

@@ -1,0 +1,115 @@
+"""Theory beside measurement: one row per (cell, quantity) where a formula applies.
+
+Quantities compared:
+
+* ``Wq`` (mean wait) and ``P(wait)``: the steady-state prediction of :func:`analysis.theory.predict`
+  against the MSER-5-truncated measurement of :func:`analysis.stats.steady_state`, for cells with
+  ``rho < 1``;
+* ``utilisation``: ``min(rho, 1)``, exact for any work-conserving G/G/c in the long run;
+* ``backlog slope``: the fluid slope ``lam - c / E[S]`` for cells with ``rho >= 1`` (asymptotic).
+
+``inside_ci`` says whether theory lies in the measurement's 95% interval: for exact formulas that
+is the CI-derived tolerance of the acceptance criteria; for approximations (labelled ``approx.``)
+it is information, not a test.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import pandas as pd
+
+from analysis.estimate import Estimate
+from analysis.load import Run
+from analysis.stats import CellStats, steady_state
+from analysis.theory import Prediction, fluid_slope, predict
+
+__all__ = ["Agreement", "agreement_frame", "compare_theory"]
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """One theory-versus-measurement row.
+
+    Attributes:
+        cell: cell id.
+        quantity: ``Wq``, ``P(wait)``, ``utilisation`` or ``backlog slope``.
+        model: the formula used.
+        exact: whether the formula is exact (else an approximation).
+        theory: the predicted value.
+        measured: the measurement with its CI.
+        note: how the measurement was taken (e.g. the warm-up truncation).
+    """
+
+    cell: int
+    quantity: str
+    model: str
+    exact: bool
+    theory: float
+    measured: Estimate
+    note: str = ""
+
+    @property
+    def relative_error(self) -> float:
+        """``(measured - theory) / theory`` (``nan`` when theory is 0)."""
+        return (self.measured.mean - self.theory) / self.theory if self.theory else math.nan
+
+    @property
+    def inside_ci(self) -> bool:
+        """Whether the theory value lies inside the measurement's CI."""
+        return self.measured.contains(self.theory)
+
+
+def _prediction(stats: CellStats) -> Prediction | None:
+    """The steady-state prediction for a cell, if any."""
+    p = stats.params
+    return predict(p["arrival"], float(p["arrival_mean"]), _float(p.get("arrival_cv")), p["service"],
+                   float(p["service_mean"]), _float(p.get("service_cv")), int(p["workers"]))  # fmt: skip
+
+
+def _float(value: object) -> float | None:
+    """A float, or None for a missing value."""
+    return None if value is None or pd.isna(value) else float(value)
+
+
+def compare_theory(run: Run, stats: CellStats) -> list[Agreement]:
+    """Theory rows for one cell (reads that cell's waits for the steady-state figures).
+
+    Args:
+        run: the opened run.
+        stats: the cell's statistics from :func:`analysis.stats.cell_stats`.
+    """
+    p, rows = stats.params, []
+    rho = float(p["rho"])
+    if "utilisation" in stats.metrics:
+        rows.append(Agreement(stats.cell, "utilisation", "work conservation: min(rho, 1)", True,
+                              min(rho, 1.0), stats.metrics["utilisation"]))  # fmt: skip
+    if rho >= 1:
+        slope = fluid_slope(stats.arrival_rate, float(p["service_mean"]), int(p["workers"]))
+        return rows + [Agreement(stats.cell, "backlog slope", "fluid limit lam - c/E[S]", True, slope,
+                                 stats.growth.slope, "least-squares slope over the arrival period")]  # fmt: skip
+    prediction = _prediction(stats)
+    if prediction is None:
+        return rows
+    steady = steady_state(run, stats.cell)
+    note = f"MSER-5 warm-up cut: first {steady.truncation.mean:.0f} items of each replication"
+    note += "" if steady.settled else " (did not settle)"
+    rows.append(Agreement(stats.cell, "Wq", prediction.model, prediction.exact, prediction.wq, steady.wait, note))
+    if not math.isnan(prediction.p_wait):
+        rows.append(Agreement(stats.cell, "P(wait)", prediction.model, prediction.exact, prediction.p_wait,
+                              steady.p_wait, note))  # fmt: skip
+    return rows
+
+
+def agreement_frame(rows: list[Agreement]) -> pd.DataFrame:
+    """A flat table of agreement rows, for reports and tests.
+
+    Args:
+        rows: rows from :func:`compare_theory`.
+    """
+    return pd.DataFrame([{
+        "cell": r.cell, "quantity": r.quantity, "model": r.model, "exact": r.exact, "theory": r.theory,
+        "measured": r.measured.mean, "low": r.measured.low, "high": r.measured.high,
+        "relative_error": r.relative_error, "inside_ci": r.inside_ci, "note": r.note,
+    } for r in rows])  # fmt: skip

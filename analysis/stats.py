@@ -1,0 +1,186 @@
+"""Per-cell statistics over replications: every figure with a 95% Student t interval.
+
+Replications are i.i.d., so each per-replication summary in ``cells.parquet`` (a mean, a
+percentile, the throughput, ...) is one observation and :func:`analysis.estimate.mean_ci` gives
+the interval of its expectation. Three derived figures:
+
+* **backlog growth** and its verdict (:mod:`analysis.backlog`); items still queued at the end are
+  part of the depth, and their count is reported per cell (``censored``): wait and sojourn figures
+  are over items that were taken or finished, so for an overloaded cell they are lower bounds;
+* **steady state** (:func:`steady_state`): the wait after MSER-5 warm-up truncation found on the
+  ensemble of replications (:mod:`analysis.warmup`), read from ``items/``; the truncation point
+  is reported with it, the raw data is untouched;
+* **Little's law** (:func:`little`): the time-average number waiting ``L`` (``depth_mean``)
+  against ``lam * W`` with ``lam = n_put / t_end`` and ``W = wait_mean``, paired per replication.
+  It holds when the interval of ``L - lam W`` contains 0 or the relative gap is under
+  :data:`LITTLE_TOLERANCE` (finite-horizon edge effects are ``O(1/t_end)``); it is not checked
+  for overloaded cells, which have no steady state.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from analysis.backlog import Growth, growth
+from analysis.estimate import Estimate, mean_ci
+from analysis.load import Run, read_items
+from analysis.warmup import truncate_ensemble
+
+__all__ = [
+    "CellStats", "LITTLE_TOLERANCE", "Little", "METRICS", "SteadyState", "cell_stats", "little",
+    "steady_state", "summarize",
+]  # fmt: skip
+
+#: Per-replication metrics of ``cells.parquet`` summarised with a CI, in display order.
+METRICS = (
+    "wait_mean", "wait_p50", "wait_p95", "wait_p99", "sojourn_mean", "sojourn_p50", "sojourn_p95",
+    "sojourn_p99", "throughput", "utilisation", "depth_mean", "depth_max", "backlog_slope",
+)  # fmt: skip
+
+#: Relative gap under which Little's law counts as holding even when the CI excludes 0.
+LITTLE_TOLERANCE = 0.02
+
+
+@dataclass(frozen=True)
+class Little:
+    """Little's law check ``L = lam W`` for one cell.
+
+    Attributes:
+        length: time-average number waiting, ``L``.
+        product: ``lam * W``.
+        gap: ``L - lam W``, paired across replications.
+        verdict: ``holds``, ``violated`` or ``n/a`` (overloaded or no data).
+    """
+
+    length: Estimate
+    product: Estimate
+    gap: Estimate
+    verdict: str
+
+    @property
+    def relative_gap(self) -> float:
+        """``(L - lam W) / L`` (``nan`` when ``L`` is 0)."""
+        return self.gap.mean / self.length.mean if self.length.mean else math.nan
+
+
+@dataclass(frozen=True)
+class SteadyState:
+    """Steady-state wait of one cell after MSER-5 warm-up truncation.
+
+    Attributes:
+        wait: mean wait per replication after truncation, with CI across replications, s.
+        p_wait: fraction of items that waited (wait > 0) after truncation, with CI.
+        truncation: items dropped from the start of every replication (one cut for the cell).
+        settled: the truncation fell inside the search range (else: no evidence of steady state).
+    """
+
+    wait: Estimate
+    p_wait: Estimate
+    truncation: Estimate
+    settled: bool
+
+
+@dataclass(frozen=True)
+class CellStats:
+    """All statistics of one cell.
+
+    Attributes:
+        cell: the cell id.
+        params: the cell's parameters (``workers``, ``arrival``, ``service``, ``rho``, ...).
+        metrics: each of :data:`METRICS` present in the run, as an Estimate.
+        growth: backlog growth and verdict.
+        little: Little's law check.
+        censored: items still queued at the end of a replication (``n_put - n_got``).
+        replications: replications with status ``ok``.
+        failed: replications that failed.
+    """
+
+    cell: int
+    params: dict = field(repr=False)
+    metrics: dict[str, Estimate] = field(repr=False)
+    growth: Growth
+    little: Little
+    censored: Estimate
+    replications: int
+    failed: int
+
+    @property
+    def arrival_rate(self) -> float:
+        """Items/s: ``1 / arrival_mean``."""
+        return 1.0 / float(self.params["arrival_mean"])
+
+    @property
+    def label(self) -> str:
+        """A short label such as ``c=2 const:1 / uniform:0:5``."""
+        return f"c={self.params['workers']} {self.params['arrival']} / {self.params['service']}"
+
+
+def little(rows: pd.DataFrame, overloaded: bool) -> Little:
+    """Little's law check from a cell's replication rows (see the module docstring).
+
+    Args:
+        rows: the cell's ``cells.parquet`` rows with status ``ok``.
+        overloaded: the cell's backlog verdict is *overloaded* (then the check is ``n/a``).
+    """
+    length = rows["depth_mean"].to_numpy(dtype=float)
+    product = (rows["n_put"] / rows["t_end"] * rows["wait_mean"]).to_numpy(dtype=float)
+    est_l, est_p, gap = mean_ci(length), mean_ci(product), mean_ci(length - product)
+    if overloaded or gap.n == 0 or math.isnan(gap.mean):
+        return Little(est_l, est_p, gap, "n/a")
+    relative = abs(gap.mean) / est_l.mean if est_l.mean else (0.0 if gap.mean == 0 else math.inf)
+    holds = gap.contains(0.0) or relative <= LITTLE_TOLERANCE
+    return Little(est_l, est_p, gap, "holds" if holds else "violated")
+
+
+def cell_stats(run: Run, cell: int) -> CellStats:
+    """Statistics of one cell from ``cells.parquet`` (no per-item data is read).
+
+    Args:
+        run: an opened run.
+        cell: the cell id.
+
+    Raises:
+        KeyError: no such cell in the run.
+    """
+    params = run.params.loc[cell].to_dict()
+    every = run.cells[run.cells["cell"] == cell]
+    rows = every[every.get("status", pd.Series("ok", index=every.index)).fillna("ok") == "ok"]
+    metrics = {m: mean_ci(rows[m].to_numpy(dtype=float)) for m in METRICS if m in rows}
+    grow = growth(rows["backlog_slope"].to_numpy(dtype=float), 1.0 / float(params["arrival_mean"]))
+    censored = mean_ci((rows["n_put"] - rows["n_got"]).to_numpy(dtype=float))
+    check = little(rows, grow.verdict == "overloaded")
+    return CellStats(int(cell), params, metrics, grow, check, censored, len(rows), len(every) - len(rows))
+
+
+def summarize(run: Run) -> list[CellStats]:
+    """:func:`cell_stats` for every cell of the run, in cell order.
+
+    Args:
+        run: an opened run.
+    """
+    return [cell_stats(run, int(c)) for c in run.params.index]
+
+
+def steady_state(run: Run, cell: int) -> SteadyState:
+    """Steady-state wait of one cell: MSER-5 truncation of the waits, in item order, on the ensemble.
+
+    Only the ``wait`` column of this cell's items is read. Items never taken (censored) end the
+    series: they have no wait yet.
+
+    Args:
+        run: an opened run.
+        cell: the cell id.
+    """
+    items = read_items(run, cells=[cell], columns=["item", "wait"], join=False)
+    ordered = items.sort_values(["replication", "item"], kind="stable")
+    series = [rep["wait"].dropna().to_numpy() for _, rep in ordered.groupby("replication")]
+    cut = truncate_ensemble(series)
+    kept = [s[cut.index :] for s in series]
+    waits = [float(k.mean()) if len(k) else math.nan for k in kept]
+    fractions = [float(np.mean(k > 0)) if len(k) else math.nan for k in kept]
+    truncation = Estimate(float(cut.index), float(cut.index), float(cut.index), len(series))
+    return SteadyState(mean_ci(waits), mean_ci(fractions), truncation, cut.settled)

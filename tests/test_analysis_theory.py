@@ -1,0 +1,87 @@
+"""Queueing theory against textbook values, and against simulation where a formula is exact."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from analysis.agreement import agreement_frame, compare_theory
+from analysis.load import open_run
+from analysis.stats import summarize
+from analysis.student_t import t_quantile
+from analysis.theory import allen_cunneen, erlang_c, fluid_slope, kendall, kingman, md1, mg1, mm1, mmc, predict
+from analysis_fixtures import write_run
+
+
+def test_mm2_textbook_values():
+    """GSTH: M/M/2 with lam = 1.8, mu = 1."""
+    p = mmc(1.8, 1.0, 2)
+    assert p.p_wait == pytest.approx(0.8526, abs=1e-4)
+    assert p.wq == pytest.approx(4.263, abs=1e-3)
+    assert p.lq == pytest.approx(1.8 * 4.263, abs=2e-3)
+    assert p.w == pytest.approx(5.263, abs=1e-3)
+    assert p.exact and p.rho == pytest.approx(0.9)
+
+
+def test_mm1_and_erlang_c_special_cases():
+    p = mm1(0.5, 1.0)  # rho = 0.5, Wq = rho / (mu - lam) = 1
+    assert p.wq == pytest.approx(1.0) and p.p_wait == pytest.approx(0.5) and p.lq == pytest.approx(0.5)
+    assert erlang_c(1, 0.7) == pytest.approx(0.7)
+    assert erlang_c(3, 2.0) == pytest.approx(0.4444, abs=1e-4)  # GSTH table: c=3, a=2
+    with pytest.raises(ValueError):
+        erlang_c(2, 2.0)
+
+
+def test_pollaczek_khinchine():
+    assert md1(0.5, 1.0).wq == pytest.approx(0.5)  # rho d / (2 (1 - rho))
+    assert mg1(0.5, 1.0, 1.0).wq == pytest.approx(mm1(0.5, 1.0).wq)
+    assert mg1(0.8, 1.0, 1 / 3).wq == pytest.approx(0.8 * (4 / 3) / (2 * 0.2))  # M/U/1
+    assert md1(0.5, 1.0).model == "M/D/1"
+
+
+def test_approximations_reduce_to_exact_cases_and_are_labelled():
+    assert allen_cunneen(1.8, 1.0, 2, 1.0, 1.0).wq == pytest.approx(mmc(1.8, 1.0, 2).wq)
+    assert kingman(0.5, 1.0, 1.0, 0.0).wq == pytest.approx(md1(0.5, 1.0).wq)
+    assert not kingman(0.5, 1.0, 0.0, 0.3).exact and "approx" in kingman(0.5, 1.0, 0.0, 0.3).model
+    assert not allen_cunneen(1.0, 2.5, 3, 0.0, 1 / 3).exact
+
+
+def test_fluid_slope_of_the_seed_scenario():
+    assert fluid_slope(1.0, 2.5, 2) == pytest.approx(0.2)
+    assert fluid_slope(1.0, 2.5, 3) < 0
+
+
+def test_no_steady_state_when_overloaded():
+    with pytest.raises(ValueError, match="rho"):
+        mmc(1.0, 2.5, 2)
+    assert predict("const:1", 1.0, 0.0, "uniform:0:5", 2.5, 0.577, 2) is None
+
+
+def test_predict_picks_the_right_model():
+    assert predict("exp:1", 1.0, 1.0, "exp:1.5", 1.5, 1.0, 2).model == "M/M/2 (Erlang C)"
+    assert predict("exp:1", 1.0, 1.0, "uniform:0:1", 0.5, 0.577, 1).model.startswith("M/G/1")
+    assert predict("exp:1", 1.0, 1.0, "const:0.5", 0.5, 0.0, 1).model == "M/D/1"
+    assert "Allen-Cunneen" in predict("const:1", 1.0, 0.0, "uniform:0:5", 2.5, 0.577, 3).model
+    assert "Kingman" in predict("const:1", 1.0, 0.0, "uniform:0:1", 0.5, 0.577, 1).model
+    assert predict("exp:1", 1.0, 1.0, "pareto:0.5:1.5", 0.5, None, 1) is None
+    assert kendall("exp:2") == "M" and kendall("const") == "D" and kendall("gamma:1:2") == "G"
+
+
+def test_exact_theory_inside_simulated_confidence_intervals(tmp_path):
+    """M/M/1, M/M/2 and M/G/1 (uniform service) cells, 20 replications each.
+
+    Tolerance: the 99.9% Student t interval (a false failure rate of 0.1% per row, fixed before
+    looking at the data). Utilisation rows are exact for every stable cell.
+    """
+    grid = [(1, "exp:1", "exp:0.5"), (2, "exp:1", "exp:1.5"), (1, "exp:1", "uniform:0:1.4")]
+    run = open_run(write_run(tmp_path / "mmc", grid, duration=2000.0, replications=20, seed=21))
+    rows = [row for stats in summarize(run) for row in compare_theory(run, stats)]
+    table = agreement_frame(rows)
+    assert set(table["quantity"]) == {"utilisation", "Wq", "P(wait)"}
+    assert table["exact"].all()
+    widen = t_quantile(0.9995, 19) / t_quantile(0.975, 19)
+    for row in rows:
+        tolerance = widen * row.measured.half_width
+        assert abs(row.measured.mean - row.theory) < tolerance, (row.cell, row.quantity, row.measured, row.theory)
+    assert table["relative_error"].notna().all()
