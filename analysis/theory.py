@@ -173,7 +173,7 @@ def kingman(lam: float, mean_s: float, scv_a: float, scv_s: float) -> Prediction
 
 
 def allen_cunneen(lam: float, mean_s: float, c: int, scv_a: float, scv_s: float) -> Prediction:
-    """G/G/c, approximate (Allen-Cunneen): ``Wq ~ Wq(M/M/c) * (ca^2 + cs^2) / 2``, ``P(wait) ~ C(c, a)``.
+    """G/G/c, approximate (Allen-Cunneen): ``Wq ~ Wq(M/M/c) * (ca^2 + cs^2) / 2``; no ``P(wait)``.
 
     Exact for M/M/c; good for moderate variability and ``rho`` not small (Allen 1990, eq. 6.102).
     Assumes renewal arrivals, i.i.d. service, ``c`` identical servers, FIFO, ``rho < 1``.
@@ -190,7 +190,7 @@ def allen_cunneen(lam: float, mean_s: float, c: int, scv_a: float, scv_s: float)
     """
     base = mmc(lam, mean_s, c)
     wq = base.wq * (scv_a + scv_s) / 2.0
-    return _prediction(f"G/G/{c} (Allen-Cunneen, approx.)", False, lam, mean_s, base.rho, wq, base.p_wait)
+    return _prediction(f"G/G/{c} (Allen-Cunneen, approx.)", False, lam, mean_s, base.rho, wq, math.nan)
 
 
 def fluid_slope(lam: float, mean_s: float, c: int) -> float:

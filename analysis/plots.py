@@ -1,0 +1,288 @@
+"""Charts of a run, written as PNG and SVG with matplotlib's Agg renderer (no display needed).
+
+Every chart has a title, axis labels with units and a legend. A worker count has one colour in
+every chart (and in compare's overlay): :func:`worker_colour`. Panels are one per
+arrival x service pair, in the order the run lists its cells. Figures are built with
+``matplotlib.figure.Figure`` directly, so no global pyplot state is touched.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from analysis.agreement import Agreement  # noqa: E402
+from analysis.backlog import sample_depth  # noqa: E402
+from analysis.estimate import mean_ci  # noqa: E402
+from analysis.load import Run, read_depth, read_items  # noqa: E402
+from analysis.stats import CellStats  # noqa: E402
+from analysis.student_t import t_quantile  # noqa: E402
+
+__all__ = [
+    "CHARTS", "backlog_band", "plot_backlog", "plot_cdf", "plot_heatmap", "plot_latency", "plot_theory",
+    "save", "worker_colour",
+]  # fmt: skip
+
+#: Chart file stems written by the report, in display order, with their captions.
+CHARTS = {
+    "backlog": "Backlog growth: queue depth over model time (replication mean, 95% band)",
+    "latency": "Wait and sojourn percentiles against worker count",
+    "sojourn_cdf": "Sojourn-time distribution per cell",
+    "heatmap": "p99 wait and stability verdict over workers x distributions",
+    "theory": "Theory against measurement (relative error with 95% CI)",
+}
+
+_POINTS = 300
+_PALETTE = matplotlib.colormaps["tab10"].colors
+_VERDICT_MARK = {"stable": "", "overloaded": "OVERLOADED", "inconclusive": "?"}
+
+
+def worker_colour(workers: int) -> tuple[float, float, float]:
+    """The colour of a worker count, the same in every chart.
+
+    Args:
+        workers: the worker count (>= 1).
+    """
+    return _PALETTE[(int(workers) - 1) % len(_PALETTE)]
+
+
+def save(fig: Figure, folder: Path, stem: str) -> list[Path]:
+    """Write ``fig`` as ``folder/stem.png`` and ``folder/stem.svg``; return both paths.
+
+    Args:
+        fig: the figure.
+        folder: output folder (created if needed).
+        stem: file name without extension.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = [folder / f"{stem}.png", folder / f"{stem}.svg"]
+    for path in paths:
+        fig.savefig(path, dpi=110, bbox_inches="tight")
+    return paths
+
+
+def _pairs(stats: list[CellStats]) -> list[tuple[str, str]]:
+    """The arrival x service pairs of a run, in first-appearance order."""
+    return list(dict.fromkeys((s.params["arrival"], s.params["service"]) for s in stats))
+
+
+def _group(stats: list[CellStats], pair: tuple[str, str]) -> list[CellStats]:
+    """The cells of one arrival x service pair, by worker count."""
+    cells = [s for s in stats if (s.params["arrival"], s.params["service"]) == pair]
+    return sorted(cells, key=lambda s: (int(s.params["workers"]), s.cell))
+
+
+def _panels(count: int, width: float = 4.6, height: float = 3.4) -> tuple[Figure, list]:
+    """A figure with ``count`` panels on a grid of at most 4 columns."""
+    cols = min(4, max(count, 1))
+    rows = math.ceil(max(count, 1) / cols)
+    fig = Figure(figsize=(width * cols, height * rows + 0.6), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False).ravel().tolist()
+    for ax in axes[count:]:
+        ax.set_visible(False)
+    return fig, axes[:count]
+
+
+def backlog_band(run: Run, cell: int, times: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Queue depth of one cell at ``times``: replication mean and its 95% t band (low, high).
+
+    Replications are read one at a time (only ``t`` and ``depth``), so memory holds one.
+
+    Args:
+        run: an opened run.
+        cell: the cell id.
+        times: model times to evaluate the depth step function at.
+    """
+    reps = run.cells.loc[run.cells["cell"] == cell, "replication"].unique()
+    curves = []
+    for rep in reps:
+        depth = read_depth(run, cells=[cell], replications=[int(rep)], columns=["t", "depth"])
+        curves.append(sample_depth(depth["t"].to_numpy(), depth["depth"].to_numpy(), times))
+    values = np.array(curves) if curves else np.zeros((0, len(times)))
+    mean = values.mean(axis=0) if len(values) else np.full(len(times), np.nan)
+    if len(values) < 2:
+        return mean, mean, mean
+    half = t_quantile(0.975, len(values) - 1) * values.std(axis=0, ddof=1) / math.sqrt(len(values))
+    return mean, mean - half, mean + half
+
+
+def plot_backlog(run: Run, stats: list[CellStats], folder: Path) -> list[Path]:
+    """The headline chart: depth over time, one line per worker count, one panel per distribution pair.
+
+    The fluid-theory growth ``lam - c/E[S]`` is drawn dashed for cells with ``rho >= 1``.
+
+    Args:
+        run: the opened run.
+        stats: per-cell statistics of the run.
+        folder: output folder.
+    """
+    horizon = float(run.cells["t_end"].max())
+    times = np.linspace(0.0, horizon, _POINTS)
+    pairs = _pairs(stats)
+    fig, axes = _panels(len(pairs))
+    for ax, pair in zip(axes, pairs):
+        for s in _group(stats, pair):
+            _backlog_line(ax, run, s, times)
+        _label(ax, f"arrival {pair[0]}, service {pair[1]}", "model time (s)", "queue depth (items waiting)")
+    fig.suptitle(f"Backlog growth - {run.name} (mean of replications, 95% band; dashed: fluid theory)")
+    return save(fig, folder, "backlog")
+
+
+def _backlog_line(ax, run: Run, s: CellStats, times: np.ndarray) -> None:
+    """One cell's mean depth, its band and, when overloaded in theory, the fluid line."""
+    colour = worker_colour(s.params["workers"])
+    mean, low, high = backlog_band(run, s.cell, times)
+    verdict = s.growth.verdict
+    ax.plot(times, mean, color=colour, lw=1.6, label=f"{s.params['workers']} workers ({verdict})")
+    ax.fill_between(times, low, high, color=colour, alpha=0.2, lw=0)
+    if float(s.params["rho"]) >= 1:
+        slope = s.arrival_rate - int(s.params["workers"]) / float(s.params["service_mean"])
+        ax.plot(times, slope * times, color=colour, ls="--", lw=1.0, label=f"fluid {slope:.3g} items/s")
+
+
+def _label(ax, title: str, xlabel: str, ylabel: str) -> None:
+    """Title, axis labels, grid and legend of one panel."""
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(True, alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7, loc="best")
+
+
+_PERCENTILES = {"p50": "#1b9e77", "p95": "#d95f02", "p99": "#7570b3"}
+
+
+def plot_latency(stats: list[CellStats], folder: Path) -> list[Path]:
+    """Wait and sojourn p50/p95/p99 against worker count, with 95% CI bars, one panel per pair.
+
+    The y-axis is symmetric-log so zero waits stay on the chart.
+
+    Args:
+        stats: per-cell statistics of the run.
+        folder: output folder.
+    """
+    pairs = _pairs(stats)
+    fig, axes = _panels(len(pairs))
+    for ax, pair in zip(axes, pairs):
+        group = _group(stats, pair)
+        for kind, style in (("wait", "-"), ("sojourn", "--")):
+            for pct, colour in _PERCENTILES.items():
+                _latency_line(ax, group, f"{kind}_{pct}", colour, style)
+        ax.set_yscale("symlog", linthresh=0.1)
+        ax.set_xticks(sorted({int(s.params["workers"]) for s in group}))
+        _label(ax, f"arrival {pair[0]}, service {pair[1]}", "workers", "time (model s)")
+    fig.suptitle("Latency percentiles against worker count (solid: wait, dashed: sojourn; 95% CI bars)")
+    return save(fig, folder, "latency")
+
+
+def _latency_line(ax, group: list[CellStats], metric: str, colour: str, style: str) -> None:
+    """One percentile line with CI error bars across worker counts."""
+    rows = [(s.params["workers"], s.metrics[metric]) for s in group if metric in s.metrics]
+    if not rows:
+        return
+    x = [w for w, _ in rows]
+    y = np.array([e.mean for _, e in rows])
+    err = np.array([[e.mean - e.low, e.high - e.mean] for _, e in rows]).T
+    err = np.nan_to_num(err, nan=0.0)
+    ax.errorbar(x, y, yerr=err, color=colour, ls=style, marker="o", ms=3, capsize=3, label=metric.replace("_", " "))
+
+
+def plot_cdf(run: Run, stats: list[CellStats], folder: Path, sample: int = 20_000) -> list[Path]:
+    """Empirical CDF of sojourn times per cell, one panel per pair, log x-axis where tails are heavy.
+
+    A panel's x-axis is logarithmic when some cell's p99 sojourn exceeds 20 times its median.
+    At most ``sample`` finished items per cell are drawn (evenly spaced, deterministic).
+
+    Args:
+        run: the opened run.
+        stats: per-cell statistics.
+        folder: output folder.
+        sample: most items plotted per cell.
+    """
+    pairs = _pairs(stats)
+    fig, axes = _panels(len(pairs))
+    for ax, pair in zip(axes, pairs):
+        heavy = False
+        for s in _group(stats, pair):
+            values = read_items(run, cells=[s.cell], columns=["sojourn"], join=False)["sojourn"].dropna().to_numpy()
+            values = np.sort(values[np.linspace(0, len(values) - 1, min(sample, len(values))).astype(int)])
+            if len(values) == 0:
+                continue
+            ax.plot(values, np.arange(1, len(values) + 1) / len(values), color=worker_colour(s.params["workers"]),
+                    label=f"{s.params['workers']} workers")  # fmt: skip
+            heavy |= np.quantile(values, 0.99) > 20 * max(np.median(values), 1e-9)
+        if heavy:
+            ax.set_xscale("log")
+        _label(ax, f"arrival {pair[0]}, service {pair[1]}", "sojourn (model s)" + (", log" if heavy else ""),
+               "fraction of finished items")  # fmt: skip
+    fig.suptitle("Sojourn-time CDF per cell (finished items)")
+    return save(fig, folder, "sojourn_cdf")
+
+
+def plot_heatmap(stats: list[CellStats], folder: Path) -> list[Path]:
+    """Heatmap of p99 wait (log colour scale) over workers x distribution pair, verdicts written in.
+
+    Args:
+        stats: per-cell statistics.
+        folder: output folder.
+    """
+    pairs = _pairs(stats)
+    workers = sorted({int(s.params["workers"]) for s in stats})
+    grid = np.full((len(pairs), len(workers)), np.nan)
+    fig = Figure(figsize=(1.6 * len(workers) + 4.5, 0.55 * len(pairs) + 2.0), layout="constrained")
+    ax = fig.subplots()
+    for s in stats:
+        i, j = pairs.index((s.params["arrival"], s.params["service"])), workers.index(int(s.params["workers"]))
+        p99 = s.metrics.get("wait_p99")
+        grid[i, j] = math.log10(max(p99.mean, 1e-3)) if p99 else np.nan
+        text = f"{p99.mean:.3g} s" if p99 else "n/a"
+        ink = "white" if grid[i, j] > 2 else "black"
+        ax.text(j, i, f"{text}\n{_VERDICT_MARK[s.growth.verdict]}".strip(), ha="center", va="center", fontsize=7,
+                color=ink)  # fmt: skip
+    image = ax.imshow(grid, cmap="YlOrRd", aspect="auto")
+    fig.colorbar(image, ax=ax, label="log10 p99 wait (model s)")
+    ax.set_xticks(range(len(workers)), [str(w) for w in workers])
+    ax.set_yticks(range(len(pairs)), [f"{a} / {s}" for a, s in pairs], fontsize=8)
+    ax.set_xlabel("workers")
+    ax.set_ylabel("arrival / service")
+    ax.set_title("p99 wait by configuration (OVERLOADED: backlog grows; ?: inconclusive)")
+    return save(fig, folder, "heatmap")
+
+
+def plot_theory(rows: list[Agreement], stats: list[CellStats], folder: Path) -> list[Path]:
+    """Relative error of measurement against theory, with the measurement's 95% CI as bars.
+
+    Exact formulas are drawn in one colour, approximations in another; a bar that crosses 0
+    means theory lies inside the CI.
+
+    Args:
+        rows: theory-versus-measurement rows.
+        stats: per-cell statistics (for labels).
+        folder: output folder.
+    """
+    labels = {s.cell: s.label for s in stats}
+    usable = [r for r in rows if r.theory and not math.isnan(r.measured.mean)]
+    fig = Figure(figsize=(9, 0.28 * len(usable) + 1.8), layout="constrained")
+    ax = fig.subplots()
+    for k, row in enumerate(usable):
+        rel = 100 * row.relative_error
+        low, high = (100 * (v - row.theory) / row.theory for v in (row.measured.low, row.measured.high))
+        colour = "#1f77b4" if row.exact else "#ff7f0e"
+        xerr = None if math.isnan(low) else [[rel - min(low, high)], [max(low, high) - rel]]
+        ax.errorbar([rel], [k], xerr=xerr, fmt="o", color=colour, capsize=3, ms=4)
+    ax.axvline(0, color="black", lw=0.8)
+    ax.set_yticks(range(len(usable)), [f"{labels.get(r.cell, r.cell)}: {r.quantity}" for r in usable], fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xscale("symlog", linthresh=10)
+    ax.plot([], [], "o", color="#1f77b4", label="exact formula")
+    ax.plot([], [], "o", color="#ff7f0e", label="approximation")
+    _label(ax, "Measured vs theory: (measured - theory) / theory, 95% CI", "relative error (%)", "")
+    return save(fig, folder, "theory")
