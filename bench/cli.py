@@ -96,6 +96,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--replications", type=int, help="seeded runs per cell")
     run.add_argument("--seed", type=int, help="root seed (default 0)")
     run.add_argument("--clock", help="virtual (default), scaled:F or real")
+    run.add_argument("--engine", choices=("asyncio", "recurrence"), default="asyncio",
+                     help="asyncio (default: the real program on the clock) or recurrence (exact FIFO G/G/c "
+                     "recurrences, virtual clock only, much faster)")
+    run.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio",
+                     help="event loop for scaled and real clocks (default asyncio; uvloop needs the uvloop extra)")
     run.add_argument("--jobs", type=_positive_int, help="worker processes (default: all cores)")
     run.add_argument("--force", action="store_true", help="replace an existing results folder")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -157,6 +162,24 @@ def _grid_from_args(args: argparse.Namespace):
     return make_grid(merged)
 
 
+def _with_engine(grid, args: argparse.Namespace):
+    import dataclasses
+
+    from bench.clock import loop_factory
+
+    engine, loop = getattr(args, "engine", "asyncio"), getattr(args, "loop", "asyncio")
+    if engine == "recurrence" and grid.scale is not None:
+        raise UsageError(f"--engine recurrence computes in virtual time; it cannot run on clock {grid.clock!r}")
+    if loop != "asyncio":
+        if grid.scale is None:
+            raise UsageError(f"--loop {loop} is for scaled and real clocks; the virtual clock has its own loop")
+        try:
+            loop_factory(loop)
+        except ValueError as err:
+            raise UsageError(str(err)) from None
+    return dataclasses.replace(grid, engine=engine, loop=loop)
+
+
 def _prepare_out(out: Path, force: bool) -> None:
     if out.exists():
         if not force:
@@ -178,7 +201,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     from bench.runner import run_grid
 
-    grid = _grid_from_args(args)
+    grid = _with_engine(_grid_from_args(args), args)
     _prepare_out(args.out, args.force)
     jobs = args.jobs or os.cpu_count() or 1
     result = run_grid(args.out, grid, jobs=jobs, progress=not args.no_progress, command=sys.argv)

@@ -25,7 +25,7 @@ import heapq
 import itertools
 from typing import Any, Awaitable, Callable, TypeVar
 
-__all__ = ["Deadlock", "VirtualEventLoop", "parse_clock", "run_virtual"]
+__all__ = ["Deadlock", "VirtualEventLoop", "parse_clock", "run_virtual", "loop_factory", "LOOPS"]
 
 _T = TypeVar("_T")
 _NS = 1_000_000_000
@@ -184,6 +184,26 @@ def run_virtual(main: Awaitable[_T], *, debug: bool | None = None) -> _T:
     """
     with asyncio.Runner(debug=debug, loop_factory=VirtualEventLoop) as runner:
         return runner.run(main)
+
+
+LOOPS = ("asyncio", "uvloop")
+
+
+def loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop]:
+    """Return a factory of real event loops for scaled and real clocks: ``asyncio`` or ``uvloop``.
+
+    Raises:
+        ValueError: an unknown name, or ``uvloop`` when it is not installed (extra ``uvloop``).
+    """
+    if name == "asyncio":
+        return asyncio.new_event_loop
+    if name == "uvloop":
+        try:
+            import uvloop
+        except ImportError:
+            raise ValueError("--loop uvloop needs uvloop: pip install 'qbench[uvloop]'") from None
+        return uvloop.new_event_loop
+    raise ValueError(f"bad loop {name!r}: use one of {', '.join(LOOPS)}")
 
 
 def parse_clock(spec: str) -> float | None:

@@ -93,6 +93,8 @@ class Grid:
     seed: int = 0
     clock: str = "virtual"
     scale: float | None = field(default=None, compare=False)  # None: virtual time
+    engine: str = "asyncio"  # "asyncio" (the real program) or "recurrence" (bench/recurrence.py)
+    loop: str = "asyncio"  # event loop under scaled/real clocks: "asyncio" or "uvloop"
 
     def cells(self) -> list[Cell]:
         """Return every cell, ``workers`` varying fastest."""

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from bench import store
-from bench.clock import run_virtual
+from bench.clock import loop_factory, run_virtual
 from bench.grid import Cell, Grid, streams
 from bench.recorder import Recorder
 from bench.scenario import Scenario, run_scenario
@@ -67,9 +67,20 @@ def _replicate(grid: Grid, cell: Cell, replication: int, sink: Any, on_progress)
     recorder = Recorder(_Tee(sink, summary), on_progress=on_progress)
     arrivals, services = streams(grid.seed, cell, replication)
     start = time.perf_counter()
-    coro = run_scenario(scenario, arrivals, services, recorder, grid.scale or 1.0)
-    t_end = run_virtual(coro) if grid.scale is None else asyncio.run(coro)
-    recorder.close(t_end)
+    engine = getattr(grid, "engine", ENGINE)
+    if engine == "recurrence":
+        from bench.recurrence import run_recurrence
+
+        recorder = run_recurrence(scenario, arrivals, services, _Tee(sink, summary), on_progress)
+        t_end = recorder.t_end
+    else:
+        coro = run_scenario(scenario, arrivals, services, recorder, grid.scale or 1.0)
+        if grid.scale is None:
+            t_end = run_virtual(coro)
+        else:
+            with asyncio.Runner(loop_factory=loop_factory(getattr(grid, "loop", "asyncio"))) as real:
+                t_end = real.run(coro)
+        recorder.close(t_end)
     return {
         "n_put": recorder.n_put,
         "n_got": recorder.n_got,
@@ -92,7 +103,7 @@ def _row_params(grid: Grid, cell: Cell, replication: int) -> dict[str, Any]:
         "items_target": grid.items,
         "duration": grid.duration,
         "clock": grid.clock,
-        "engine": ENGINE,
+        "engine": getattr(grid, "engine", ENGINE),
         "seed": grid.seed,
     }
 
@@ -185,7 +196,8 @@ def manifest(run: Path, grid: Grid, status: str, timings: dict[str, Any], comman
             "streams": "numpy PCG64 from SeedSequence(seed, spawn_key=(crc32(arrival spec), crc32(service spec), "
             "maxsize, replication, purpose)); purpose 0 = arrivals, 1 = services; blocks of 4096 draws",
         },
-        "engine": ENGINE,
+        "engine": getattr(grid, "engine", ENGINE),
+        "loop": getattr(grid, "loop", "asyncio") if grid.scale is not None else "virtual",
         "clock": grid.clock,
         "versions": _versions(),
         "platform": {"system": platform.system(), "machine": platform.machine(), "cpus": os.cpu_count()},

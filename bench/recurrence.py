@@ -1,0 +1,352 @@
+"""The recurrence engine: FIFO G/G/c computed exactly from its recurrences, no event loop.
+
+It reproduces what the asyncio engine (:mod:`bench.scenario` on a :class:`~bench.clock.VirtualEventLoop`)
+records, item by item, from the same random streams:
+
+* services are drawn one per item, in item order (the pusher draws item ``i``'s service when it
+  starts putting it); arrivals one after each put, except after the last put of an ``items`` run;
+* every delay is rounded to integer nanoseconds exactly as the virtual loop rounds it
+  (``round(seconds * 1e9)``, ties to even, negatives to zero), and times are sums of those
+  integers, so ``t_put``, ``t_get`` and ``t_done`` equal the asyncio engine's bit for bit;
+* ``t_arrive[i] = t_put[i-1] + a[i-1]``; with a bounded queue (``maxsize`` m > 0) the pusher blocks
+  while the queue is full: ``t_put[i] = max(t_arrive[i], t_get[i-m])``;
+* ``t_get[i] = max(t_put[i], earliest time a worker is free)`` (a heap of server-free times;
+  Lindley's recurrence, vectorised with numpy, for one worker and an unbounded queue);
+  ``t_done[i] = t_get[i] + s[i]``;
+* ``duration`` runs keep events strictly before ``T`` (the asyncio engine's main task wakes first
+  at ``T`` and cancels everything before any other event at ``T`` is recorded); an item whose
+  pusher was still blocked in ``put`` at ``T`` is dropped, as the recorder drops it.
+
+Depth events are ordered by (time, item, put before get). The asyncio engine produces the same
+order except, possibly, between events of *different* items at the *same* instant (ties that
+depend on timer sequence numbers); the queue size after all events of an instant, and so the depth
+step function, the time-averaged depth and the backlog slope, is the same. ``depth_at_put`` is
+read off this order, so it can differ from the asyncio engine's when another item's get happens at
+exactly the instant of the put. Which worker takes an item can differ when several are free at the
+same instant (here: the lowest index); every time is the same.
+
+Batches go to the same sinks as the asyncio engine's :class:`~bench.recorder.Recorder` (a
+:class:`~bench.summary.Summary`, a :class:`~bench.store.CellWriter`), so the files and the
+summary row have the same schema. Memory is bounded by the batch size plus the backlog.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+from bench.distributions import Stream
+from bench.scenario import Scenario
+
+__all__ = ["RecurrenceResult", "run_recurrence", "BATCH"]
+
+#: Items computed (and rows handed to the sink) at a time.
+BATCH = 65536
+
+_NS = 1_000_000_000
+
+
+@dataclass
+class RecurrenceResult:
+    """What a replication did: the same counters a :class:`~bench.recorder.Recorder` keeps."""
+
+    n_put: int = 0
+    n_got: int = 0
+    n_done: int = 0
+    t_end: float = 0.0
+    t_last_put: float = 0.0
+    busy: float = 0.0
+
+
+def _ns(values: np.ndarray) -> np.ndarray:
+    """Seconds to integer nanoseconds as the virtual loop rounds a delay (half to even, >= 0)."""
+    return np.maximum(np.rint(values * _NS), 0).astype(np.int64)
+
+
+class _Engine:
+    def __init__(self, scenario: Scenario, arrivals: Stream, services: Stream, sink: Any, on_progress, batch: int):
+        self.sc = scenario
+        self.arrivals = arrivals
+        self.services = services
+        self.sink = sink
+        self.on_progress = on_progress
+        self.batch = batch
+        self.c = scenario.workers
+        self.m = scenario.maxsize
+        self.limit = None if scenario.duration is None else round(scenario.duration * _NS)  # events < limit
+        self.items = scenario.items
+        self.next_item = 0
+        self.next_arrive = 0  # ns
+        self.prev_done = 0  # c == 1 unbounded: t_done of the previous item
+        self.heap = list(range(self.c))  # encoded free times: free_ns * c + worker
+        self.ring = [0] * self.m  # bounded: t_get (ns) * c of the last m items, by item % m
+        self.pending_t = np.empty(0, dtype=np.int64)  # gets not yet emitted as depth events
+        self.pending_i = np.empty(0, dtype=np.int64)
+        self.depth = 0
+        self.result = RecurrenceResult()
+        self.done = False
+
+    # -- one chunk of items ------------------------------------------------------------------------
+
+    def run(self) -> RecurrenceResult:
+        while not self.done:
+            n = self.batch
+            if self.items is not None:
+                n = min(n, self.items - self.next_item)
+            self.chunk(n)
+        self.flush_gets()
+        r = self.result
+        if self.limit is None:
+            r.t_end = self.t_end_ns / _NS
+        else:
+            r.t_end = float(self.sc.duration)
+            r.busy += self.busy_open
+        return r
+
+    def chunk(self, n: int) -> None:
+        first = self.next_item
+        last_chunk = self.items is not None and first + n == self.items
+        n_arr = n - 1 if last_chunk else n
+        a = _ns(self.arrivals.take(n_arr)) if n_arr > 0 else np.empty(0, dtype=np.int64)
+        s = _ns(self.services.take(n))
+        if self.m == 0:
+            t_arrive = np.empty(n, dtype=np.int64)
+            t_arrive[0] = self.next_arrive
+            np.cumsum(a[: n - 1], out=t_arrive[1:])
+            t_arrive[1:] += self.next_arrive
+            if n_arr == n:
+                self.next_arrive = int(t_arrive[-1] + a[-1])
+            if self.limit is not None:
+                cut = int(np.searchsorted(t_arrive, self.limit, "left"))
+                if cut < n:
+                    n, t_arrive, s, self.done = cut, t_arrive[:cut], s[:cut], True
+            t_put = t_arrive
+            if self.c == 1:
+                t_get, worker = self._lindley(t_put, s)
+            else:
+                t_get, worker = self._heap(t_put, s)
+        else:
+            t_arrive, t_put, t_get, worker, s = self._bounded(a, s, n)
+            n = t_put.size
+        if last_chunk:
+            self.done = True
+        if n == 0:
+            self.done = True
+            return
+        self.emit(first, t_arrive, t_put, t_get, s, worker)
+
+    def _lindley(self, t_put: np.ndarray, s: np.ndarray):
+        total = np.cumsum(s)
+        before = total - s
+        top = np.maximum.accumulate(t_put - before)
+        np.maximum(top, self.prev_done, out=top)
+        t_get = top + before
+        self.prev_done = int(top[-1] + total[-1])
+        return t_get, np.zeros(t_put.size, dtype=np.int64)
+
+    def _two(self, t_put: np.ndarray, s: np.ndarray):
+        """Two workers: two free times instead of a heap (the commonest multi-worker case)."""
+        free = [0, 0]
+        for e in self.heap:  # encoded free_ns * 2 + worker
+            free[e & 1] = e >> 1
+        f0, f1 = free
+        out = []
+        append = out.append
+        for p, d in zip(t_put.tolist(), s.tolist()):
+            if f0 <= f1:  # ties go to the lower index, as in the heap
+                g = p if p > f0 else f0
+                f0 = g + d
+                append(g)
+            else:
+                g = p if p > f1 else f1
+                f1 = g + d
+                append(~g)  # worker 1, decoded below
+        self.heap = sorted((f0 * 2, f1 * 2 + 1))
+        enc = np.array(out, dtype=np.int64)
+        worker = (enc < 0).astype(np.int64)
+        return np.where(enc < 0, ~enc, enc), worker
+
+    def _heap(self, t_put: np.ndarray, s: np.ndarray):
+        c = self.c
+        if c == 2:
+            return self._two(t_put, s)
+        heap = self.heap
+        replace = heapq.heapreplace
+        out = []
+        append = out.append
+        for p, d in zip((t_put * c).tolist(), (s * c).tolist()):
+            f = heap[0]
+            w = f % c
+            g = f - w
+            if p > g:
+                g = p
+            replace(heap, g + d + w)
+            append(g + w)
+        enc = np.array(out, dtype=np.int64)
+        worker = enc % c
+        return (enc - worker) // c, worker
+
+    def _bounded(self, a: np.ndarray, s: np.ndarray, n: int):
+        c, m = self.c, self.m
+        heap, ring = self.heap, self.ring
+        replace = heapq.heapreplace
+        limit = None if self.limit is None else self.limit * c
+        arrive_out, put_out, get_out = [], [], []
+        nxt = self.next_arrive * c
+        i = self.next_item
+        a_c = (a * c).tolist()
+        a_c.append(0)
+        stop = False
+        for k, d in enumerate((s * c).tolist()):
+            if limit is not None and nxt >= limit:
+                stop = True
+                break
+            slot = i % m
+            p = nxt
+            if i >= m:
+                q = ring[slot]
+                if q > p:
+                    p = q
+            if limit is not None and p >= limit:
+                stop = True  # the pusher is blocked in put when time runs out: dropped
+                break
+            arrive_out.append(nxt)
+            put_out.append(p)
+            f = heap[0]
+            w = f % c
+            g = f - w
+            if p > g:
+                g = p
+            replace(heap, g + d + w)
+            ring[slot] = g
+            get_out.append(g + w)
+            nxt = p + a_c[k]
+            i += 1
+        self.next_arrive = nxt // c
+        if stop:
+            self.done = True
+        k = len(put_out)
+        enc = np.array(get_out, dtype=np.int64)
+        worker = enc % c
+        return (
+            np.array(arrive_out, dtype=np.int64) // c,
+            np.array(put_out, dtype=np.int64) // c,
+            (enc - worker) // c,
+            worker,
+            s[:k],
+        )
+
+    # -- output ------------------------------------------------------------------------------------
+
+    def emit(self, first: int, t_arrive, t_put, t_get, s, worker) -> None:
+        n = t_put.size
+        item = np.arange(first, first + n, dtype=np.int64)
+        self.next_item = first + n
+        t_done = t_get + s
+        r = self.result
+        if self.limit is None:
+            got = done = n
+            self.t_end_ns = max(self.t_end_ns, int(t_done.max()))
+        else:
+            got = int(np.searchsorted(t_get, self.limit, "left"))  # t_get is non-decreasing (FIFO)
+            done_mask = t_done < self.limit
+            done = int(done_mask.sum())
+        depth_at_put = self.merge(t_put, item, t_get[:got], item[:got])
+        f_put = t_put / _NS
+        f_get = t_get / _NS
+        f_done = t_done / _NS
+        worker = worker.copy()
+        if got < n:
+            f_get[got:] = np.nan
+            worker[got:] = -1
+        if done < n:
+            f_done[~done_mask] = np.nan
+            open_ = ~done_mask[:got]
+            self.busy_open += float((self.sc.duration - f_get[:got][open_]).sum())
+        service = f_done - f_get
+        r.busy += float(np.nansum(service))
+        r.n_put += n
+        r.n_got += got
+        r.n_done += done
+        r.t_last_put = float(f_put[-1])
+        self.sink.items(
+            {
+                "item": item,
+                "worker": worker,
+                "t_arrive": t_arrive / _NS,
+                "t_put": f_put,
+                "t_get": f_get,
+                "t_done": f_done,
+                "wait": f_get - f_put,
+                "service": service,
+                "sojourn": f_done - f_put,
+                "depth_at_put": depth_at_put,
+            }
+        )
+        if self.on_progress is not None:
+            self.on_progress(n)
+
+    busy_open = 0.0
+    t_end_ns = 0
+
+    def merge(self, t_put, i_put, t_get, i_get) -> np.ndarray:
+        """Emit every put of the chunk and every known get up to the last put, in event order;
+        return the queue size right after each put."""
+        bound = int(t_put[-1])
+        g_t = np.concatenate((self.pending_t, t_get))
+        g_i = np.concatenate((self.pending_i, i_get))
+        ready = int(np.searchsorted(g_t, bound, "right"))
+        self.pending_t, self.pending_i = g_t[ready:], g_i[ready:]
+        depth_at_put = self._events(t_put, i_put, g_t[:ready], g_i[:ready])
+        return depth_at_put
+
+    def flush_gets(self) -> None:
+        if self.pending_t.size:
+            empty = np.empty(0, dtype=np.int64)
+            self._events(empty, empty, self.pending_t, self.pending_i)
+            self.pending_t = self.pending_i = empty
+
+    def _events(self, t_put, i_put, t_get, i_get) -> np.ndarray:
+        np_, ng = t_put.size, t_get.size
+        t = np.concatenate((t_put, t_get))
+        item = np.concatenate((i_put, i_get))
+        kind = np.concatenate((np.zeros(np_, dtype=np.int8), np.ones(ng, dtype=np.int8)))
+        order = np.lexsort((kind, item, t))
+        step = np.where(kind[order] == 0, 1, -1).astype(np.int8)
+        depth = self.depth + np.cumsum(step, dtype=np.int64)
+        if depth.size:
+            self.depth = int(depth[-1])
+        at_put = np.empty(np_, dtype=np.int64)
+        is_put = step == 1
+        at_put[order[is_put]] = depth[is_put]  # puts are in item order within the chunk
+        for lo in range(0, t.size, self.batch):
+            hi = lo + self.batch
+            self.sink.depth({"t": t[order[lo:hi]] / _NS, "depth": depth[lo:hi], "event": step[lo:hi]})
+        return at_put
+
+
+def run_recurrence(
+    scenario: Scenario,
+    arrivals: Stream,
+    services: Stream,
+    sink: Any,
+    on_progress: Callable[[int], None] | None = None,
+    batch: int = BATCH,
+) -> RecurrenceResult:
+    """Compute one replication of ``scenario`` and send its items and depth changes to ``sink``.
+
+    Args:
+        scenario: what to run (any workers, maxsize, items or duration).
+        arrivals: inter-arrival times (the stream :func:`bench.grid.streams` gives the asyncio engine).
+        services: service times, one per item in item order.
+        sink: receives item batches (in item order) and depth batches (in event order).
+        on_progress: called with the number of items in each batch sent.
+        batch: items per batch.
+
+    Returns:
+        the replication's counters (like a :class:`~bench.recorder.Recorder`'s) and ``t_end``.
+    """
+    return _Engine(scenario, arrivals, services, sink, on_progress, batch).run()

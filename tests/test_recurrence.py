@@ -1,0 +1,186 @@
+"""The recurrence engine against the asyncio engine: same streams, same records, item by item."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bench.clock import run_virtual
+from bench.distributions import parse
+from bench.grid import Cell, streams
+from bench.recorder import Recorder
+from bench.recurrence import run_recurrence
+from bench.scenario import Scenario, run_scenario
+from bench.summary import Summary
+
+
+class _Collect:
+    """A sink that keeps every batch (tests only)."""
+
+    def __init__(self) -> None:
+        self._items: list[dict] = []
+        self._depth: list[dict] = []
+
+    def items(self, columns):
+        self._items.append({k: np.asarray(v).copy() for k, v in columns.items()})
+
+    def depth(self, columns):
+        self._depth.append({k: np.asarray(v).copy() for k, v in columns.items()})
+
+    def table(self, kind):
+        batches = self._items if kind == "items" else self._depth
+        if not batches:
+            return {}
+        return {k: np.concatenate([b[k] for b in batches]) for k in batches[0]}
+
+
+class _Tee:
+    def __init__(self, *sinks):
+        self._sinks = sinks
+
+    def items(self, columns):
+        for s in self._sinks:
+            s.items(columns)
+
+    def depth(self, columns):
+        for s in self._sinks:
+            s.depth(columns)
+
+
+def _asyncio(scenario, cell, seed, replication=0):
+    collect, summary = _Collect(), Summary(scenario.items)
+    recorder = Recorder(_Tee(collect, summary), batch=997)
+    arrivals, services = streams(seed, cell, replication)
+    t_end = run_virtual(run_scenario(scenario, arrivals, services, recorder))
+    recorder.close(t_end)
+    stats = {"n_put": recorder.n_put, "n_got": recorder.n_got, "n_done": recorder.n_done, "t_end": t_end,
+             "t_last_put": recorder.t_last_put, "busy": recorder.busy, **summary.finish(t_end)}
+    return collect, stats
+
+
+def _recurrence(scenario, cell, seed, replication=0, batch=1009):
+    collect, summary = _Collect(), Summary(scenario.items)
+    arrivals, services = streams(seed, cell, replication)
+    r = run_recurrence(scenario, arrivals, services, _Tee(collect, summary), batch=batch)
+    stats = {"n_put": r.n_put, "n_got": r.n_got, "n_done": r.n_done, "t_end": r.t_end,
+             "t_last_put": r.t_last_put, "busy": r.busy, **summary.finish(r.t_end)}
+    return collect, stats
+
+
+def _step(depth):
+    """The depth step function at distinct times: the size after the last event of each instant."""
+    t, d = depth["t"], depth["depth"]
+    if t.size == 0:
+        return t, d
+    last = np.r_[t[1:] != t[:-1], True]
+    return t[last], d[last]
+
+
+def compare(workers, arrival, service, maxsize=0, items=None, duration=None, seed=0, batch=1009):
+    cell = Cell(0, workers, parse(arrival), parse(service), maxsize)
+    scenario = Scenario(workers, cell.arrival, cell.service, maxsize, items, duration)
+    a, a_stats = _asyncio(scenario, cell, seed)
+    r, r_stats = _recurrence(scenario, cell, seed, batch=batch)
+    ai, ri = a.table("items"), r.table("items")
+    assert ai["item"].size == ri["item"].size, (a_stats, r_stats)
+    np.testing.assert_array_equal(ai["item"], ri["item"])
+    for name in ("t_arrive", "t_put", "t_get", "t_done", "wait", "service", "sojourn"):
+        np.testing.assert_allclose(ri[name], ai[name], rtol=1e-12, atol=1e-9, equal_nan=True, err_msg=name)
+    np.testing.assert_array_equal(ri["worker"] < 0, ai["worker"] < 0)
+    # depth_at_put is well defined where no other item's get happens at the instant of the put.
+    ad, rd = a.table("depth"), r.table("depth")
+    gets = np.sort(ai["t_get"][np.isfinite(ai["t_get"])])
+    own = ai["t_get"] == ai["t_put"]
+    lo = np.searchsorted(gets, ai["t_put"], "left")
+    hi = np.searchsorted(gets, ai["t_put"], "right")
+    clear = (hi - lo) == own.astype(int)
+    if maxsize:
+        clear &= ai["t_put"] == ai["t_arrive"]  # a blocked put follows a get at the same instant
+    np.testing.assert_array_equal(ri["depth_at_put"][clear], ai["depth_at_put"][clear])
+    assert ad["t"].size == rd["t"].size
+    np.testing.assert_array_equal(np.sort(rd["t"]), np.sort(ad["t"]))
+    for got, want in zip(_step(rd), _step(ad)):
+        np.testing.assert_array_equal(got, want)
+    if np.unique(ad["t"]).size == ad["t"].size:  # no ties: the same event order exactly
+        np.testing.assert_array_equal(rd["depth"], ad["depth"])
+        np.testing.assert_array_equal(rd["event"], ad["event"])
+    for key, want in a_stats.items():
+        assert r_stats[key] == pytest.approx(want, rel=1e-9, abs=1e-9, nan_ok=True), key
+    return ai["item"].size
+
+
+DISTS = ["exp:1", "uniform:0:2", "const:1", "const:0.5", "erlang:3:1", "lognormal:1:1.5", "hyperexp:1:2", "gamma:1:0.5"]
+
+
+def _configs(n=60, seed=12345):
+    rng = np.random.default_rng(seed)
+    out = []
+    for k in range(n):
+        workers = int(rng.integers(1, 6))
+        arrival = DISTS[rng.integers(len(DISTS))]
+        service = DISTS[rng.integers(len(DISTS))]
+        # scale service so that rho spans light to overloaded
+        rho = float(rng.choice([0.5, 0.9, 1.0, 1.3]))
+        mean = rho * workers
+        family, _, rest = service.partition(":")
+        service = {
+            "exp": f"exp:{mean:g}", "uniform": f"uniform:0:{2 * mean:g}", "const": f"const:{mean:g}",
+            "erlang": f"erlang:3:{mean:g}", "lognormal": f"lognormal:{mean:g}:1.5",
+            "hyperexp": f"hyperexp:{mean:g}:2", "gamma": f"gamma:{mean:g}:0.5",
+        }[family]
+        maxsize = int(rng.choice([0, 0, 1, 2, 5]))
+        if k % 2:
+            length = {"items": int(rng.integers(1, 1500))}
+        else:
+            length = {"duration": float(rng.choice([7.0, 50.5, 400.0, 1000.0]))}
+        out.append(dict(workers=workers, arrival=arrival, service=service, maxsize=maxsize, seed=k, **length))
+    return out
+
+
+@pytest.mark.parametrize("config", _configs(), ids=lambda c: ",".join(f"{k}={v}" for k, v in c.items()))
+def test_engines_agree_item_by_item(config):
+    compare(**config)
+
+
+def test_seed_scenario_agrees_with_ties_and_small_batches():
+    compare(2, "const:1", "uniform:0:5", items=3000, seed=1, batch=64)
+    compare(2, "const:1", "const:2", duration=100, seed=1, batch=7)
+    compare(3, "const:1", "const:3", maxsize=2, items=500, seed=1, batch=7)
+    compare(1, "const:0.1", "const:0.1", duration=10, seed=1)
+
+
+def test_duration_boundary_events_at_exactly_T_are_excluded():
+    # arrivals at 0, 1, ..., 9, 10: the one at T = 10 does not count, as on the asyncio engine
+    n = compare(1, "const:1", "const:0.5", duration=10.0)
+    assert n == 10
+
+
+def test_cli_engine_recurrence_writes_the_same_files_as_asyncio(tmp_path):
+    import json
+
+    import pandas as pd
+
+    from bench.cli import main
+
+    args = ["--workers", "1,3", "--arrival", "exp:1", "--service", "exp:2", "--maxsize", "0,3", "--items", "2000",
+            "--no-progress", "--no-summary", "--jobs", "1"]
+    assert main(["run", "--out", str(tmp_path / "a"), *args]) == 0
+    assert main(["run", "--out", str(tmp_path / "r"), *args, "--engine", "recurrence"]) == 0
+    assert json.loads((tmp_path / "r" / "manifest.json").read_text())["engine"] == "recurrence"
+    a, r = (pd.read_parquet(tmp_path / k / "cells.parquet") for k in ("a", "r"))
+    assert set(r.engine) == {"recurrence"} and set(a.engine) == {"asyncio"}
+    for col in ("n_done", "wait_mean", "sojourn_p99", "depth_mean", "utilisation", "backlog_slope"):
+        np.testing.assert_allclose(r[col], a[col], rtol=1e-9)
+    ia, ir = (pd.read_parquet(tmp_path / k / "items") for k in ("a", "r"))
+    assert list(ia.columns) == list(ir.columns) and (ia.dtypes == ir.dtypes).all()
+    np.testing.assert_allclose(ir.sojourn, ia.sojourn, rtol=1e-12)
+    da, dr = (pd.read_parquet(tmp_path / k / "depth") for k in ("a", "r"))
+    assert list(da.columns) == list(dr.columns) and len(da) == len(dr)
+
+
+def test_cli_rejects_recurrence_on_a_scaled_clock(tmp_path, capsys):
+    from bench.cli import main
+
+    code = main(["run", "--out", str(tmp_path / "x"), "--workers", "1", "--arrival", "exp:1", "--service", "exp:1",
+                 "--items", "10", "--clock", "scaled:0.001", "--engine", "recurrence", "--no-progress"])
+    assert code == 2 and "virtual time" in capsys.readouterr().err
