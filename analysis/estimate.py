@@ -56,7 +56,8 @@ class Estimate:
             return "n/a"
         if math.isnan(self.half_width):
             return f"{self.mean:.{digits}g}"
-        return f"{self.mean:.{digits}g} ± {self.half_width:.2g}"
+        half = 0.0 if self.half_width <= 1e-9 * abs(self.mean) else self.half_width
+        return f"{self.mean:.{digits}g} ± {half:.2g}"
 
 
 def mean_ci(values: np.ndarray | list[float], level: float = LEVEL) -> Estimate:

@@ -26,7 +26,7 @@ from analysis.stats import CellStats  # noqa: E402
 from analysis.student_t import t_quantile  # noqa: E402
 
 __all__ = [
-    "CHARTS", "backlog_band", "plot_backlog", "plot_cdf", "plot_heatmap", "plot_latency", "plot_theory",
+    "CHARTS", "backlog_band", "panel_grid", "plot_backlog", "plot_cdf", "plot_heatmap", "plot_latency", "plot_theory",
     "save", "worker_colour",
 ]  # fmt: skip
 
@@ -79,8 +79,14 @@ def _group(stats: list[CellStats], pair: tuple[str, str]) -> list[CellStats]:
     return sorted(cells, key=lambda s: (int(s.params["workers"]), s.cell))
 
 
-def _panels(count: int, width: float = 4.6, height: float = 3.4) -> tuple[Figure, list]:
-    """A figure with ``count`` panels on a grid of at most 4 columns."""
+def panel_grid(count: int, width: float = 4.6, height: float = 3.4) -> tuple[Figure, list]:
+    """A figure with ``count`` panels on a grid of at most 4 columns; returns it and the panels.
+
+    Args:
+        count: number of panels.
+        width: inches per panel.
+        height: inches per panel.
+    """
     cols = min(4, max(count, 1))
     rows = math.ceil(max(count, 1) / cols)
     fig = Figure(figsize=(width * cols, height * rows + 0.6), layout="constrained")
@@ -126,7 +132,7 @@ def plot_backlog(run: Run, stats: list[CellStats], folder: Path) -> list[Path]:
     horizon = float(run.cells["t_end"].max())
     times = np.linspace(0.0, horizon, _POINTS)
     pairs = _pairs(stats)
-    fig, axes = _panels(len(pairs))
+    fig, axes = panel_grid(len(pairs))
     for ax, pair in zip(axes, pairs):
         for s in _group(stats, pair):
             _backlog_line(ax, run, s, times)
@@ -170,7 +176,7 @@ def plot_latency(stats: list[CellStats], folder: Path) -> list[Path]:
         folder: output folder.
     """
     pairs = _pairs(stats)
-    fig, axes = _panels(len(pairs))
+    fig, axes = panel_grid(len(pairs))
     for ax, pair in zip(axes, pairs):
         group = _group(stats, pair)
         for kind, style in (("wait", "-"), ("sojourn", "--")):
@@ -208,7 +214,7 @@ def plot_cdf(run: Run, stats: list[CellStats], folder: Path, sample: int = 20_00
         sample: most items plotted per cell.
     """
     pairs = _pairs(stats)
-    fig, axes = _panels(len(pairs))
+    fig, axes = panel_grid(len(pairs))
     for ax, pair in zip(axes, pairs):
         heavy = False
         for s in _group(stats, pair):
@@ -276,13 +282,13 @@ def plot_theory(rows: list[Agreement], stats: list[CellStats], folder: Path) -> 
         rel = 100 * row.relative_error
         low, high = (100 * (v - row.theory) / row.theory for v in (row.measured.low, row.measured.high))
         colour = "#1f77b4" if row.exact else "#ff7f0e"
-        xerr = None if math.isnan(low) else [[rel - min(low, high)], [max(low, high) - rel]]
+        xerr = None if math.isnan(low) else [[max(rel - min(low, high), 0.0)], [max(max(low, high) - rel, 0.0)]]
         ax.errorbar([rel], [k], xerr=xerr, fmt="o", color=colour, capsize=3, ms=4)
     ax.axvline(0, color="black", lw=0.8)
     ax.set_yticks(range(len(usable)), [f"{labels.get(r.cell, r.cell)}: {r.quantity}" for r in usable], fontsize=7)
     ax.invert_yaxis()
     ax.set_xscale("symlog", linthresh=10)
     ax.plot([], [], "o", color="#1f77b4", label="exact formula")
-    ax.plot([], [], "o", color="#ff7f0e", label="approximation")
+    ax.plot([], [], "o", color="#ff7f0e", label="approximation or limit")
     _label(ax, "Measured vs theory: (measured - theory) / theory, 95% CI", "relative error (%)", "")
     return save(fig, folder, "theory")

@@ -1,0 +1,319 @@
+"""Compare two runs, or two cell selections of one run, metric by metric, in the style of pyperf.
+
+**Selection syntax.** ``PATH[:key=value[,key=value...]]``: a results folder, optionally followed by
+a colon and filters on cell parameters (``workers``, ``arrival``, ``service``, ``maxsize``, ``cell``,
+...), e.g. ``results/default:workers=3`` or ``results/x:arrival=exp:1,service=uniform:0:5``
+(values may contain colons; a comma starts the next filter). A PATH that exists as a folder is
+taken whole, so folder names with colons still work.
+
+**Matching.** Cells of A and B are paired when they agree on the grid axes ``workers``, ``arrival``,
+``service`` and ``maxsize``, except the keys named in either selection (comparing ``workers=3``
+with ``workers=4`` pairs cells that differ only in workers). Run settings (duration, clock,
+engine, seed) may differ. Cells found on one side only are listed, not fatal.
+
+**Statistics.** Per pair and metric: the mean of each side over replications, the ratio B/A with
+a percentile-bootstrap interval, and the difference B - A with a 95% interval: *paired* t when the
+two cells saw the same random numbers (same seed and replication ids, and identical first arrival
+times in every replication, checked in ``items/``), Welch's t otherwise. The verdict says *faster*
+/ *slower* (times), *better* / *worse* (other metrics with a direction) or *higher* / *lower* when
+the difference interval excludes 0, and "no significant difference" otherwise.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow.dataset as ds
+
+from analysis.estimate import Estimate, bootstrap_ratio, difference, mean_ci
+from analysis.load import ResultsError, Run, open_run, read_items
+from analysis.plots import backlog_band, panel_grid, save, worker_colour
+from analysis.tables import Rows, to_csv, to_markdown, to_text
+
+__all__ = [
+    "AXES", "CompareResult", "DEFAULT_METRICS", "MetricComparison", "Selection", "compare_runs",
+    "format_comparison", "parse_selection", "plot_comparison",
+]  # fmt: skip
+
+#: Grid axes on which cells are matched.
+AXES = ("workers", "arrival", "service", "maxsize")
+
+#: Metrics compared when none are named.
+DEFAULT_METRICS = (
+    "wait_mean", "wait_p95", "wait_p99", "sojourn_mean", "sojourn_p99", "throughput", "utilisation",
+    "depth_mean", "backlog_slope",
+)  # fmt: skip
+
+_TIMES = {"wait_mean", "wait_p50", "wait_p95", "wait_p99", "sojourn_mean", "sojourn_p50", "sojourn_p95", "sojourn_p99"}
+_LOWER_BETTER = {"depth_mean", "depth_max", "depth_final", "backlog_slope"}
+_HIGHER_BETTER = {"throughput"}
+_CRN_ITEMS = 20
+
+
+@dataclass(frozen=True)
+class Selection:
+    """A results folder and filters on cell parameters.
+
+    Attributes:
+        path: the folder.
+        filters: parameter name -> required value (as text).
+    """
+
+    path: Path
+    filters: dict[str, str] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        tail = ",".join(f"{k}={v}" for k, v in self.filters.items())
+        return f"{self.path}:{tail}" if tail else str(self.path)
+
+
+@dataclass(frozen=True)
+class MetricComparison:
+    """One metric of one pair of cells.
+
+    Attributes:
+        key: the matched axes, e.g. ``"arrival=const:1 service=uniform:0:5"``.
+        cell_a: cell id in A.
+        cell_b: cell id in B.
+        metric: the ``cells.parquet`` column.
+        a: mean of A over replications, with CI.
+        b: mean of B, with CI.
+        ratio: ``b / a`` with a bootstrap interval.
+        diff: ``b - a`` with a t interval (paired or Welch).
+        paired: whether the difference was paired (common random numbers).
+        verdict: the pyperf-style verdict.
+    """
+
+    key: str
+    cell_a: int
+    cell_b: int
+    metric: str
+    a: Estimate
+    b: Estimate
+    ratio: Estimate
+    diff: Estimate
+    paired: bool
+    verdict: str
+
+
+@dataclass(frozen=True)
+class CompareResult:
+    """The comparison of two selections.
+
+    Attributes:
+        a: selection A.
+        b: selection B.
+        rows: one entry per (matched pair, metric).
+        pairs: matched (cell in A, cell in B, key) triples.
+        only_a: keys of cells found only in A.
+        only_b: keys of cells found only in B.
+        run_a: the opened run of A.
+        run_b: the opened run of B.
+    """
+
+    a: Selection
+    b: Selection
+    rows: list[MetricComparison]
+    pairs: list[tuple[int, int, str]]
+    only_a: list[str]
+    only_b: list[str]
+    run_a: Run = field(repr=False)
+    run_b: Run = field(repr=False)
+
+
+def parse_selection(text: str) -> Selection:
+    """Parse ``PATH[:key=value,...]`` (see the module docstring).
+
+    Args:
+        text: the selection.
+
+    Raises:
+        ResultsError: a filter is not of the form ``key=value``.
+    """
+    if Path(text).is_dir() or ":" not in text:
+        return Selection(Path(text))
+    path, _, rest = text.partition(":")
+    while not Path(path).is_dir() and ":" in rest and "=" not in rest.split(":", 1)[0]:
+        head, _, rest = rest.partition(":")
+        path = f"{path}:{head}"
+    filters = {}
+    for part in filter(None, rest.split(",")):
+        key, sep, value = part.partition("=")
+        if not sep or not key.strip():
+            raise ResultsError(f"bad selection {text!r}: expected PATH:key=value[,key=value...], got {part!r}")
+        filters[key.strip()] = value.strip()
+    return Selection(Path(path), filters)
+
+
+def _select(run: Run, selection: Selection) -> list[int]:
+    """Cell ids of ``run`` matching the selection's filters."""
+    params = run.params.reset_index()
+    keep = np.ones(len(params), dtype=bool)
+    for key, value in selection.filters.items():
+        if key not in params.columns:
+            known = ", ".join(params.columns)
+            raise ResultsError(f"bad selection {str(selection)!r}: unknown key {key!r} (known: {known})")
+        keep &= params[key].map(lambda v: _same(v, value)).to_numpy(dtype=bool)
+    return [int(c) for c in params.loc[keep, "cell"]]
+
+
+def _same(value: object, text: str) -> bool:
+    """Whether a parameter value equals a filter's text (numerically when both are numbers)."""
+    try:
+        return math.isclose(float(value), float(text))
+    except (TypeError, ValueError):
+        return str(value) == text
+
+
+def _key(run: Run, cell: int, axes: list[str]) -> str:
+    """The matching key of a cell: its values on ``axes``."""
+    return " ".join(f"{a}={run.params.loc[cell, a]}" for a in axes)
+
+
+def _paired(run_a: Run, cell_a: int, run_b: Run, cell_b: int) -> bool:
+    """Whether two cells share random numbers: same seed and replications, same first arrivals."""
+    ra, rb = (r.cells.loc[r.cells["cell"] == c] for r, c in ((run_a, cell_a), (run_b, cell_b)))
+    if sorted(ra["replication"]) != sorted(rb["replication"]) or ra["seed"].iloc[0] != rb["seed"].iloc[0]:
+        return False
+    first = ds.field("item") < _CRN_ITEMS
+    ia = read_items(run_a, cells=[cell_a], columns=["item", "t_put"], where=first, join=False)
+    ib = read_items(run_b, cells=[cell_b], columns=["item", "t_put"], where=first, join=False)
+    ia, ib = (f.sort_values(["replication", "item"])["t_put"].to_numpy() for f in (ia, ib))
+    return len(ia) > 0 and len(ia) == len(ib) and bool(np.allclose(ia, ib, rtol=0, atol=1e-9))
+
+
+def compare_runs(a: str, b: str, *, metrics: list[str] | None = None) -> CompareResult:
+    """Compare selection ``a`` with selection ``b`` (see the module docstring).
+
+    Args:
+        a: ``PATH[:key=value,...]`` of the baseline.
+        b: the same for the contender.
+        metrics: ``cells.parquet`` columns to compare (default :data:`DEFAULT_METRICS`).
+
+    Raises:
+        ResultsError: a folder is not a readable results folder, a selection is malformed or names
+            an unknown key or metric.
+    """
+    sel_a, sel_b = parse_selection(a), parse_selection(b)
+    run_a, run_b = open_run(sel_a.path), open_run(sel_b.path)
+    wanted = list(metrics or DEFAULT_METRICS)
+    for metric in wanted:
+        if metric not in run_a.cells.columns or metric not in run_b.cells.columns:
+            raise ResultsError(f"unknown metric {metric!r} (choose from: {', '.join(DEFAULT_METRICS)}, ...)")
+    axes = [x for x in AXES if x in run_a.params and x in run_b.params and x not in {*sel_a.filters, *sel_b.filters}]
+    keys_a = {_key(run_a, c, axes): c for c in _select(run_a, sel_a)}
+    keys_b = {_key(run_b, c, axes): c for c in _select(run_b, sel_b)}
+    pairs = [(keys_a[k], keys_b[k], k) for k in keys_a if k in keys_b]
+    rows = [row for ca, cb, k in pairs for row in _compare_pair(run_a, ca, run_b, cb, k, wanted)]
+    only_a, only_b = [k for k in keys_a if k not in keys_b], [k for k in keys_b if k not in keys_a]
+    return CompareResult(sel_a, sel_b, rows, pairs, only_a, only_b, run_a, run_b)
+
+
+def _values(run: Run, cell: int, metric: str) -> np.ndarray:
+    """A metric's per-replication values of one cell, in replication order."""
+    rows = run.ok_cells()
+    return rows.loc[rows["cell"] == cell].sort_values("replication")[metric].to_numpy(dtype=float)
+
+
+def _compare_pair(run_a: Run, ca: int, run_b: Run, cb: int, key: str, metrics: list[str]) -> list[MetricComparison]:
+    """All metric comparisons of one matched pair of cells."""
+    paired = _paired(run_a, ca, run_b, cb)
+    rows = []
+    for metric in metrics:
+        va, vb = _values(run_a, ca, metric), _values(run_b, cb, metric)
+        use_pairs = paired and len(va) == len(vb)
+        diff = difference(va, vb, paired=use_pairs)
+        ratio = bootstrap_ratio(va, vb, paired=use_pairs)
+        a_est, b_est = mean_ci(va), mean_ci(vb)
+        rows.append(MetricComparison(key, ca, cb, metric, a_est, b_est, ratio, diff, use_pairs,
+                                     _verdict(metric, a_est.mean, b_est.mean, diff)))  # fmt: skip
+    return rows
+
+
+def _verdict(metric: str, a: float, b: float, diff: Estimate) -> str:
+    """pyperf-style verdict: factor and direction when the difference is significant."""
+    if diff.n < 2 or math.isnan(diff.low) or diff.contains(0.0):
+        return "no significant difference"
+    up = diff.mean > 0
+    if metric in _TIMES:
+        word = "slower" if up else "faster"
+    elif metric in _LOWER_BETTER:
+        word = "worse (higher)" if up else "better (lower)"
+    elif metric in _HIGHER_BETTER:
+        word = "better (higher)" if up else "worse (lower)"
+    else:
+        word = "higher" if up else "lower"
+    big, small = (b, a) if up else (a, b)
+    factor = f"{abs(big / small):.2f}x " if small and math.isfinite(big / small) and a * b > 0 else ""
+    return f"{factor}{word}"
+
+
+def _rows(result: CompareResult) -> Rows:
+    """The comparison as formatted rows."""
+    fmt = lambda v: "n/a" if math.isnan(v) else f"{v:.4g}"  # noqa: E731
+    interval = lambda e: "n/a" if math.isnan(e.low) else f"[{e.low:.3g}, {e.high:.3g}]"  # noqa: E731
+    return [{"cells": r.key or f"{r.cell_a} vs {r.cell_b}", "metric": r.metric, "A": fmt(r.a.mean), "B": fmt(r.b.mean),
+             "B/A": fmt(r.ratio.mean), "B/A 95% CI": interval(r.ratio), "B-A": fmt(r.diff.mean),
+             "B-A 95% CI": interval(r.diff), "test": "paired t" if r.paired else "Welch t", "verdict": r.verdict}
+            for r in result.rows]  # fmt: skip
+
+
+def _notes(result: CompareResult) -> list[str]:
+    """Header and mismatch lines."""
+    lines = [f"A = {result.a}", f"B = {result.b}", f"{len(result.pairs)} matched cell pair(s)"]
+    lines += [f"only in A: {k or '(all cells)'}" for k in result.only_a]
+    lines += [f"only in B: {k or '(all cells)'}" for k in result.only_b]
+    return lines
+
+
+def format_comparison(result: CompareResult, fmt: str) -> str:
+    """Render a comparison as ``table`` (plain text), ``md`` (Markdown) or ``csv``.
+
+    CSV holds only the rows; the other formats start with which selections were compared and
+    which cells matched on one side only.
+
+    Args:
+        result: from :func:`compare_runs`.
+        fmt: ``table``, ``md`` or ``csv``.
+
+    Raises:
+        ValueError: unknown format.
+    """
+    rows = _rows(result)
+    if fmt == "csv":
+        return to_csv(rows)
+    if fmt == "md":
+        return "\n".join(f"- {line}" for line in _notes(result)) + "\n\n" + to_markdown(rows)
+    if fmt == "table":
+        return "\n".join(_notes(result)) + "\n\n" + to_text(rows)
+    raise ValueError(f"unknown format {fmt!r}: choose md, csv or table")
+
+
+def plot_comparison(result: CompareResult, out: Path) -> list[Path]:
+    """Chart overlaying the backlogs of A (solid) and B (dashed), one panel per matched pair.
+
+    Args:
+        result: from :func:`compare_runs`.
+        out: folder to write ``compare_backlog.png`` and ``.svg`` into.
+    """
+    pairs = result.pairs[:16]
+    fig, axes = panel_grid(max(len(pairs), 1))
+    horizon = max(float(result.run_a.cells["t_end"].max()), float(result.run_b.cells["t_end"].max()))
+    times = np.linspace(0.0, horizon, 300)
+    for ax, (ca, cb, key) in zip(axes, pairs):
+        for run, cell, style, side in ((result.run_a, ca, "-", "A"), (result.run_b, cb, "--", "B")):
+            mean, low, high = backlog_band(run, cell, times)
+            colour = worker_colour(int(run.params.loc[cell, "workers"]))
+            ax.plot(times, mean, color=colour, ls=style, label=f"{side}: {run.name} cell {cell} "
+                    f"({run.params.loc[cell, 'workers']} workers)")  # fmt: skip
+            ax.fill_between(times, low, high, color=colour, alpha=0.15, lw=0)
+        ax.set_title(key or "all cells", fontsize=9)
+        ax.set_xlabel("model time (s)")
+        ax.set_ylabel("queue depth (items waiting)")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(f"Backlog: A = {result.a} (solid) vs B = {result.b} (dashed); 95% bands")
+    return save(fig, out, "compare_backlog")

@@ -1,0 +1,135 @@
+"""The report of a run: ``report/index.html`` (self-contained, opens from disk) and ``report/report.md``.
+
+Both hold the run's parameters and versions, the summary table per cell with 95% intervals and
+verdicts, the charts (PNG shown, SVG linked; files alongside, relative links) and the theory
+table, followed by a short statement of method so a reader can judge every number.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+
+from tqdm import tqdm
+
+from analysis.agreement import Agreement, compare_theory
+from analysis.backlog import DEPTH_TARGET, PRACTICAL
+from analysis.load import Run, open_run
+from analysis.plots import CHARTS, plot_backlog, plot_cdf, plot_heatmap, plot_latency, plot_theory
+from analysis.stats import LITTLE_TOLERANCE, CellStats, summarize
+from analysis.summary import summary_rows, theory_rows
+from analysis.tables import Rows, to_html, to_markdown
+
+__all__ = ["METHOD", "write_report"]
+
+#: The statement of method printed at the end of every report.
+METHOD = [
+    "Every figure is a mean over independent replications with a 95% Student t interval (shown as ± half-width).",
+    f"Verdict: with slope interval [low, high] and delta = {PRACTICAL:.0%} of the arrival rate, *overloaded* iff "
+    "low > 0 and the mean slope >= delta; *stable* iff high < delta; otherwise *inconclusive*. "
+    f"Overloaded cells show the time to reach a depth of {DEPTH_TARGET:,} from empty at the measured rate.",
+    "Backlog slope: time-weighted least-squares slope of the queue-size step function over the arrival period. "
+    "Items still queued at the end are in the depth, so they count in the verdict; wait and sojourn figures "
+    "cover items that were taken or finished, so for overloaded cells they are lower bounds.",
+    "Steady-state figures in the theory table drop a warm-up found by MSER-5 on the item-by-item mean of the "
+    "replications (the cut is in the note column); the raw data and the summary table are not truncated.",
+    f"Little's law: L (time-average number waiting) against lam W per replication; holds when the interval of "
+    f"the gap contains 0 or the gap is under {LITTLE_TOLERANCE:.0%}; not checked for overloaded cells.",
+    "Theory: exact formulas (M/M/c, M/G/1) are judged by the 99% interval (a table has many rows); approximations "
+    "(Allen-Cunneen, Kingman) and limits (fluid slope, utilisation) are shown for information.",
+]
+
+
+def write_report(run: Path, *, progress: bool = True) -> Path:
+    """Write ``run/report/index.html``, ``report.md`` and the charts (PNG + SVG); return the HTML path.
+
+    Args:
+        run: the results folder.
+        progress: show a progress bar on stderr.
+
+    Raises:
+        analysis.load.ResultsError: not a readable results folder.
+    """
+    opened = open_run(run)
+    folder = opened.path / "report"
+    folder.mkdir(parents=True, exist_ok=True)
+    steps = tqdm(total=3 + len(CHARTS), desc="report", unit="step", disable=not progress, leave=False)
+    stats = _step(steps, "statistics", lambda: summarize(opened))
+    theory = _step(steps, "theory", lambda: [row for s in stats for row in compare_theory(opened, s)])
+    charts = {
+        "backlog": lambda: plot_backlog(opened, stats, folder),
+        "latency": lambda: plot_latency(stats, folder),
+        "sojourn_cdf": lambda: plot_cdf(opened, stats, folder),
+        "heatmap": lambda: plot_heatmap(stats, folder),
+        "theory": lambda: plot_theory(theory, stats, folder),
+    }
+    for name, draw in charts.items():
+        _step(steps, f"chart {name}", draw)
+    _step(steps, "write", lambda: _write(opened, folder, stats, theory))
+    steps.close()
+    return folder / "index.html"
+
+
+def _step(bar: tqdm, name: str, work):
+    """Run one step of the report under the progress bar."""
+    bar.set_postfix_str(name)
+    result = work()
+    bar.update()
+    return result
+
+
+def _write(run: Run, folder: Path, stats: list[CellStats], theory: list[Agreement]) -> None:
+    """Write both documents."""
+    summary, table = summary_rows(stats, detail=True), theory_rows(theory, stats)
+    (folder / "report.md").write_text(_markdown(run, summary, table), encoding="utf-8")
+    (folder / "index.html").write_text(_html(run, summary, table), encoding="utf-8")
+
+
+def _parameters(run: Run) -> Rows:
+    """Run metadata as (field, value) rows."""
+    m = run.manifest
+    total = m.get("timings", {}).get("total", m.get("timings", {}).get("wall_seconds", ""))
+    fields = {
+        "run": run.name, "status": m.get("status", "unknown"), "created": m.get("created", ""),
+        "command": m.get("command", ""), "grid": json.dumps(m.get("grid", {}), default=str),
+        "seeds": json.dumps(m.get("seeds", {}), default=str), "engine": m.get("engine", ""),
+        "clock": m.get("clock", ""), "versions": json.dumps(m.get("versions", {}), default=str),
+        "platform": json.dumps(m.get("platform", ""), default=str).strip('"'), "git commit": m.get("git_commit", ""),
+        "wall time (s)": str(total), "cells": str(len(run.params)), "replications": str(len(run.cells)),
+    }  # fmt: skip
+    return [{"field": k, "value": str(v if not isinstance(v, list) else " ".join(map(str, v)))} for k, v in fields.items()]
+
+
+def _markdown(run: Run, summary: Rows, theory: Rows) -> str:
+    """The Markdown report."""
+    charts = "\n\n".join(f"### {caption}\n\n![{caption}]({name}.png)\n\n[SVG]({name}.svg)" for name, caption in CHARTS.items())
+    method = "\n".join(f"- {line}" for line in METHOD)
+    return (
+        f"# qbench report: {run.name}\n\n## Run\n\n{to_markdown(_parameters(run))}\n\n"
+        f"## Cells (95% confidence intervals)\n\n{to_markdown(summary)}\n\n## Charts\n\n{charts}\n\n"
+        f"## Theory beside measurement\n\n{to_markdown(theory)}\n\n## Method\n\n{method}\n"
+    )
+
+
+_STYLE = """body{font-family:system-ui,sans-serif;margin:2em;max-width:110em;color:#222}
+table{border-collapse:collapse;font-size:12px;margin:1em 0}th,td{border:1px solid #ccc;padding:3px 6px;text-align:left}
+th{background:#f0f0f0}figure{margin:1.5em 0}img{max-width:100%;border:1px solid #ddd}figcaption{font-weight:bold}"""
+
+
+def _html(run: Run, summary: Rows, theory: Rows) -> str:
+    """The HTML report: one well-formed document, images referenced relatively."""
+    name = html.escape(run.name)
+    figures = "\n".join(
+        f'<figure id="{n}"><figcaption>{html.escape(c)}</figcaption>'
+        f'<img src="{n}.png" alt="{html.escape(c)}"/><br/><a href="{n}.svg">SVG</a></figure>'
+        for n, c in CHARTS.items()
+    )
+    method = "".join(f"<li>{html.escape(line)}</li>" for line in METHOD)
+    return (
+        f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8"/>\n<title>qbench report: {name}</title>\n'
+        f"<style>{_STYLE}</style>\n</head>\n<body>\n<h1>qbench report: {name}</h1>\n"
+        f"<h2>Run</h2>\n{to_html(_parameters(run))}\n<h2>Cells (95% confidence intervals)</h2>\n{to_html(summary)}\n"
+        f"<h2>Charts</h2>\n{figures}\n<h2>Theory beside measurement</h2>\n{to_html(theory)}\n"
+        f"<h2>Method</h2>\n<ul>{method}</ul>\n</body>\n</html>\n"
+    )

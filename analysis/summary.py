@@ -1,0 +1,82 @@
+"""The per-cell summary table: what ``make bench`` prints at the end of a run and the report shows."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from analysis.agreement import Agreement
+from analysis.load import open_run
+from analysis.stats import CellStats, summarize
+from analysis.tables import Rows, to_text
+
+__all__ = ["summary_rows", "summary_table", "theory_rows"]
+
+
+def _num(value: float, digits: int = 3) -> str:
+    """A number with ``digits`` significant digits, ``n/a`` for NaN."""
+    return "n/a" if value is None or math.isnan(value) else f"{value:.{digits}g}"
+
+
+def _verdict(s: CellStats) -> str:
+    """The verdict, with the time to a depth of 1,000 when overloaded."""
+    if s.growth.verdict != "overloaded":
+        return s.growth.verdict
+    return f"overloaded (1000 deep at ~{s.growth.time_to_target.mean:,.0f} s)"
+
+
+def summary_rows(stats: list[CellStats], *, detail: bool = False) -> Rows:
+    """One formatted row per cell: parameters, wait mean ± CI, p99 wait, slope ± CI, verdict.
+
+    Args:
+        stats: per-cell statistics.
+        detail: add sojourn, throughput, utilisation, depth, censored items and Little's law.
+    """
+    rows = []
+    for s in stats:
+        m = s.metrics
+        row = {"cell": str(s.cell), "workers": str(s.params["workers"]), "arrival": str(s.params["arrival"]),
+               "service": str(s.params["service"]), "rho": _num(float(s.params["rho"])),
+               "wait mean (s)": m["wait_mean"].format(), "p99 wait (s)": m["wait_p99"].format(),
+               "backlog slope (items/s)": s.growth.slope.format(), "verdict": _verdict(s)}  # fmt: skip
+        if detail:
+            row.update({"sojourn mean (s)": m["sojourn_mean"].format(), "p99 sojourn (s)": m["sojourn_p99"].format(),
+                        "throughput (items/s)": m["throughput"].format(), "utilisation": m["utilisation"].format(),
+                        "mean depth": m["depth_mean"].format(), "still queued at end": s.censored.format(),
+                        "Little L = lam W": s.little.verdict, "replications": f"{s.replications}"
+                        + (f" ({s.failed} failed)" if s.failed else "")})  # fmt: skip
+        rows.append(row)
+    return rows
+
+
+def theory_rows(rows: list[Agreement], stats: list[CellStats]) -> Rows:
+    """Formatted theory-versus-measurement rows.
+
+    Args:
+        rows: rows from :func:`analysis.agreement.compare_theory`.
+        stats: per-cell statistics (for labels).
+    """
+    labels = {s.cell: s.label for s in stats}
+    return [{"cell": labels.get(r.cell, str(r.cell)), "quantity": r.quantity, "model": r.model,
+             "kind": "exact" if r.exact else "approx./limit", "theory": _num(r.theory, 4),
+             "measured (95% CI)": r.measured.format(4), "relative error": _relative(r.relative_error),
+             "in 95% CI": "yes" if r.inside_ci else "no", "within tolerance (99% CI)": "yes" if r.agrees else "no",
+             "note": r.note} for r in rows]  # fmt: skip
+
+
+def _relative(value: float) -> str:
+    """A relative error as a signed percentage."""
+    return "n/a" if math.isnan(value) else f"{100 * value:+.1f}%"
+
+
+def summary_table(run: Path) -> str:
+    """A compact plain-text table, one line per cell, of a results folder.
+
+    Args:
+        run: the results folder.
+
+    Raises:
+        analysis.load.ResultsError: not a readable results folder.
+    """
+    opened = open_run(run)
+    return f"{opened.name}: {len(opened.params)} cells\n" + to_text(summary_rows(summarize(opened)))

@@ -1,0 +1,136 @@
+"""Charts, report, summary and compare: rendered, not blank, well formed, end to end through the CLI."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import matplotlib.image
+import numpy as np
+import pytest
+
+from analysis.compare import compare_runs, format_comparison, parse_selection, plot_comparison
+from analysis.load import ResultsError
+from analysis.plots import CHARTS
+from analysis.report import write_report
+from analysis.summary import summary_table
+from analysis_fixtures import write_run
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory):
+    grid = [(c, "const:1", "uniform:0:5") for c in (2, 3)] + [(c, "exp:1", "exp:1.5") for c in (1, 2)]
+    return write_run(tmp_path_factory.mktemp("report") / "syn", grid, duration=600.0, replications=3)
+
+
+def _not_blank(path: Path) -> None:
+    pixels = matplotlib.image.imread(path)
+    assert pixels.shape[0] > 200 and pixels.shape[1] > 300
+    assert float(np.var(pixels[..., :3])) > 1e-3, f"{path.name} looks blank"
+
+
+def test_report_writes_every_chart_and_a_well_formed_page(synthetic):
+    index = write_report(synthetic, progress=False)
+    assert index == synthetic / "report" / "index.html"
+    for name in CHARTS:
+        _not_blank(index.parent / f"{name}.png")
+        assert (index.parent / f"{name}.svg").stat().st_size > 1000
+    text = index.read_text(encoding="utf-8")
+    root = ET.fromstring(text.split("\n", 1)[1])  # XML-well-formed after the doctype line
+    links = [e.get("src") or e.get("href") for e in root.iter() if e.tag in ("img", "a")]
+    assert len(links) == 2 * len(CHARTS)
+    assert all((index.parent / link).is_file() and not Path(link).is_absolute() for link in links)
+    assert "overloaded" in text and "stable" in text and "M/M/2 (Erlang C)" in text
+    markdown = (index.parent / "report.md").read_text(encoding="utf-8")
+    assert markdown.count("![") == len(CHARTS) and "| cell |" in markdown
+
+
+def test_summary_table_has_one_line_per_cell(synthetic):
+    table = summary_table(synthetic)
+    lines = table.splitlines()
+    assert len(lines) == 3 + 4 and "verdict" in lines[1] and "±" in table
+    assert re.search(r"^0\s+2\s+const:1\s+uniform:0:5\s+1\.25\b.*overloaded", lines[3])
+
+
+def test_selection_syntax(tmp_path):
+    assert parse_selection("results/x:workers=3").filters == {"workers": "3"}
+    sel = parse_selection("results/x:arrival=exp:1,service=uniform:0:5")
+    assert sel.path == Path("results/x") and sel.filters == {"arrival": "exp:1", "service": "uniform:0:5"}
+    odd = tmp_path / "a:b"
+    odd.mkdir()
+    assert parse_selection(str(odd)).path == odd
+    assert parse_selection(f"{odd}:workers=2").filters == {"workers": "2"}
+    with pytest.raises(ResultsError):
+        parse_selection("results/x:workers")
+
+
+def test_compare_pairs_common_random_numbers_and_reports_mismatches(synthetic, tmp_path):
+    result = compare_runs(f"{synthetic}:workers=2", f"{synthetic}:workers=3", metrics=["wait_p99", "throughput"])
+    # only const:1/uniform has both 2 and 3 workers; exp:1/exp:1.5 has 2 only on side A
+    assert [k for _, _, k in result.pairs] == ["arrival=const:1 service=uniform:0:5 maxsize=0"]
+    assert result.only_a == ["arrival=exp:1 service=exp:1.5 maxsize=0"]
+    p99 = next(r for r in result.rows if r.metric == "wait_p99")
+    assert p99.paired and p99.diff.high < 0 and p99.verdict.endswith("faster")
+    for fmt in ("md", "csv", "table"):
+        assert "wait_p99" in format_comparison(result, fmt)
+    assert format_comparison(result, "csv").splitlines()[0].startswith("cells,metric,A,B")
+    for path in plot_comparison(result, tmp_path):
+        assert path.exists()
+    _not_blank(tmp_path / "compare_backlog.png")
+    with pytest.raises(ResultsError, match="unknown key"):
+        compare_runs(f"{synthetic}:colour=red", str(synthetic))
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "bench", *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def real_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("e2e") / "seed"
+    done = _cli("run", "--out", str(out), "--workers", "2,3,4", "--arrival", "const:1", "--service", "uniform:0:5",
+                "--duration", "1500", "--replications", "4", "--seed", "1", "--jobs", "1", "--no-progress",
+                "--no-summary")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return out
+
+
+def test_cli_report_end_to_end(real_run):
+    done = _cli("report", str(real_run), "--no-progress")
+    assert done.returncode == 0, done.stderr
+    index = real_run / "report" / "index.html"
+    ET.fromstring(index.read_text(encoding="utf-8").split("\n", 1)[1])
+    for name in CHARTS:
+        _not_blank(index.parent / f"{name}.png")
+
+
+def test_cli_compare_workers_3_and_4_reports_p99_difference_with_ci(real_run, tmp_path):
+    done = _cli("compare", f"{real_run}:workers=3", f"{real_run}:workers=4", "--format", "csv", "--chart", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    p99 = next(row for row in csv.DictReader(io.StringIO(done.stdout)) if row["metric"] == "wait_p99")
+    low, high = (float(v) for v in p99["B-A 95% CI"].strip("[]").split(","))
+    assert low < float(p99["B-A"]) < high < 0 and p99["test"] == "paired t", p99  # CRN: paired
+    assert (tmp_path / "compare_backlog.png").exists()
+
+
+def test_cli_seed_verdicts_on_a_real_run(real_run):
+    from analysis.load import open_run
+    from analysis.stats import summarize
+
+    verdicts = {s.params["workers"]: s.growth for s in summarize(open_run(real_run))}
+    assert verdicts[2].verdict == "overloaded" and verdicts[2].slope.contains(0.2)
+    assert verdicts[3].verdict == "stable" and verdicts[4].verdict == "stable"
+
+
+def test_cli_errors_are_one_line_with_exit_2(tmp_path):
+    done = _cli("report", str(tmp_path / "missing"))
+    assert done.returncode == 2 and "does not exist" in done.stderr
+    compare = _cli("compare", str(tmp_path / "missing"), str(tmp_path / "missing"))
+    assert compare.returncode == 2
