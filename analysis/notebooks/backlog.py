@@ -1,0 +1,72 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Backlog growth, walked through
+#
+# This notebook opens a results folder (set `QBENCH_RUN`, default `results/default`), shows the
+# per-cell table with 95% intervals and verdicts, draws the backlog chart, checks the seed cells
+# against the fluid slope and compares 3 workers with 4 on the same arrivals (common random numbers).
+
+# %%
+import os
+import tempfile
+from pathlib import Path
+
+from IPython.display import Image, display
+
+from analysis.compare import compare_runs, format_comparison
+from analysis.load import open_run
+from analysis.plots import plot_backlog
+from analysis.stats import summarize
+from analysis.summary import summary_rows
+from analysis.tables import to_text
+
+RUN = Path(os.environ.get("QBENCH_RUN", "results/default"))
+run = open_run(RUN)
+stats = summarize(run)
+print(to_text(summary_rows(stats)))
+
+# %% [markdown]
+# ## The headline chart
+# Queue depth over model time: mean of replications with a 95% band, one colour per worker count,
+# the fluid slope `lam - c/E[S]` dashed where the offered load exceeds the workers.
+
+# %%
+charts = Path(os.environ.get("QBENCH_CHARTS", tempfile.mkdtemp(prefix="qbench-nb-")))
+png, _svg = plot_backlog(run, stats, charts)
+display(Image(filename=str(png)))
+
+# %% [markdown]
+# ## Growth rate against theory
+# For each overloaded cell: the measured slope with its interval, and the fluid-limit slope.
+
+# %%
+for s in stats:
+    if s.growth.verdict == "overloaded":
+        fluid = s.arrival_rate - s.params["workers"] / s.params["service_mean"]
+        inside = "inside" if s.growth.slope.contains(fluid) else "outside"
+        print(f"{s.label}: {s.growth.slope.format()} items/s, fluid {fluid:.3g} ({inside} the CI), "
+              f"1000 deep after ~{s.growth.time_to_target.mean:,.0f} s")
+
+# %% [markdown]
+# ## 3 workers against 4
+# Paired across replications when both saw the same random numbers.
+
+# %%
+workers = sorted({int(w) for w in run.params["workers"]})
+if {3, 4} <= set(workers):
+    result = compare_runs(f"{RUN}:workers=3", f"{RUN}:workers=4", metrics=["wait_mean", "wait_p99"])
+else:
+    result = compare_runs(f"{RUN}:workers={workers[0]}", f"{RUN}:workers={workers[-1]}", metrics=["wait_p99"])
+print(format_comparison(result, "table"))
