@@ -85,3 +85,13 @@ def test_exact_theory_inside_simulated_confidence_intervals(tmp_path):
         tolerance = widen * row.measured.half_width
         assert abs(row.measured.mean - row.theory) < tolerance, (row.cell, row.quantity, row.measured, row.theory)
     assert table["relative_error"].notna().all()
+
+
+def test_agreement_tolerance_is_the_99_percent_interval():
+    from analysis.agreement import Agreement
+    from analysis.estimate import mean_ci
+
+    measured = mean_ci([2.5, 2.9, 3.0, 2.6, 3.0])  # mean 2.8, 95% half-width 0.28
+    just_outside_95 = Agreement(0, "Wq", "M/M/3", True, measured.high + 0.05, measured)
+    assert not just_outside_95.inside_ci and just_outside_95.agrees
+    assert not Agreement(0, "Wq", "M/M/3", True, measured.mean + 1.0, measured).agrees
