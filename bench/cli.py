@@ -21,6 +21,8 @@ examples:
              --duration 3000 --replications 5
   qbench run --out results/mm1 --arrival exp:1.25 --service exp:1 --workers 1 --items 1000000
   qbench run grid.toml --out results/fast --clock scaled:0.001 --jobs 2
+  qbench run --resume results/default                  # finish an interrupted run
+  qbench run grid.toml --out results/big --executor dask --scheduler tcp://scheduler:8786
 
 distributions: const:V uniform:LOW:HIGH exp:MEAN erlang:K:MEAN gamma:MEAN:CV lognormal:MEAN:CV
                weibull:MEAN:CV pareto:MEAN:ALPHA hyperexp:MEAN:CV empirical:PATH[#COLUMN]
@@ -85,7 +87,9 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     run.add_argument("grid", nargs="?", type=Path, help="grid file (TOML); flags override its axes and settings")
-    run.add_argument("--out", required=True, type=Path, help="results folder to write, e.g. results/NAME")
+    target = run.add_mutually_exclusive_group(required=True)
+    target.add_argument("--out", type=Path, help="results folder to write, e.g. results/NAME")
+    target.add_argument("--resume", type=Path, metavar="RUN", help="finish an interrupted run: only missing or failed cells run")
     run.add_argument("--workers", type=_csv(int), help="worker counts, e.g. 1,2,4")
     run.add_argument("--arrival", type=_csv(str), help="inter-arrival distributions, e.g. const:1,exp:1")
     run.add_argument("--service", type=_csv(str), help="service-time distributions, e.g. uniform:0:5")
@@ -101,7 +105,10 @@ def _parser() -> argparse.ArgumentParser:
                      "recurrences, virtual clock only, much faster)")
     run.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio",
                      help="event loop for scaled and real clocks (default asyncio; uvloop needs the uvloop extra)")
+    run.add_argument("--max-backlog", type=int, help="stop a cell whose queue reaches N items (default 1000000)")
     run.add_argument("--jobs", type=_positive_int, help="worker processes (default: all cores)")
+    run.add_argument("--executor", choices=("local", "dask"), default="local", help="local processes (default) or Dask")
+    run.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler, e.g. tcp://10.0.0.5:8786 (default: a new LocalCluster)")
     run.add_argument("--force", action="store_true", help="replace an existing results folder")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
     run.add_argument("--no-summary", action="store_true", help="do not print the summary table at the end")
@@ -158,6 +165,7 @@ def _grid_from_args(args: argparse.Namespace):
         replications=args.replications,
         seed=args.seed,
         clock=args.clock,
+        max_backlog=args.max_backlog,
     )
     return make_grid(merged)
 
@@ -196,26 +204,71 @@ def _prepare_out(out: Path, force: bool) -> None:
         raise UsageError(f"cannot write results folder {str(out)!r}: {err.strerror or err}") from None
 
 
+_GRID_FLAGS = ("grid", "workers", "arrival", "service", "maxsize", "items", "duration", "replications", "seed", "clock",
+               "max_backlog", "force")
+
+
+def _resume_target(args: argparse.Namespace):
+    """The folder and grid of ``--resume RUN``, as the manifest recorded them."""
+    import dataclasses
+
+    from bench import store
+    from bench.grid import make_grid
+
+    given = [name for name in _GRID_FLAGS if getattr(args, name) not in (None, False)]
+    given += [name for name in ("engine", "loop") if getattr(args, name) != "asyncio"]
+    if given:
+        flag = given[0] if given[0] == "grid" else "--" + given[0].replace("_", "-")
+        raise UsageError(f"--resume takes the grid from the run's manifest; drop {flag}")
+    run = args.resume
+    try:
+        manifest = store.read_manifest(run)
+    except (OSError, ValueError):
+        raise UsageError(f"{str(run)!r} is not a results folder (no readable manifest.json)") from None
+    version = manifest.get("schema_version")
+    if version != store.SCHEMA_VERSION:
+        raise UsageError(
+            f"{str(run)!r} has schema version {version}; this qbench reads version {store.SCHEMA_VERSION}"
+        )
+    grid = make_grid({k: v for k, v in manifest["grid"].items() if v is not None})
+    return run, dataclasses.replace(grid, engine=manifest.get("engine", "asyncio"), loop=manifest.get("loop", "asyncio")
+                                    if grid.scale is not None else "asyncio")
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     import os
 
+    from bench.executor import make_executor
     from bench.runner import run_grid
 
-    grid = _with_engine(_grid_from_args(args), args)
-    _prepare_out(args.out, args.force)
+    if args.resume is not None:
+        out, grid = _resume_target(args)
+    else:
+        out, grid = args.out, _with_engine(_grid_from_args(args), args)
+    if args.scheduler is not None and args.executor != "dask":
+        raise UsageError("--scheduler needs --executor dask")
     jobs = args.jobs or os.cpu_count() or 1
-    result = run_grid(args.out, grid, jobs=jobs, progress=not args.no_progress, command=sys.argv)
+    with make_executor(args.executor, jobs, args.scheduler) as executor:
+        if args.resume is None:
+            _prepare_out(out, args.force)
+        result = run_grid(out, grid, jobs=jobs, progress=not args.no_progress, command=sys.argv, executor=executor)
     done = result.skipped + result.finished
     if result.interrupted:
-        print(f"qbench: interrupted: {done} of {result.total} cells finished and kept in {args.out}", file=sys.stderr)
+        print(f"qbench: interrupted: {done} of {result.total} cells finished and kept in {out}; "
+              f"continue with: qbench run --resume {out}", file=sys.stderr)
         return 130
-    print(f"wrote {args.out} ({result.total} cells, {grid.replications} replication(s) each) in {result.wall_seconds:.1f}s")
+    resumed = f", {result.skipped} already done" if result.skipped else ""
+    print(f"wrote {out} ({result.total} cells{resumed}, {grid.replications} replication(s) each) "
+          f"in {result.wall_seconds:.1f}s")
     if not args.no_summary:
-        _print_summary(args.out)
+        _print_summary(out)
+    for cell, reason in result.capped:
+        print(f"qbench: warning: cell {cell} {reason}", file=sys.stderr)
     if args.report:
-        _cmd_report(argparse.Namespace(run=args.out, no_progress=args.no_progress))
+        _cmd_report(argparse.Namespace(run=out, no_progress=args.no_progress))
     if result.failed:
-        print(f"qbench: {len(result.failed)} cell(s) failed:", file=sys.stderr)
+        print(f"qbench: {len(result.failed)} cell(s) failed (retry them with: qbench run --resume {out}):",
+              file=sys.stderr)
         for cell, error in result.failed:
             print(f"  cell {cell}: {error}", file=sys.stderr)
         return 1
@@ -276,9 +329,10 @@ _COMMANDS = {"run": _cmd_run, "demo": _cmd_demo, "report": _cmd_report, "compare
 
 def _usage_errors() -> tuple[type[BaseException], ...]:
     from bench.distributions import SpecError
+    from bench.executor import ExecutorError
     from bench.grid import GridError
 
-    errors: list[type[BaseException]] = [UsageError, SpecError, GridError]
+    errors: list[type[BaseException]] = [UsageError, SpecError, GridError, ExecutorError]
     try:
         from analysis.load import ResultsError
 

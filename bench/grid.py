@@ -10,6 +10,7 @@ A grid file holds axes (lists) and settings (scalars)::
     replications = 5
     seed = 1
     clock = "virtual"                       # or "scaled:0.01", or "real"
+    max_backlog = 1000000                   # stop a cell whose queue reaches this many items
 
 Random numbers come from one ``numpy.random.SeedSequence(seed)``: each (arrival, service, maxsize,
 replication) and purpose (0 = arrivals, 1 = services) gets its own stream, keyed by the specs'
@@ -35,8 +36,16 @@ from bench.distributions import Distribution, SpecError, Stream, parse
 __all__ = ["Cell", "Grid", "GridError", "load_grid", "make_grid", "override", "streams", "AXES", "SETTINGS"]
 
 AXES = ("workers", "arrival", "service", "maxsize")
-SETTINGS = ("items", "duration", "replications", "seed", "clock")
-_DEFAULTS: dict[str, Any] = {"maxsize": [0], "replications": 1, "seed": 0, "clock": "virtual"}
+SETTINGS = ("items", "duration", "replications", "seed", "clock", "max_backlog")
+#: A cell whose queue reaches this many items is stopped (status ``capped``): memory stays bounded.
+DEFAULT_MAX_BACKLOG = 1_000_000
+_DEFAULTS: dict[str, Any] = {
+    "maxsize": [0],
+    "replications": 1,
+    "seed": 0,
+    "clock": "virtual",
+    "max_backlog": DEFAULT_MAX_BACKLOG,
+}
 
 
 class GridError(ValueError):
@@ -93,6 +102,7 @@ class Grid:
     seed: int = 0
     clock: str = "virtual"
     scale: float | None = field(default=None, compare=False)  # None: virtual time
+    max_backlog: int = DEFAULT_MAX_BACKLOG
     engine: str = "asyncio"  # "asyncio" (the real program) or "recurrence" (bench/recurrence.py)
     loop: str = "asyncio"  # event loop under scaled/real clocks: "asyncio" or "uvloop"
 
@@ -113,6 +123,7 @@ class Grid:
             "replications": self.replications,
             "seed": self.seed,
             "clock": self.clock,
+            "max_backlog": self.max_backlog,
         }
 
 
@@ -176,7 +187,8 @@ def make_grid(raw: dict[str, Any]) -> Grid:
         scale = parse_clock(clock)
     except ValueError as err:
         raise GridError(str(err)) from None
-    return Grid(workers, arrival, service, maxsize, items, duration, replications, seed, str(clock), scale)
+    max_backlog = _whole(1)("max_backlog", values["max_backlog"])
+    return Grid(workers, arrival, service, maxsize, items, duration, replications, seed, str(clock), scale, max_backlog)
 
 
 def override(raw: dict[str, Any], **flags: Any) -> dict[str, Any]:

@@ -59,6 +59,7 @@ class Recorder:
         self.n_done = 0
         self.t_last_put = 0.0
         self.busy = 0.0  # worker-seconds of finished services
+        self.capped: tuple[float, int] | None = None  # (time, depth) when a backlog cap stopped the run
 
     # -- hooks the scenario calls ------------------------------------------------------------------
 
@@ -96,6 +97,10 @@ class Recorder:
         self.n_done += 1
         if k == self._next_done:
             self._advance()
+
+    def cap(self, t: float, depth: int) -> None:
+        """The run was stopped at ``t`` because the queue reached ``depth`` items."""
+        self.capped = (t, depth)
 
     # -- batching --------------------------------------------------------------------------------
 

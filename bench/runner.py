@@ -1,28 +1,28 @@
-"""Running a grid: each cell (all its replications) in a worker process, results to a run folder.
+"""Running a grid: each cell (all its replications) as one task, results to a run folder.
 
 :func:`run_cell` runs one cell's replications on the grid's clock and writes its files;
-:func:`run_grid` runs every cell not yet finished, in parallel, with progress bars, and keeps the
-manifest and ``cells.parquet`` current. A cell that raises is recorded as failed, not fatal. On
-Ctrl-C the workers stop, finished cells stay on disk and the manifest says ``interrupted``.
+:func:`run_grid` runs every cell not yet finished on an executor (:mod:`bench.executor`: this
+process, local worker processes or Dask) with progress bars, and keeps the manifest and
+``cells.parquet`` current. A cell that raises is recorded as failed, not fatal; a cell whose backlog
+reaches ``max_backlog`` is stopped and recorded as capped. On Ctrl-C the workers stop, finished
+cells stay on disk and the manifest says ``interrupted``; running the grid again resumes it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as _dt
-import multiprocessing
 import os
 import platform
-import signal
 import subprocess
 import time
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 from bench import store
 from bench.clock import loop_factory, run_virtual
+from bench.executor import make_executor
 from bench.grid import Cell, Grid, streams
 from bench.recorder import Recorder
 from bench.scenario import Scenario, run_scenario
@@ -35,13 +35,15 @@ ENGINE = "asyncio"
 
 @dataclass(frozen=True)
 class RunResult:
-    """What a run did: cells finished now, finished before (skipped), failed, and whether it was interrupted."""
+    """What a run did: cells finished now, finished before (skipped), failed or stopped by the backlog
+    cap (with their messages), and whether it was interrupted."""
 
     run: Path
     total: int
     finished: int
     skipped: int
     failed: list[tuple[int, str]]
+    capped: list[tuple[int, str]]
     interrupted: bool
     wall_seconds: float
 
@@ -62,7 +64,9 @@ class _Tee:
 
 
 def _replicate(grid: Grid, cell: Cell, replication: int, sink: Any, on_progress) -> dict[str, Any]:
-    scenario = Scenario(cell.workers, cell.arrival, cell.service, cell.maxsize, grid.items, grid.duration)
+    scenario = Scenario(
+        cell.workers, cell.arrival, cell.service, cell.maxsize, grid.items, grid.duration, grid.max_backlog
+    )
     summary = Summary(grid.items)
     recorder = Recorder(_Tee(sink, summary), on_progress=on_progress)
     arrivals, services = streams(grid.seed, cell, replication)
@@ -90,10 +94,22 @@ def _replicate(grid: Grid, cell: Cell, replication: int, sink: Any, on_progress)
         "throughput": recorder.n_done / t_end if t_end > 0 else float("nan"),
         "utilisation": recorder.busy / (cell.workers * t_end) if t_end > 0 else float("nan"),
         **summary.finish(t_end),
-        "status": "ok",
-        "error": None,
+        **_status(recorder),
         "wall_seconds": time.perf_counter() - start,
     }
+
+
+def _status(recorder: Any) -> dict[str, Any]:
+    capped = getattr(recorder, "capped", None)
+    if capped is None:
+        return {"status": "ok", "error": None}
+    t, depth = capped
+    return {"status": "capped", "error": f"backlog reached {depth} items at t={t:.6g}s (max_backlog); stopped early"}
+
+
+def _failed_rows(grid: Grid, cell: Cell, err: BaseException) -> list[dict[str, Any]]:
+    message = f"{type(err).__name__}: {err}".splitlines()[0] if str(err) else type(err).__name__
+    return [{**_row_params(grid, cell, r), "status": "failed", "error": message} for r in range(grid.replications)]
 
 
 def _row_params(grid: Grid, cell: Cell, replication: int) -> dict[str, Any]:
@@ -124,35 +140,12 @@ def run_cell(run: Path, grid: Grid, cell: Cell, on_progress: Callable[[int], Non
         writer.commit()
     except Exception as err:
         writer.abort()
-        message = f"{type(err).__name__}: {err}".splitlines()[0]
-        rows = [
-            {**_row_params(grid, cell, r), "status": "failed", "error": message}
-            for r in range(grid.replications)
-        ]
+        rows = _failed_rows(grid, cell, err)
     except BaseException:
         writer.abort()
         raise
     store.write_part(run, cell.id, rows)
     return rows
-
-
-# -- worker processes --------------------------------------------------------------------------
-
-_progress_queue = None
-
-
-def _init_worker(queue) -> None:
-    global _progress_queue
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C means
-    _progress_queue = queue
-
-
-def _report(n: int) -> None:
-    _progress_queue.put(n)
-
-
-def _run_cell_in_worker(run: Path, grid: Grid, cell: Cell) -> list[dict]:
-    return run_cell(run, grid, cell, _report if _progress_queue is not None else None)
 
 
 # -- the manifest ------------------------------------------------------------------------------
@@ -223,17 +216,22 @@ def run_grid(
     jobs: int = 1,
     progress: bool = True,
     command: list[str] | None = None,
+    executor: Any = None,
 ) -> RunResult:
     """Run every cell of ``grid`` that ``run`` does not hold yet, writing results into ``run``.
 
+    Finished cells already in ``run`` are skipped (that is how a run resumes); failed ones run again.
+
     Args:
-        run: the results folder (created if missing; finished cells in it are skipped).
+        run: the results folder (created if missing).
         grid: what to run.
-        jobs: worker processes; 1 runs the cells in this process.
+        jobs: worker processes when no ``executor`` is given; 1 runs the cells in this process.
         progress: show progress bars on stderr.
         command: the command line, for the manifest.
+        executor: an entered executor from :mod:`bench.executor` (default: local processes).
     """
     start = time.perf_counter()
+    run = run.resolve()
     for sub in ("items", "depth", "parts"):
         (run / sub).mkdir(parents=True, exist_ok=True)
     store.clean_partial(run)
@@ -243,72 +241,37 @@ def run_grid(
     store.write_manifest(run, manifest(run, grid, "running", {}, command))
     timings: dict[str, float] = {}
     failed: list[tuple[int, str]] = []
+    capped: list[tuple[int, str]] = []
     bar_cells, bar_items = _bars(len(cells), len(cells) - len(todo), grid, progress)
     interrupted = False
 
-    def finished(cell: Cell, rows: list[dict]) -> None:
+    def finished(cell: Cell, rows: list[dict] | BaseException) -> None:
+        if isinstance(rows, BaseException):  # the worker running the cell died
+            rows = _failed_rows(grid, cell, rows)
+            store.write_part(run, cell.id, rows)
         timings[str(cell.id)] = round(sum(r.get("wall_seconds") or 0.0 for r in rows), 6)
-        if rows and rows[0]["status"] != "ok":
+        statuses = {r["status"] for r in rows}
+        if "failed" in statuses:
             failed.append((cell.id, rows[0]["error"]))
+        elif "capped" in statuses:
+            capped.append((cell.id, next(r["error"] for r in rows if r["status"] == "capped")))
         bar_cells.update(1)
 
+    owned = executor is None
+    if owned:
+        executor = make_executor("local", jobs).__enter__()
     try:
-        if jobs <= 1:
-            for cell in todo:
-                finished(cell, run_cell(run, grid, cell, bar_items.update))
-        else:
-            _run_parallel(run, grid, todo, jobs, finished, bar_items)
+        executor.run(run_cell, run, grid, todo, finished, bar_items.update)
     except KeyboardInterrupt:
         interrupted = True
-        store.clean_partial(run)
     finally:
+        if owned:
+            executor.__exit__(None, None, None)
         bar_items.close()
         bar_cells.close()
+        store.clean_partial(run)
     store.write_cells(run)
     wall = time.perf_counter() - start
     status = "interrupted" if interrupted else ("failed" if failed else "complete")
     store.write_manifest(run, manifest(run, grid, status, {"total_seconds": round(wall, 3), "cells": timings}, command))
-    finished_now = len(timings)
-    return RunResult(run, len(cells), finished_now, len(cells) - len(todo), failed, interrupted, wall)
-
-
-def _run_parallel(run: Path, grid: Grid, todo: list[Cell], jobs: int, finished, bar_items) -> None:
-    context = multiprocessing.get_context("spawn")
-    queue = context.Queue()
-    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_init_worker, initargs=(queue,))
-    pending: dict[Future, Cell] = {}
-    try:
-        for cell in todo:
-            pending[pool.submit(_run_cell_in_worker, run, grid, cell)] = cell
-        while pending:
-            ready, _ = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
-            _drain(queue, bar_items)
-            for future in ready:
-                cell = pending.pop(future)
-                try:
-                    rows = future.result()
-                except Exception as err:  # the worker itself died
-                    message = f"{type(err).__name__}: {err}".splitlines()[0]
-                    rows = [{**_row_params(grid, cell, r), "status": "failed", "error": message} for r in range(grid.replications)]
-                    store.write_part(run, cell.id, rows)
-                finished(cell, rows)
-        _drain(queue, bar_items)
-        pool.shutdown(wait=True)
-    except BaseException:
-        for process in list(getattr(pool, "_processes", {}).values()):
-            process.kill()
-        pool.shutdown(wait=False, cancel_futures=True)
-        raise
-
-
-def _drain(queue, bar) -> None:
-    import queue as _queue
-
-    total = 0
-    while True:
-        try:
-            total += queue.get_nowait()
-        except _queue.Empty:
-            break
-    if total:
-        bar.update(total)
+    return RunResult(run, len(cells), len(timings), len(cells) - len(todo), failed, capped, interrupted, wall)

@@ -30,6 +30,8 @@ class Scenario:
         maxsize: queue capacity; 0 is unbounded, otherwise ``put`` blocks the pusher (backpressure).
         items: put this many items, then let the workers finish all of them.
         duration: stop the clock at this many model seconds; unfinished items stay censored.
+        max_backlog: stop early (cleanly, keeping what was recorded) once the queue holds this many
+            items; ``None`` for no cap. Guards memory in runaway overloaded cells.
     """
 
     workers: int
@@ -38,6 +40,7 @@ class Scenario:
     maxsize: int = 0
     items: int | None = None
     duration: float | None = None
+    max_backlog: int | None = None
 
     def __post_init__(self) -> None:
         if self.workers < 1:
@@ -50,6 +53,8 @@ class Scenario:
             raise ValueError(f"items must be >= 1, got {self.items}")
         if self.duration is not None and not self.duration > 0:
             raise ValueError(f"duration must be > 0, got {self.duration}")
+        if self.max_backlog is not None and self.max_backlog < 1:
+            raise ValueError(f"max_backlog must be >= 1, got {self.max_backlog}")
 
 
 async def run_scenario(
@@ -69,6 +74,10 @@ async def run_scenario(
     queue: asyncio.Queue = asyncio.Queue(scenario.maxsize)
     last = scenario.items - 1 if scenario.items is not None else -1
 
+    main = asyncio.current_task()
+    cap = scenario.max_backlog or float("inf")
+    capped: list[float] = []
+
     def now() -> float:
         return (loop.time() - origin) / scale
 
@@ -77,7 +86,12 @@ async def run_scenario(
         while True:
             recorder.arrive(item, now())
             await queue.put((item, services.next()))
-            recorder.put(item, now(), queue.qsize())
+            depth = queue.qsize()
+            recorder.put(item, now(), depth)
+            if depth >= cap:
+                capped.append(now())
+                main.cancel()
+                return
             if item == last:
                 return
             item += 1
@@ -99,6 +113,12 @@ async def run_scenario(
             await queue.join()
         else:
             await asyncio.sleep(scenario.duration * scale)
+    except asyncio.CancelledError:
+        if not capped:
+            raise
+        main.uncancel()
+        recorder.cap(capped[0], cap)
+        return capped[0]
     finally:
         for task in (push, *pullers):
             task.cancel()

@@ -89,6 +89,11 @@ _NULLABLE_FLOATS = ("t_get", "t_done", "wait", "service", "sojourn")
 _TMP = ".tmp"
 
 
+def _tmp(final: Path) -> Path:
+    """A temporary name beside ``final``, unique to this process (two writers never share one)."""
+    return final.with_name(f"{final.name}.{os.getpid()}{_TMP}")
+
+
 def cell_name(cell: int) -> str:
     """Return the file name of a cell's parquet files, e.g. ``cell-00003.parquet``."""
     return f"cell-{cell:05d}.parquet"
@@ -118,7 +123,7 @@ class CellWriter:
         self._writers = {}
         for kind, schema in (("items", ITEMS_SCHEMA), ("depth", DEPTH_SCHEMA)):
             final = run / kind / cell_name(cell)
-            tmp = final.with_name(final.name + _TMP)
+            tmp = _tmp(final)
             self._paths.append((tmp, final))
             self._writers[kind] = pq.ParquetWriter(tmp, schema, compression="zstd")
 
@@ -170,14 +175,19 @@ def _rows_table(rows: list[dict[str, Any]]) -> pa.Table:
 def write_part(run: Path, cell: int, rows: list[dict[str, Any]]) -> None:
     """Write a cell's summary rows to ``parts/``; the file's presence marks the cell finished."""
     final = run / "parts" / cell_name(cell)
-    tmp = final.with_name(final.name + _TMP)
+    tmp = _tmp(final)
     pq.write_table(_rows_table(rows), tmp)
     _atomic_replace(tmp, final)
 
 
 def finished_cells(run: Path) -> set[int]:
-    """Return the ids of cells whose summary part exists."""
-    return {int(p.name[5:10]) for p in (run / "parts").glob("cell-*.parquet")}
+    """Return the ids of cells that finished (a summary part exists and no replication failed)."""
+    done = set()
+    for path in (run / "parts").glob("cell-*.parquet"):
+        status = pq.read_table(path, columns=["status"]).column("status").to_pylist()
+        if "failed" not in status:
+            done.add(int(path.name[5:10]))
+    return done
 
 
 def read_parts(run: Path) -> pa.Table | None:
@@ -195,7 +205,7 @@ def write_cells(run: Path) -> int:
     if table is None:
         return 0
     final = run / "cells.parquet"
-    tmp = final.with_name(final.name + _TMP)
+    tmp = _tmp(final)
     pq.write_table(table.replace_schema_metadata(_META), tmp)
     _atomic_replace(tmp, final)
     return table.num_rows
@@ -204,7 +214,7 @@ def write_cells(run: Path) -> int:
 def write_manifest(run: Path, manifest: dict[str, Any]) -> None:
     """Write ``manifest.json`` atomically."""
     final = run / "manifest.json"
-    tmp = final.with_name(final.name + _TMP)
+    tmp = _tmp(final)
     tmp.write_text(json.dumps(manifest, indent=2, sort_keys=False, default=str) + "\n")
     _atomic_replace(tmp, final)
 
@@ -217,7 +227,7 @@ def read_manifest(run: Path) -> dict[str, Any]:
 def clean_partial(run: Path) -> Iterable[Path]:
     """Delete temporary files left by an interrupted run; return what was removed."""
     removed = []
-    for tmp in run.glob(f"*/*{_TMP}"):
+    for tmp in [*run.glob(f"*{_TMP}"), *run.glob(f"*/*{_TMP}")]:
         tmp.unlink(missing_ok=True)
         removed.append(tmp)
     return removed

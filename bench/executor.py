@@ -1,0 +1,188 @@
+"""Where cells run: in this process, in local worker processes, or as tasks on a Dask cluster.
+
+Every executor runs a function ``task(run, grid, cell, progress) -> rows`` for each cell and calls
+``finished(cell, rows)`` in the parent as each completes, in completion order (``rows`` is the
+exception instead when the worker running the cell died). Cells write their own
+files into the run folder (atomically), so an executor only moves work and summary rows, never data.
+
+Why workers write to the run folder rather than send Arrow tables back: a cell streams its records in
+batches, so memory stays bounded by the batch size on every worker; the client is no bottleneck;
+and a cell whose files exist is complete wherever it ran. The price is that Dask workers must see
+the run folder at the same absolute path (one machine, or a shared file system).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import queue as _queue
+import signal
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from typing import Any, Callable
+
+__all__ = ["ExecutorError", "SerialExecutor", "ProcessExecutor", "DaskExecutor", "make_executor"]
+
+Task = Callable[..., list]
+Finished = Callable[[Any, list], None]
+Progress = Callable[[int], None]
+
+
+class ExecutorError(RuntimeError):
+    """The executor cannot start (e.g. an unreachable scheduler); the message is one line."""
+
+
+class SerialExecutor:
+    """Runs cells one after another in this process."""
+
+    def __enter__(self) -> "SerialExecutor":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
+    def run(self, task: Task, run, grid, cells: list, finished: Finished, progress: Progress) -> None:
+        """Run ``task`` for every cell, reporting each as it finishes."""
+        for cell in cells:
+            finished(cell, task(run, grid, cell, progress))
+
+
+def _outcome(future) -> list | BaseException:
+    """A finished future's rows, or the exception that killed its worker (recorded as a failed cell)."""
+    try:
+        return future.result()
+    except Exception as err:  # the task itself never raises: run_cell records its own failures
+        return err
+
+
+# -- local worker processes --------------------------------------------------------------------
+
+_progress_queue = None
+
+
+def _init_worker(progress_queue) -> None:
+    global _progress_queue
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C means
+    _progress_queue = progress_queue
+
+
+def _report(n: int) -> None:
+    _progress_queue.put(n)
+
+
+def _in_worker(task: Task, run, grid, cell) -> list:
+    return task(run, grid, cell, _report if _progress_queue is not None else None)
+
+
+def _drain(progress_queue, progress: Progress) -> None:
+    total = 0
+    while True:
+        try:
+            total += progress_queue.get_nowait()
+        except _queue.Empty:
+            break
+    if total:
+        progress(total)
+
+
+class ProcessExecutor:
+    """Runs cells in ``jobs`` local worker processes (spawned, so the same on every platform)."""
+
+    def __init__(self, jobs: int) -> None:
+        self._jobs = jobs
+
+    def __enter__(self) -> "ProcessExecutor":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
+    def run(self, task: Task, run, grid, cells: list, finished: Finished, progress: Progress) -> None:
+        """Run ``task`` for every cell in worker processes; on any exception kill them and re-raise."""
+        context = multiprocessing.get_context("spawn")
+        progress_queue = context.Queue()
+        pool = ProcessPoolExecutor(self._jobs, mp_context=context, initializer=_init_worker, initargs=(progress_queue,))
+        pending: dict[Future, Any] = {}
+        try:
+            for cell in cells:
+                pending[pool.submit(_in_worker, task, run, grid, cell)] = cell
+            while pending:
+                ready, _ = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+                _drain(progress_queue, progress)
+                for future in ready:
+                    finished(pending.pop(future), _outcome(future))
+            _drain(progress_queue, progress)
+            pool.shutdown(wait=True)
+        except BaseException:
+            for process in list((getattr(pool, "_processes", None) or {}).values()):
+                process.kill()
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+
+
+# -- Dask ----------------------------------------------------------------------------------------
+
+
+class DaskExecutor:
+    """Runs each cell as a task on a Dask cluster: an existing one at ``address``, or a new
+    ``distributed.LocalCluster`` of ``jobs`` single-threaded worker processes.
+
+    Raises:
+        ExecutorError: ``dask.distributed`` is not installed or the scheduler cannot be reached.
+    """
+
+    def __init__(self, address: str | None, jobs: int, connect_timeout: float = 10.0) -> None:
+        self._address = address
+        self._jobs = jobs
+        self._timeout = connect_timeout
+        self._client = None
+        self._cluster = None
+
+    def __enter__(self) -> "DaskExecutor":
+        try:
+            from distributed import Client, LocalCluster
+        except ImportError:
+            raise ExecutorError("--executor dask needs dask.distributed: pip install -e '.[dask]'") from None
+        try:
+            if self._address is None:
+                self._cluster = LocalCluster(
+                    n_workers=self._jobs, threads_per_worker=1, processes=True, dashboard_address=None
+                )
+                self._client = Client(self._cluster)
+            else:
+                self._client = Client(self._address, timeout=self._timeout)
+        except (OSError, TimeoutError, ValueError) as err:
+            self.__exit__(None, None, None)
+            where = self._address or "a new LocalCluster"
+            raise ExecutorError(f"cannot reach the Dask scheduler at {where}: {str(err).splitlines()[0]}") from None
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for resource in (self._client, self._cluster):
+            if resource is not None:
+                try:
+                    resource.close()
+                except Exception:
+                    pass
+        self._client = self._cluster = None
+
+    def run(self, task: Task, run, grid, cells: list, finished: Finished, progress: Progress) -> None:
+        """Submit one task per cell and report each as it completes; cancel the rest on any exception."""
+        from distributed import as_completed
+
+        client = self._client
+        futures = {
+            client.submit(task, run, grid, cell, None, key=f"qbench-{run.name}-cell-{cell.id}-{id(self)}", pure=False): cell
+            for cell in cells
+        }
+        try:
+            for future in as_completed(futures):
+                finished(futures[future], _outcome(future))
+        except BaseException:
+            client.cancel(list(futures))
+            raise
+
+
+def make_executor(kind: str, jobs: int, scheduler: str | None = None):
+    """Return the executor named ``kind`` (``local`` or ``dask``); ``local`` with one job runs serially."""
+    if kind == "dask":
+        return DaskExecutor(scheduler, jobs)
+    return SerialExecutor() if jobs <= 1 else ProcessExecutor(jobs)
