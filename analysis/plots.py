@@ -53,6 +53,11 @@ def worker_colour(workers: int) -> tuple[float, float, float]:
     return _PALETTE[(int(workers) - 1) % len(_PALETTE)]
 
 
+def _workers(count: int) -> str:
+    """``1 worker``, ``3 workers``."""
+    return f"{int(count)} worker" + ("" if int(count) == 1 else "s")
+
+
 def save(fig: Figure, folder: Path, stem: str) -> list[Path]:
     """Write ``fig`` as ``folder/stem.png`` and ``folder/stem.svg``; return both paths.
 
@@ -146,7 +151,7 @@ def _backlog_line(ax, run: Run, s: CellStats, times: np.ndarray) -> None:
     colour = worker_colour(s.params["workers"])
     mean, low, high = backlog_band(run, s.cell, times)
     verdict = s.growth.verdict
-    ax.plot(times, mean, color=colour, lw=1.6, label=f"{s.params['workers']} workers ({verdict})")
+    ax.plot(times, mean, color=colour, lw=1.6, label=f"{_workers(s.params['workers'])} ({verdict})")
     ax.fill_between(times, low, high, color=colour, alpha=0.2, lw=0)
     if float(s.params["rho"]) >= 1:
         slope = s.arrival_rate - int(s.params["workers"]) / float(s.params["service_mean"])
@@ -223,7 +228,7 @@ def plot_cdf(run: Run, stats: list[CellStats], folder: Path, sample: int = 20_00
             if len(values) == 0:
                 continue
             ax.plot(values, np.arange(1, len(values) + 1) / len(values), color=worker_colour(s.params["workers"]),
-                    label=f"{s.params['workers']} workers")  # fmt: skip
+                    label=_workers(s.params["workers"]))  # fmt: skip
             heavy |= np.quantile(values, 0.99) > 20 * max(np.median(values), 1e-9)
         if heavy:
             ax.set_xscale("log")
