@@ -188,7 +188,10 @@ def _with_engine(grid, args: argparse.Namespace):
     return dataclasses.replace(grid, engine=engine, loop=loop)
 
 
-def _prepare_out(out: Path, force: bool) -> None:
+def _prepare_out(out: Path, force: bool, grid) -> None:
+    """Create the results folder with its manifest in one step (so any folder that exists can resume)."""
+    from bench.runner import create_run
+
     if out.exists():
         if not force:
             raise UsageError(f"results folder {str(out)!r} exists; use --force to replace it")
@@ -196,10 +199,7 @@ def _prepare_out(out: Path, force: bool) -> None:
             raise UsageError(f"{str(out)!r} is not a results folder; refusing to replace it")
         shutil.rmtree(out)
     try:
-        out.mkdir(parents=True)
-        probe = out / ".write-test"
-        probe.write_text("")
-        probe.unlink()
+        create_run(out, grid, sys.argv)
     except OSError as err:
         raise UsageError(f"cannot write results folder {str(out)!r}: {err.strerror or err}") from None
 
@@ -250,7 +250,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     jobs = args.jobs or os.cpu_count() or 1
     with make_executor(args.executor, jobs, args.scheduler) as executor:
         if args.resume is None:
-            _prepare_out(out, args.force)
+            _prepare_out(out, args.force, grid)
         result = run_grid(out, grid, jobs=jobs, progress=not args.no_progress, command=sys.argv, executor=executor)
     done = result.skipped + result.finished
     if result.interrupted:

@@ -59,7 +59,7 @@ class Distribution:
         return self.spec
 
     def __reduce__(self):
-        return parse, (self.spec,)  # samplers are closures; the spec rebuilds them in another process
+        return _rebuild, (self.spec,)  # samplers are closures; the spec rebuilds them in another process
 
 
 class Stream:
@@ -129,6 +129,20 @@ def parse(spec: str) -> Distribution:
         raise SpecError(f"bad distribution spec {text!r}: {family} takes {arity} parameter(s), got {len(parts)}")
     values = [_number(text, p) for p in parts]
     return build(text, *values)
+
+
+def _rebuild(spec: str) -> Distribution:
+    """Parse ``spec`` in another process; if that fails there (an empirical file gone), return a
+    distribution that raises the error when sampled, so the failure belongs to the cell that uses it."""
+    try:
+        return parse(spec)
+    except SpecError as err:
+        message = str(err)
+
+        def broken(rng: np.random.Generator, n: int) -> np.ndarray:
+            raise SpecError(message)
+
+        return Distribution(spec, spec.partition(":")[0], math.nan, None, broken)
 
 
 def _fail(spec: str, why: str) -> SpecError:

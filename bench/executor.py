@@ -129,7 +129,7 @@ class DaskExecutor:
         ExecutorError: ``dask.distributed`` is not installed or the scheduler cannot be reached.
     """
 
-    def __init__(self, address: str | None, jobs: int, connect_timeout: float = 10.0) -> None:
+    def __init__(self, address: str | None, jobs: int, connect_timeout: float = 5.0) -> None:
         self._address = address
         self._jobs = jobs
         self._timeout = connect_timeout

@@ -28,7 +28,7 @@ from bench.recorder import Recorder
 from bench.scenario import Scenario, run_scenario
 from bench.summary import Summary
 
-__all__ = ["RunResult", "run_cell", "run_grid", "ENGINE"]
+__all__ = ["RunResult", "create_run", "run_cell", "run_grid", "ENGINE"]
 
 ENGINE = "asyncio"
 
@@ -208,6 +208,27 @@ def _bars(total_cells: int, done: int, grid: Grid, enabled: bool):
     cells = tqdm(total=total_cells, initial=done, desc="cells", unit="cell", disable=not enabled, position=0)
     items = tqdm(desc="items", unit="item", unit_scale=True, disable=not enabled, position=1, leave=False)
     return cells, items
+
+
+def create_run(run: Path, grid: Grid, command: list[str] | None = None) -> None:
+    """Create a results folder atomically: built under a temporary name with its manifest, then renamed.
+
+    Raises:
+        OSError: the folder cannot be written.
+    """
+    run.parent.mkdir(parents=True, exist_ok=True)
+    staging = run.with_name(f".{run.name}.creating-{os.getpid()}")
+    staging.mkdir()
+    try:
+        for sub in ("items", "depth", "parts"):
+            (staging / sub).mkdir()
+        store.write_manifest(staging, manifest(run, grid, "created", {}, command))
+        os.rename(staging, run)
+    except BaseException:
+        import shutil
+
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
 
 
 def run_grid(
