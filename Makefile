@@ -20,7 +20,7 @@ test: $(STAMP)
 	$(PY) -m pytest $(ARGS)
 
 bench: $(STAMP)
-	$(PY) -m bench run bench/grids/default.toml --out $(RUN) --force $(ARGS)
+	$(PY) -m bench run bench/grids/default.toml --out $(RUN) --force --report $(ARGS)
 
 report: $(STAMP)
 	$(PY) -m bench report $(RUN)
