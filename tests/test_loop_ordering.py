@@ -1,0 +1,250 @@
+"""The fast virtual loop against the reference one: the same programs give the same event traces."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import re
+
+import numpy as np
+import pytest
+
+from bench.clock import Deadlock, ReferenceVirtualEventLoop, VirtualEventLoop
+from bench.distributions import parse
+from bench.grid import Cell, streams
+from bench.recorder import Recorder
+from bench.scenario import Scenario, run_scenario
+
+LOOPS = (ReferenceVirtualEventLoop, VirtualEventLoop)
+
+
+def _run(loop_cls, main, debug=False):
+    with asyncio.Runner(loop_factory=loop_cls, debug=debug) as runner:
+        return runner.run(main())
+
+
+def _both(main, debug=False):
+    ref, fast = (_run(cls, main, debug) for cls in LOOPS)
+    assert fast == ref
+    return ref
+
+
+def _program(seed: int):
+    """A random asyncio program that writes (time, what) to a trace: sleeps with ties, zero
+    delays, call_soon / call_later / call_at, cancelled timers, queues, events, locks, semaphores,
+    conditions, wait_for, timeout, gather and task groups."""
+
+    async def main():
+        rng = random.Random(seed)
+        loop = asyncio.get_running_loop()
+        trace = []
+
+        def note(*what):
+            trace.append((loop.time(), *what))
+
+        delays = [0, 0, 0.25, 0.5, 0.5, 1.0, 1e-9, 3.0]
+        queue = asyncio.Queue(rng.choice([0, 1, 3]))
+        event = asyncio.Event()
+        lock = asyncio.Lock()
+        sem = asyncio.Semaphore(2)
+        cond = asyncio.Condition()
+        state = {"n": 0}
+
+        async def producer(name):
+            for i in range(rng.randint(5, 15)):
+                await asyncio.sleep(rng.choice(delays))
+                await queue.put((name, i))
+                note("put", name, i, queue.qsize())
+                if rng.random() < 0.3:
+                    loop.call_soon(note, "soon", name, i)
+                if rng.random() < 0.3:
+                    loop.call_later(rng.choice(delays), note, "later", name, i)
+                if rng.random() < 0.2:
+                    h = loop.call_at(loop.time() + rng.choice(delays), note, "at", name, i)
+                    if rng.random() < 0.5:
+                        h.cancel()
+
+        async def consumer(name):
+            while True:
+                item = await queue.get()
+                note("get", name, item, queue.qsize())
+                async with sem:
+                    await asyncio.sleep(rng.choice(delays))
+                async with lock:
+                    state["n"] += 1
+                    note("locked", name, state["n"])
+                    await asyncio.sleep(rng.choice(delays[:3]))
+                async with cond:
+                    cond.notify_all()
+                queue.task_done()
+
+        async def watcher(name):
+            async with cond:
+                await cond.wait()
+                note("notified", name)
+            try:
+                await asyncio.wait_for(event.wait(), rng.choice([0.5, 1.0, 100.0]))
+                note("event", name)
+            except TimeoutError:
+                note("wait_for timeout", name)
+            try:
+                async with asyncio.timeout(rng.choice([0.25, 2.0])):
+                    await asyncio.sleep(rng.choice([0.25, 1.0, 5.0]))
+                note("in time", name)
+            except TimeoutError:
+                note("timeout", name)
+
+        consumers = [asyncio.create_task(consumer(f"c{k}"), name=f"c{k}") for k in range(rng.randint(1, 4))]
+        async with asyncio.TaskGroup() as tg:
+            for k in range(rng.randint(1, 3)):
+                tg.create_task(producer(f"p{k}"))
+            for k in range(2):
+                tg.create_task(watcher(f"w{k}"))
+            tg.create_task(_setter(event, rng.choice(delays), note))
+        await queue.join()
+        results = await asyncio.gather(*(asyncio.sleep(d, result=d) for d in (0.5, 0, 0.5, 1e-9)))
+        note("gathered", tuple(results))
+        for task in consumers:
+            task.cancel()
+        await asyncio.gather(*consumers, return_exceptions=True)
+        note("end")
+        return trace
+
+    return main
+
+
+async def _setter(event, delay, note):
+    await asyncio.sleep(delay * 3)
+    event.set()
+    note("set")
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_random_programs_give_identical_traces(seed):
+    trace = _both(_program(seed))
+    assert trace[-1][1] == "end" and len(trace) > 20
+
+
+def test_random_program_identical_in_debug_mode():
+    _both(_program(7), debug=True)
+
+
+def _scenario_trace(loop_cls, workers, arrival, service, maxsize, items=None, duration=None):
+    class Keep:
+        def __init__(self):
+            self.rows = {"items": [], "depth": []}
+
+        def items(self, columns):
+            self.rows["items"].append({k: np.asarray(v).copy() for k, v in columns.items()})
+
+        def depth(self, columns):
+            self.rows["depth"].append({k: np.asarray(v).copy() for k, v in columns.items()})
+
+    cell = Cell(0, workers, parse(arrival), parse(service), maxsize)
+    scenario = Scenario(workers, cell.arrival, cell.service, maxsize, items, duration)
+    keep = Keep()
+    recorder = Recorder(keep, batch=101)
+    arrivals, services = streams(3, cell, 0)
+    with asyncio.Runner(loop_factory=loop_cls) as runner:
+        t_end = runner.run(run_scenario(scenario, arrivals, services, recorder))
+    recorder.close(t_end)
+    out = {kind: {k: np.concatenate([b[k] for b in batches]) for k in batches[0]} for kind, batches in keep.rows.items()}
+    return t_end, out
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        (2, "const:1", "uniform:0:5", 0, 400, None),
+        (3, "const:1", "const:3", 0, None, 200.0),  # ties everywhere
+        (2, "const:0.5", "const:1", 2, 300, None),  # bounded, blocking pusher, ties
+        (4, "exp:1", "exp:3.5", 0, 2000, None),
+        (1, "exp:1", "exp:1.2", 3, None, 500.0),
+    ],
+)
+def test_scenario_records_identical_rows_and_depth_event_order(config):
+    workers, arrival, service, maxsize, items, duration = config
+    t_ref, ref = _scenario_trace(ReferenceVirtualEventLoop, workers, arrival, service, maxsize, items, duration)
+    t_fast, fast = _scenario_trace(VirtualEventLoop, workers, arrival, service, maxsize, items, duration)
+    assert t_fast == t_ref
+    for kind in ("items", "depth"):
+        assert ref[kind].keys() == fast[kind].keys()
+        for name in ref[kind]:
+            np.testing.assert_array_equal(fast[kind][name], ref[kind][name], err_msg=f"{kind}.{name}")
+
+
+def test_callback_exceptions_reach_the_handler_and_the_loop_goes_on():
+    def make():
+        async def main():
+            loop = asyncio.get_running_loop()
+            seen = []
+            loop.set_exception_handler(lambda loop, ctx: seen.append((loop.time(), ctx["message"].split(" at ")[0], repr(ctx["exception"]))))
+            loop.call_soon(lambda: 1 / 0)
+            loop.call_later(1.0, lambda: [][1])
+            await asyncio.sleep(2)
+            return seen
+
+        return main
+
+    seen = _both(make())
+    assert [s[0] for s in seen] == [0.0, 1.0] and "ZeroDivisionError" in seen[0][2]
+
+
+def test_deadlock_message_is_the_same():
+    async def main():
+        q = asyncio.Queue()
+
+        async def stuck():
+            await q.get()
+
+        asyncio.create_task(stuck(), name="stuck-getter")
+        await asyncio.sleep(5)
+        await asyncio.Event().wait()
+
+    messages = []
+    for cls in LOOPS:
+        with pytest.raises(Deadlock) as info:
+            _run(cls, lambda: main())
+        messages.append(re.sub(r"Task-\d+", "Task-N", str(info.value)))
+    assert messages[0] == messages[1] and "t=5s" in messages[0] and "stuck-getter" in messages[0]
+
+
+def test_executor_and_threadsafe_callbacks_take_no_virtual_time():
+    def make():
+        async def main():
+            loop = asyncio.get_running_loop()
+            await asyncio.sleep(1.5)
+            value = await loop.run_in_executor(None, sum, range(1000))
+            t1 = loop.time()
+            await asyncio.to_thread(lambda: None)
+            return value, t1, loop.time()
+
+        return main
+
+    assert _both(make()) == (499500, 1.5, 1.5)
+
+
+def test_timer_handles_keep_their_public_interface():
+    async def main():
+        loop = asyncio.get_running_loop()
+        await asyncio.sleep(1)
+        h = loop.call_later(2.5, print)
+        s = loop.call_soon(print)
+        out = (h.when(), h.cancelled(), s.cancelled(), True)
+        h.cancel()
+        s.cancel()
+        return out + (h.cancelled(), s.cancelled(), len(loop._ready) >= 0)
+
+    assert _both(lambda: main()) == (3.5, False, False, True, True, True, True)
+
+
+def test_precision_one_millisecond_at_a_billion_seconds():
+    async def main():
+        loop = asyncio.get_running_loop()
+        await asyncio.sleep(1e9)
+        t0 = loop.time()
+        await asyncio.sleep(0.001)
+        return t0, loop.time(), loop.time_ns()
+
+    t0, t1, ns = _both(lambda: main())
+    assert ns == 1_000_000_000_001_000_000 and t1 - t0 == pytest.approx(0.001, abs=1e-7)
