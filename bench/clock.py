@@ -321,16 +321,9 @@ class VirtualEventLoop(ReferenceVirtualEventLoop):
         if self._closed:
             raise RuntimeError("Event loop is closed")
         when_ns = round(delay * _NS)
-        timer = _Timer(
-            (
-                self._now_ns + when_ns if when_ns > 0 else self._now_ns,
-                next(self._seq),
-                callback,
-                args,
-                _copy_context() if context is None else context,
-                self,
-            )
-        )
+        if context is None and callback is not _set_result_unless_cancelled:
+            context = _copy_context()  # a sleep's timer runs inline and reads no context
+        timer = _Timer((self._now_ns + when_ns if when_ns > 0 else self._now_ns, next(self._seq), callback, args, context, self))
         _heappush(self._timers, timer)
         return timer
 
@@ -375,31 +368,41 @@ class VirtualEventLoop(ReferenceVirtualEventLoop):
         timers = self._timers
         now = self._now_ns
         while True:
-            if not ready:
+            if ready:
+                n = len(ready)
+                due = self._pop_due(now) if timers and timers[0][0] <= now else None
+            else:
                 # Idle: drop cancelled timers, wait for executor jobs, move the clock to the next timer.
+                n = 0
                 if timers and (timers[0][2] is None or self._cancelled_timers > 64):
                     self._drop_cancelled_timers()
                     timers = self._timers
                 if self._external:
                     self._process_events(self._selector.select(None))
-                if not ready and not self._stopping:
+                    n = len(ready)
+                if not n and not self._stopping:
                     if timers:
                         if timers[0][0] > now:
                             now = self._now_ns = timers[0][0]
                             self._now_s = now / _NS
                     elif not self._external:
                         raise Deadlock(self._deadlock_message())
-            due = None
-            if timers and timers[0][0] <= now:
-                due = []
-                while timers and timers[0][0] <= now:
+                if timers and timers[0][0] <= now:
                     timer = _heappop(timers)
                     timer[5] = None  # no longer scheduled
                     if timer[2] is None:
                         self._cancelled_timers -= 1
+                        timer = None
+                    if timers and timers[0][0] <= now:
+                        due = self._pop_due(now)
+                        if timer is not None:
+                            due.insert(0, timer)
+                    elif timer is None:
+                        due = None
                     else:
-                        due.append(timer)
-            n = len(ready)
+                        due = (timer,)
+                else:
+                    due = None
             try:
                 while n:
                     n -= 1
@@ -433,7 +436,6 @@ class VirtualEventLoop(ReferenceVirtualEventLoop):
                             raise
                         except BaseException as exc:
                             self._callback_failed(timer, callback, timer[3], exc)
-                    due = None
             except BaseException:
                 # Leaving mid-iteration (SystemExit, KeyboardInterrupt): what this iteration had not
                 # run yet stays first in line, in order, as in the reference loop.
@@ -446,6 +448,19 @@ class VirtualEventLoop(ReferenceVirtualEventLoop):
                 return
             if timers is not self._timers:  # compacted meanwhile
                 timers = self._timers
+
+    def _pop_due(self, now: int) -> list:
+        """Pop the timers due at ``now`` in (deadline, sequence) order; drop cancelled ones."""
+        timers = self._timers
+        due = []
+        while timers and timers[0][0] <= now:
+            timer = _heappop(timers)
+            timer[5] = None  # no longer scheduled
+            if timer[2] is None:
+                self._cancelled_timers -= 1
+            else:
+                due.append(timer)
+        return due
 
     def _callback_failed(self, handle: Any, callback: Any, args: Any, exc: BaseException) -> None:
         """Report a callback's exception as :meth:`asyncio.Handle._run` does."""

@@ -17,7 +17,6 @@ __all__ = ["Recorder", "Sink", "BATCH"]
 #: Rows handed to the sink at a time.
 BATCH = 65536
 
-_NAN = float("nan")
 
 
 class Sink(Protocol):
@@ -37,125 +36,175 @@ class Recorder:
         sink: receives batches of item and depth rows.
         batch: rows per batch.
         on_progress: called with the number of finished items each time a batch of items goes out.
+
+    Each hook extends one flat list with a fixed-width row ``(kind, item, t, value)`` (a few dozen
+    nanoseconds); the log is turned into numpy columns every ``batch`` puts. Items not yet finished are carried over as numpy arrays, so memory
+    is bounded by the backlog plus a batch. The counters (``n_put``, ``busy``, …) are up to date
+    whenever they are read.
     """
 
     def __init__(self, sink: Sink, batch: int = BATCH, on_progress: Callable[[int], None] | None = None) -> None:
         self._sink = sink
         self._batch = batch
         self._on_progress = on_progress
+        self._log: list[float] = []
+        self._limit = 4 * batch  # log rows held before they are collected
+        self._puts_left = batch  # puts until the next collection
         self._base = 0  # item id of the first row still held
-        self._next_done = 0  # lowest item id (relative to _base) not yet finished
-        self._t_arrive: list[float] = []
-        self._t_put: list[float] = []
-        self._depth_at_put: list[int] = []
-        self._t_get: list[float] = []
-        self._worker: list[int] = []
-        self._t_done: list[float] = []
-        self._ev_t: list[float] = []
-        self._ev_depth: list[int] = []
-        self._ev_kind: list[int] = []
-        self.n_put = 0
-        self.n_got = 0
-        self.n_done = 0
-        self.t_last_put = 0.0
-        self.busy = 0.0  # worker-seconds of finished services
+        self._held = {name: np.empty(0, dtype) for name, dtype in _HELD}
+        self._n_put = 0
+        self._n_got = 0
+        self._n_done = 0
+        self._t_last_put = 0.0
+        self._busy = 0.0  # worker-seconds of finished services
         self.capped: tuple[float, int] | None = None  # (time, depth) when a backlog cap stopped the run
+        self.arrive = self._hook(_ARRIVE)
+        self.done = self._hook(_DONE)
+
+    def _hook(self, kind: float):
+        extend = self._log.extend
+
+        def hook(item: int, t: float) -> None:
+            extend((kind, item, t, 0.0))
+
+        return hook
 
     # -- hooks the scenario calls ------------------------------------------------------------------
-
-    def arrive(self, item: int, t: float) -> None:
-        """The pusher starts putting ``item`` at ``t``."""
-        self._t_arrive.append(t)
-        self._t_put.append(_NAN)
-        self._depth_at_put.append(-1)
-        self._t_get.append(_NAN)
-        self._worker.append(-1)
-        self._t_done.append(_NAN)
+    # ``arrive(item, t)``: the pusher starts putting ``item`` at ``t``.
+    # ``done(item, t)``: ``item``'s service ended at ``t``.
+    # (Both are bound in ``__init__`` as closures over the log: the cheapest call Python has.)
 
     def put(self, item: int, t: float, depth: int) -> None:
         """``item`` entered the queue at ``t``; the queue now holds ``depth`` items."""
-        k = item - self._base
-        self._t_put[k] = t
-        self._depth_at_put[k] = depth
-        self.n_put += 1
-        self.t_last_put = t
-        self._event(t, depth, 1)
+        self._log.extend((_PUT, item, t, depth))
+        self._puts_left -= 1
+        if not self._puts_left:
+            self._collect()
 
     def get(self, item: int, worker: int, t: float, depth: int) -> None:
         """``worker`` took ``item`` at ``t``; the queue now holds ``depth`` items."""
-        k = item - self._base
-        self._t_get[k] = t
-        self._worker[k] = worker
-        self.n_got += 1
-        self._event(t, depth, -1)
-
-    def done(self, item: int, t: float) -> None:
-        """``item``'s service ended at ``t``."""
-        k = item - self._base
-        self._t_done[k] = t
-        self.busy += t - self._t_get[k]
-        self.n_done += 1
-        if k == self._next_done:
-            self._advance()
+        self._log.extend((_GET + worker, item, t, depth))
 
     def cap(self, t: float, depth: int) -> None:
         """The run was stopped at ``t`` because the queue reached ``depth`` items."""
         self.capped = (t, depth)
 
+    # -- counters ----------------------------------------------------------------------------------
+
+    @property
+    def n_put(self) -> int:
+        """Items put so far."""
+        self._collect()
+        return self._n_put
+
+    @property
+    def n_got(self) -> int:
+        """Items taken by a worker so far."""
+        self._collect()
+        return self._n_got
+
+    @property
+    def n_done(self) -> int:
+        """Items finished so far."""
+        self._collect()
+        return self._n_done
+
+    @property
+    def t_last_put(self) -> float:
+        """Time of the last put."""
+        self._collect()
+        return self._t_last_put
+
+    @property
+    def busy(self) -> float:
+        """Worker-seconds of finished services (and, after :meth:`close`, of partial ones)."""
+        self._collect()
+        return self._busy
+
     # -- batching --------------------------------------------------------------------------------
 
-    def _event(self, t: float, depth: int, kind: int) -> None:
-        self._ev_t.append(t)
-        self._ev_depth.append(depth)
-        self._ev_kind.append(kind)
-        if len(self._ev_t) >= self._batch:
-            self._flush_depth()
-
-    def _advance(self) -> None:
-        done, k, n = self._t_done, self._next_done, len(self._t_done)
-        while k < n and done[k] == done[k]:  # not NaN
-            k += 1
-        self._next_done = k
-        if k >= self._batch:
-            self._flush_items(k)
+    def _collect(self, final: bool = False) -> None:
+        """Turn the log into columns: depth rows go out, item fields land in the held arrays, and the
+        finished prefix of items goes out once it is a batch long (or at the end)."""
+        self._puts_left = self._batch
+        log = self._log
+        if len(log):
+            rows = np.fromiter(log, dtype=np.float64, count=len(log)).reshape(-1, 4)
+            log.clear()
+        else:
+            rows = np.empty((0, 4))
+        kind, item, t, value = rows.T
+        is_put = kind == _PUT
+        is_get = kind >= _GET
+        moves = is_put | is_get
+        if moves.any():
+            self._depth(t[moves], value[moves].astype(np.int64), np.where(is_put[moves], 1, -1).astype(np.int8))
+        held = self._held
+        is_arrive = kind == _ARRIVE
+        new = int(is_arrive.sum())
+        if new:
+            n = held["t_arrive"].size
+            grown = {}
+            for name, dtype in _HELD:
+                column = np.empty(n + new, dtype)
+                column[:n] = held[name]
+                column[n:] = _FILL[name]
+                grown[name] = column
+            grown["t_arrive"][n:] = t[is_arrive]
+            held = self._held = grown
+        base = self._base
+        if is_put.any():
+            k = item[is_put].astype(np.int64) - base
+            held["t_put"][k] = t[is_put]
+            held["depth_at_put"][k] = value[is_put]
+            self._n_put += k.size
+            self._t_last_put = float(t[is_put][-1])
+        if is_get.any():
+            k = item[is_get].astype(np.int64) - base
+            held["t_get"][k] = t[is_get]
+            held["worker"][k] = kind[is_get] - _GET
+            self._n_got += k.size
+        is_done = kind == _DONE
+        if is_done.any():
+            k = item[is_done].astype(np.int64) - base
+            t_done = t[is_done]
+            held["t_done"][k] = t_done
+            self._n_done += k.size
+            busy = self._busy
+            for service in (t_done - held["t_get"][k]).tolist():  # in completion order, as ever
+                busy += service
+            self._busy = busy
+        pending = np.isnan(held["t_done"])
+        finished = int(pending.argmax()) if pending.any() else pending.size
+        if finished >= self._batch or (final and finished):
+            self._flush_items(finished)
 
     def _flush_items(self, n: int) -> None:
-        if n == 0:
-            return
-        t_put = np.array(self._t_put[:n])
-        t_get = np.array(self._t_get[:n])
-        t_done = np.array(self._t_done[:n])
-        worker = np.array(self._worker[:n], dtype=np.int64)
+        held = self._held
+        out = {name: column[:n] for name, column in held.items()}
+        self._held = {name: column[n:] for name, column in held.items()}
+        t_put, t_get, t_done = out["t_put"], out["t_get"], out["t_done"]
         columns = {
             "item": np.arange(self._base, self._base + n, dtype=np.int64),
-            "worker": worker,
-            "t_arrive": np.array(self._t_arrive[:n]),
+            "worker": out["worker"],
+            "t_arrive": out["t_arrive"],
             "t_put": t_put,
             "t_get": t_get,
             "t_done": t_done,
             "wait": t_get - t_put,
             "service": t_done - t_get,
             "sojourn": t_done - t_put,
-            "depth_at_put": np.array(self._depth_at_put[:n], dtype=np.int64),
+            "depth_at_put": out["depth_at_put"],
         }
-        for column in (self._t_arrive, self._t_put, self._depth_at_put, self._t_get, self._worker, self._t_done):
-            del column[:n]
         self._base += n
-        self._next_done -= n
         self._sink.items(columns)
         if self._on_progress is not None:
             self._on_progress(n)
 
-    def _flush_depth(self) -> None:
-        if not self._ev_t:
-            return
-        columns = {
-            "t": np.array(self._ev_t),
-            "depth": np.array(self._ev_depth, dtype=np.int64),
-            "event": np.array(self._ev_kind, dtype=np.int8),
-        }
-        self._ev_t, self._ev_depth, self._ev_kind = [], [], []
-        self._sink.depth(columns)
+    def _depth(self, t: np.ndarray, depth: np.ndarray, event: np.ndarray) -> None:
+        for lo in range(0, t.size, self._batch):
+            hi = lo + self._batch
+            self._sink.depth({"t": t[lo:hi], "depth": depth[lo:hi], "event": event[lo:hi]})
 
     def close(self, t_end: float) -> None:
         """Flush everything still held; items not yet put (a pusher blocked at the end) are dropped.
@@ -163,13 +212,28 @@ class Recorder:
         Args:
             t_end: the model time at which the replication ended (partial services count as busy).
         """
-        n_arrived = len(self._t_put)
-        if n_arrived and self._t_put[-1] != self._t_put[-1]:  # blocked in put when time ran out
-            for column in (self._t_arrive, self._t_put, self._depth_at_put, self._t_get, self._worker, self._t_done):
-                column.pop()
-        for k in range(self._next_done, len(self._t_done)):
-            t_get = self._t_get[k]
-            if t_get == t_get and self._t_done[k] != self._t_done[k]:
-                self.busy += t_end - t_get
-        self._flush_items(len(self._t_put))
-        self._flush_depth()
+        self._collect()
+        held = self._held
+        unput = np.isnan(held["t_put"])
+        if unput.any():  # blocked in put when time ran out
+            keep = int(unput.argmax())
+            self._held = held = {name: column[:keep] for name, column in held.items()}
+        in_service = ~np.isnan(held["t_get"]) & np.isnan(held["t_done"])
+        busy = self._busy
+        for t_get in held["t_get"][in_service].tolist():
+            busy += t_end - t_get
+        self._busy = busy
+        if held["t_put"].size:
+            self._flush_items(held["t_put"].size)
+
+
+_ARRIVE, _PUT, _DONE, _GET = 0.0, 1.0, 2.0, 3.0  # log row kinds; a get is _GET + worker
+_HELD = (
+    ("t_arrive", np.float64),
+    ("t_put", np.float64),
+    ("depth_at_put", np.int64),
+    ("t_get", np.float64),
+    ("worker", np.int64),
+    ("t_done", np.float64),
+)
+_FILL = {"t_arrive": np.nan, "t_put": np.nan, "depth_at_put": -1, "t_get": np.nan, "worker": -1, "t_done": np.nan}

@@ -81,6 +81,9 @@ async def run_scenario(
     def now() -> float:
         return (loop.time() - origin) / scale
 
+    if origin == 0 and scale == 1:
+        now = loop.time  # noqa: F811 - the same value, one call fewer per event
+
     async def pusher() -> None:
         item = 0
         while True:
