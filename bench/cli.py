@@ -147,6 +147,36 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--format", choices=("table", "md", "csv"), default="table", help="output format")
     compare.add_argument("--metrics", type=_csv(str), help="metrics to compare (default: all)")
     compare.add_argument("--chart", type=Path, help="write the backlog overlay chart into this folder")
+
+    perf = sub.add_parser(
+        "perf",
+        help="pyperf suite: the engines against SimPy and Ciw, items/s and ratios",
+        description="Run the pyperf suite (bench/perf.py); other options go to pyperf (--fast, --rigorous, -o FILE, ...).",
+        epilog="examples:\n  qbench perf                 JSON under results/perf/, ratio table printed\n"
+        "  qbench perf --quick         a smoke run with a tenth of the items\n"
+        "  qbench perf --rss           peak RSS of a 500k-item and a 5M-item cell\n"
+        "  python -m pyperf compare_to results/perf/A.json results/perf/B.json",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    perf.add_argument("--quick", action="store_true", help="a tenth of the items (smoke run)")
+    perf.add_argument("--rss", action="store_true", help="measure peak RSS of a 500k- and a 5M-item cell instead")
+    perf.add_argument("--fast", action="store_true", help="pyperf --fast")
+    perf.add_argument("--rigorous", action="store_true", help="pyperf --rigorous")
+    perf.add_argument("-o", "--output", help="pyperf JSON file (default results/perf/perf-DATE.json)")
+    perf.add_argument("-p", "--processes", type=_positive_int, help="pyperf worker processes (default 2)")
+    perf.add_argument("-n", "--values", type=_positive_int, help="values per process (default 3)")
+    perf.add_argument("-w", "--warmups", type=int, help="warm-up values per process (default 1)")
+
+    fidelity = sub.add_parser(
+        "fidelity",
+        help="how far scaled time drifts from virtual time, on asyncio and uvloop",
+        epilog="example:\n  qbench fidelity --out results/fidelity",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    fidelity.add_argument("--out", type=Path, default=Path("results/fidelity"), help="folder for the chart and table")
+    fidelity.add_argument("--items", type=_positive_int, default=300, help="items per run (default 300)")
+    fidelity.add_argument("--scales", type=_csv(float), help="scale factors (default 0.1,0.01,0.001,0.0001)")
+    fidelity.add_argument("--loops", type=_csv(str), help="loops to try (default asyncio,uvloop)")
     return parser
 
 
@@ -324,7 +354,27 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
-_COMMANDS = {"run": _cmd_run, "demo": _cmd_demo, "report": _cmd_report, "compare": _cmd_compare}
+def _cmd_perf(args: argparse.Namespace) -> int:
+    from bench.perf import main as perf_main
+
+    argv = [flag for flag, on in (("--quick", args.quick), ("--rss", args.rss), ("--fast", args.fast),
+                                  ("--rigorous", args.rigorous)) if on]
+    for flag, value in (("-o", args.output), ("-p", args.processes), ("-n", args.values), ("-w", args.warmups)):
+        if value is not None:
+            argv += [flag, str(value)]
+    return perf_main(argv)
+
+
+def _cmd_fidelity(args: argparse.Namespace) -> int:
+    from bench.fidelity import fidelity_study
+
+    for path in fidelity_study(args.out, items=args.items, scales=args.scales, loops=args.loops, log=print):
+        print(f"wrote {path}")
+    return 0
+
+
+_COMMANDS = {"run": _cmd_run, "demo": _cmd_demo, "report": _cmd_report, "compare": _cmd_compare,
+             "perf": _cmd_perf, "fidelity": _cmd_fidelity}
 
 
 def _usage_errors() -> tuple[type[BaseException], ...]:

@@ -314,7 +314,7 @@ class _Engine:
         t = np.concatenate((t_put, t_get))
         item = np.concatenate((i_put, i_get))
         kind = np.concatenate((np.zeros(np_, dtype=np.int8), np.ones(ng, dtype=np.int8)))
-        order = np.lexsort((kind, item, t))
+        order = np.lexsort((item * 2 + kind, t))  # (time, item, put before get)
         step = np.where(kind[order] == 0, 1, -1).astype(np.int8)
         depth = self.depth + np.cumsum(step, dtype=np.int64)
         if depth.size:

@@ -1,0 +1,429 @@
+"""The pyperf suite: the engines against SimPy, Ciw (and looptime) on the same models, in items/s.
+
+Run it with ``make perf`` or ``qbench perf`` (``python -m bench.perf`` is the same; pyperf options
+such as ``--fast``, ``--rigorous``, ``-p``/``-n``/``-w`` and ``-o FILE`` pass through). It writes one
+pyperf JSON file under ``results/perf/`` (comparable with ``python -m pyperf compare_to A.json
+B.json``) and prints a table of items/s and ratios.
+
+Benchmarks (every value is one whole replication; pyperf reports seconds per item, and the
+table shows items/s = 1 / mean):
+
+* ``<model>/<engine>`` for the models ``mm1`` (M/M/1, ρ = 0.8), ``mm2`` (M/M/2, ρ = 0.9) and
+  ``seed`` (``const:1`` arrivals, ``uniform:0:5`` service, 2 workers) and the engines
+  - ``asyncio``: bench/scenario.py on :class:`~bench.clock.VirtualEventLoop`, recording every item
+    and depth change into a :class:`~bench.recorder.Recorder` whose sink is the streaming
+    :class:`~bench.summary.Summary` (parquet writing is left out: the peers do not write files);
+  - ``asyncio-ref``: the same on :class:`~bench.clock.ReferenceVirtualEventLoop` (mm2 only);
+  - ``recurrence``: bench/recurrence.py with the same sink;
+  - ``simpy-store`` / ``simpy-resource``: the same pusher/puller model written for SimPy with a
+    ``Store`` (the pusher/puller shape) and with a ``Resource`` (the idiomatic M/M/c), keeping each
+    item's put, get and done times in lists;
+  - ``ciw``: the same queue in Ciw (its own records), fewer items (it is slow);
+  - ``looptime``: the asyncio scenario on looptime's fake-clock loop (no-op cycles off), when
+    ``import looptime`` works. It is not in the ``perf`` extra because its pytest plugin breaks
+    this project's test run; to include it, install it out of the venv and point PYTHONPATH at it:
+    ``pip install --target /tmp/looptime looptime && PYTHONPATH=/tmp/looptime qbench perf``.
+* ``queue/<loop>/<n>c``: raw ``asyncio.Queue`` put/get throughput, one producer and n consumers,
+  on asyncio's loop and on uvloop (``bench_async_func`` with ``loop_factory``).
+
+Expensive set-up happens once, in the parent: the SimPy and Ciw models read pre-drawn arrival and
+service times from ``results/perf/.cache/``; each worker process only loads them.
+
+The defaults (2 processes x 3 values, 1 warm-up) keep ``make perf`` to a few minutes; ``--quick``
+divides every item count by 10 (a smoke run), ``--rigorous`` gives pyperf's tighter settings.
+``--rss`` instead measures the peak RSS of a 500k-item and a 5M-item cell (see :func:`rss_study`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as _dt
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+__all__ = ["MODELS", "main", "rss_study", "items_per_second"]
+
+#: model name -> (workers, arrival spec, service spec, items)
+MODELS: dict[str, tuple[int, str, str, int]] = {
+    "mm1": (1, "exp:1.25", "exp:1", 100_000),
+    "mm2": (2, "exp:1", "exp:1.8", 200_000),
+    "seed": (2, "const:1", "uniform:0:5", 100_000),
+}
+#: engines that run fewer items than the model's count (they are slow), as a divisor
+_SLOW = {"ciw": 4, "asyncio-ref": 4, "looptime": 20}
+_QUEUE_ITEMS = 20_000
+_SEED = 0
+
+
+def _items(model: str, engine: str, quick: bool) -> int:
+    n = MODELS[model][3] // _SLOW.get(engine, 1)
+    return max(n // 10, 1000) if quick else n
+
+
+def _cell(model: str):
+    from bench.distributions import parse
+    from bench.grid import Cell
+
+    workers, arrival, service, _ = MODELS[model]
+    return Cell(0, workers, parse(arrival), parse(service), 0)
+
+
+# -- the engines -----------------------------------------------------------------------------------
+
+
+def _run_asyncio(model: str, n: int, loop: str = "fast") -> float:
+    from bench.clock import ReferenceVirtualEventLoop, VirtualEventLoop
+    from bench.grid import streams
+    from bench.recorder import Recorder
+    from bench.scenario import Scenario, run_scenario
+    from bench.summary import Summary
+
+    cell = _cell(model)
+    scenario = Scenario(cell.workers, cell.arrival, cell.service, 0, n, None)
+    factory = {"fast": VirtualEventLoop, "ref": ReferenceVirtualEventLoop}.get(loop)
+    if loop == "looptime":
+        import looptime
+
+        def factory():  # asyncio's own loop on looptime's fake clock, no-op cycles off
+            return looptime.new_event_loop(start=0.0, noop_cycles=0)
+
+    start = time.perf_counter()
+    summary = Summary(n)
+    recorder = Recorder(summary)
+    arrivals, services = streams(_SEED, cell, 0)
+    with asyncio.Runner(loop_factory=factory) as runner:
+        t_end = runner.run(run_scenario(scenario, arrivals, services, recorder))
+    recorder.close(t_end)
+    summary.finish(t_end)
+    return time.perf_counter() - start
+
+
+def _run_recurrence(model: str, n: int) -> float:
+    from bench.grid import streams
+    from bench.recurrence import run_recurrence
+    from bench.scenario import Scenario
+    from bench.summary import Summary
+
+    cell = _cell(model)
+    scenario = Scenario(cell.workers, cell.arrival, cell.service, 0, n, None)
+    start = time.perf_counter()
+    summary = Summary(n)
+    arrivals, services = streams(_SEED, cell, 0)
+    result = run_recurrence(scenario, arrivals, services, summary)
+    summary.finish(result.t_end)
+    return time.perf_counter() - start
+
+
+def _draws(model: str, n: int) -> tuple[list[float], list[float]]:
+    """The model's first n arrivals and services, from the cache the parent wrote."""
+    path = _cache_path(model, n)
+    with np.load(path) as data:
+        return data["arrivals"].tolist(), data["services"].tolist()
+
+
+def _run_simpy_store(model: str, n: int) -> float:
+    import simpy
+
+    arrivals, services = _draws(model, n)
+    workers = MODELS[model][0]
+    start = time.perf_counter()
+    env = simpy.Environment()
+    store = simpy.Store(env)
+    t_put, t_get, t_done = [0.0] * n, [0.0] * n, [0.0] * n
+
+    def pusher():
+        for i in range(n):
+            yield store.put((i, services[i]))
+            t_put[i] = env.now
+            if i < n - 1:
+                yield env.timeout(arrivals[i])
+
+    def puller():
+        while True:
+            i, service = yield store.get()
+            t_get[i] = env.now
+            yield env.timeout(service)
+            t_done[i] = env.now
+
+    env.process(pusher())
+    for _ in range(workers):
+        env.process(puller())
+    env.run()
+    return time.perf_counter() - start
+
+
+def _run_simpy_resource(model: str, n: int) -> float:
+    import simpy
+
+    arrivals, services = _draws(model, n)
+    workers = MODELS[model][0]
+    start = time.perf_counter()
+    env = simpy.Environment()
+    servers = simpy.Resource(env, capacity=workers)
+    t_put, t_get, t_done = [0.0] * n, [0.0] * n, [0.0] * n
+
+    def customer(i):
+        t_put[i] = env.now
+        with servers.request() as request:
+            yield request
+            t_get[i] = env.now
+            yield env.timeout(services[i])
+        t_done[i] = env.now
+
+    def source():
+        for i in range(n):
+            env.process(customer(i))
+            if i < n - 1:
+                yield env.timeout(arrivals[i])
+
+    env.process(source())
+    env.run()
+    return time.perf_counter() - start
+
+
+def _run_ciw(model: str, n: int) -> float:
+    import ciw
+
+    arrivals, services = _draws(model, n)
+    workers = MODELS[model][0]
+    start = time.perf_counter()
+    network = ciw.create_network(
+        arrival_distributions=[ciw.dists.Sequential(arrivals)],
+        service_distributions=[ciw.dists.Sequential(services)],
+        number_of_servers=[workers],
+    )
+    ciw.seed(_SEED)
+    sim = ciw.Simulation(network)
+    sim.simulate_until_max_customers(n, method="Finish")
+    sim.get_all_records()
+    return time.perf_counter() - start
+
+
+_RUNNERS = {
+    "asyncio": _run_asyncio,
+    "asyncio-ref": lambda model, n: _run_asyncio(model, n, "ref"),
+    "looptime": lambda model, n: _run_asyncio(model, n, "looptime"),
+    "recurrence": _run_recurrence,
+    "simpy-store": _run_simpy_store,
+    "simpy-resource": _run_simpy_resource,
+    "ciw": _run_ciw,
+}
+
+
+def _time_func(loops: int, engine: str, model: str, n: int) -> float:
+    run = _RUNNERS[engine]
+    return sum(run(model, n) for _ in range(loops))
+
+
+# -- raw queue throughput ----------------------------------------------------------------------------
+
+
+async def _queue_throughput(n: int, consumers: int) -> None:
+    queue: asyncio.Queue = asyncio.Queue()
+
+    async def consume():
+        get, done = queue.get, queue.task_done
+        while True:
+            await get()
+            done()
+
+    tasks = [asyncio.create_task(consume()) for _ in range(consumers)]
+    put = queue.put
+    for i in range(n):
+        await put(i)
+        if not i % 64:
+            await asyncio.sleep(0)  # let the consumers run, like a producer with real work
+    await queue.join()
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+# -- set-up, the table, the entry point --------------------------------------------------------------
+
+
+def _cache_dir() -> Path:
+    return Path(os.environ.get("QBENCH_PERF_CACHE", "results/perf/.cache"))
+
+
+def _cache_path(model: str, n: int) -> Path:
+    return _cache_dir() / f"{model}-{n}.npz"
+
+
+def _prepare(plan: list[tuple[str, str, int]]) -> None:
+    """Draw the peers' arrivals and services once (the same streams the engines read)."""
+    from bench.grid import streams
+
+    _cache_dir().mkdir(parents=True, exist_ok=True)
+    for model, engine, n in plan:
+        path = _cache_path(model, n)
+        if engine.startswith(("simpy", "ciw")) and not path.exists():
+            arrivals, services = streams(_SEED, _cell(model), 0)
+            np.savez(path, arrivals=arrivals.take(n), services=services.take(n))
+
+
+def _available(engine: str) -> bool:
+    module = {"simpy-store": "simpy", "simpy-resource": "simpy", "ciw": "ciw", "looptime": "looptime"}.get(engine)
+    if module is None:
+        return True
+    try:
+        __import__(module)
+    except ImportError:
+        return False
+    return True
+
+
+def _plan(quick: bool) -> list[tuple[str, str, int]]:
+    plan = []
+    for model in MODELS:
+        engines = ["asyncio", "recurrence", "simpy-store", "simpy-resource", "ciw", "looptime"]
+        if model == "mm2":
+            engines.insert(1, "asyncio-ref")
+        for engine in engines:
+            if _available(engine):
+                plan.append((model, engine, _items(model, engine, quick)))
+    return plan
+
+
+def items_per_second(benchmark: Any) -> float:
+    """items/s of a pyperf benchmark whose values are seconds per item."""
+    return 1.0 / benchmark.mean()
+
+
+def ratio_table(rates: dict[str, float]) -> str:
+    """A plain-text table: per model, items/s of each engine and its ratio to SimPy Store / asyncio."""
+    lines = [f"{'benchmark':<24} {'items/s':>12} {'vs simpy-store':>15} {'vs asyncio':>11}"]
+    for model in MODELS:
+        store = rates.get(f"{model}/simpy-store")
+        ours = rates.get(f"{model}/asyncio")
+        for name, rate in rates.items():
+            if not name.startswith(model + "/"):
+                continue
+            vs_store = f"{rate / store:.2f}x" if store else "-"
+            vs_ours = f"{rate / ours:.2f}x" if ours else "-"
+            lines.append(f"{name:<24} {rate:>12,.0f} {vs_store:>15} {vs_ours:>11}")
+    queue = {k: v for k, v in rates.items() if k.startswith("queue/")}
+    for name, rate in queue.items():
+        base = queue.get(name.replace("/uvloop/", "/asyncio/"))
+        lines.append(f"{name:<24} {rate:>12,.0f} {'-':>15} {f'{rate / base:.2f}x' if base else '-':>11}")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the suite (or, with ``--rss``, the memory study); see the module docstring."""
+    import pyperf
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--rss" in argv:
+        argv.remove("--rss")
+        out = Path(argv[argv.index("--out") + 1]) if "--out" in argv else Path("results/perf")
+        print(json.dumps(rss_study(out), indent=2))
+        return 0
+    worker = "--worker" in argv
+    quick = "--quick" in argv
+    if not worker and not any(a in ("-o", "--output") or a.startswith("--output=") for a in argv):
+        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        Path("results/perf").mkdir(parents=True, exist_ok=True)
+        argv += ["-o", f"results/perf/perf-{stamp}{'-quick' if quick else ''}.json"]
+    defaults = {} if any(a in argv for a in ("--rigorous", "--fast", "-p", "--processes")) else {"processes": 2, "values": 3}
+
+    def forward(cmd, args):
+        if args.quick:
+            cmd.append("--quick")
+
+    runner = pyperf.Runner(
+        program_args=("-m", "bench.perf"), add_cmdline_args=forward, loops=1, warmups=1, **defaults
+    )
+    runner.argparser.add_argument("--quick", action="store_true", help="a tenth of the items (smoke run)")
+    runner.parse_args(argv)
+    plan = _plan(quick)
+    if not worker:
+        _prepare(plan)
+        print(f"qbench perf: {len(plan)} model benchmarks + raw queue throughput; output {runner.args.output}", flush=True)
+    results = {}
+    for model, engine, n in plan:
+        name = f"{model}/{engine}"
+        bench = runner.bench_time_func(name, _time_func, engine, model, n, inner_loops=n, metadata={"items": n, "unit_note": "seconds per item"})
+        if bench is not None:
+            results[name] = items_per_second(bench)
+    loops = [("asyncio", None)]
+    try:
+        import uvloop
+
+        loops.append(("uvloop", uvloop.new_event_loop))
+    except ImportError:
+        pass
+    n = _QUEUE_ITEMS // (10 if quick else 1)
+    for loop_name, factory in loops:
+        for consumers in (1, 4):
+            name = f"queue/{loop_name}/{consumers}c"
+            kwargs = {"inner_loops": n}
+            if factory is not None:
+                kwargs["loop_factory"] = factory
+            bench = runner.bench_async_func(name, _queue_throughput, n, consumers, **kwargs)
+            if bench is not None:
+                results[name] = items_per_second(bench)
+    if not worker and results:
+        table = ratio_table(results)
+        print()
+        print(table)
+        out = Path(runner.args.output)
+        out.with_suffix(".txt").write_text(table + "\n")
+    return 0
+
+
+# -- bounded memory ------------------------------------------------------------------------------------
+
+_RSS_CHILD = """
+import json, resource, sys, tempfile, time
+from pathlib import Path
+from bench.grid import make_grid
+from bench.runner import run_cell
+engine, items = sys.argv[1], int(sys.argv[2])
+grid = make_grid({"workers": [1], "arrival": "exp:1.25", "service": "exp:1", "items": items, "seed": 1})
+import dataclasses
+grid = dataclasses.replace(grid, engine=engine)
+with tempfile.TemporaryDirectory() as tmp:
+    run = Path(tmp)
+    for sub in ("items", "depth", "parts"):
+        (run / sub).mkdir()
+    start = time.perf_counter()
+    rows = run_cell(run, grid, grid.cells()[0])
+    wall = time.perf_counter() - start
+    size = sum(p.stat().st_size for p in run.rglob("*.parquet"))
+print(json.dumps({"engine": engine, "items": items, "status": rows[0]["status"], "wall_seconds": round(wall, 2),
+                  "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+                  "parquet_mb": round(size / 2**20, 1)}))
+"""
+
+
+def rss_study(out: Path | None = None, engines: Sequence[str] = ("recurrence", "asyncio"), sizes: Sequence[int] = (500_000, 5_000_000)) -> list[dict]:
+    """Peak RSS of one stable cell (M/M/1, ρ = 0.8, written to parquet) at 500k and 5M items.
+
+    Each measurement runs in a fresh process (``ru_maxrss`` of that process), through
+    :func:`bench.runner.run_cell`, so it includes the store. Results go to ``out/rss.json``.
+    """
+    rows = []
+    for engine in engines:
+        for items in sizes:
+            done = subprocess.run([sys.executable, "-c", _RSS_CHILD, engine, str(items)], capture_output=True, text=True, check=True)
+            rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
+            print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+    for engine in engines:
+        small, large = (next(r for r in rows if r["engine"] == engine and r["items"] == n) for n in sizes)
+        rows.append({"engine": engine, "ratio_large_to_small": round(large["peak_rss_mb"] / small["peak_rss_mb"], 3)})
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "rss.json").write_text(json.dumps(rows, indent=2) + "\n")
+    return rows
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,31 @@
+"""The perf suite's pieces run (no timing is asserted: benchmarks live in bench/perf.py)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from bench import perf
+
+
+@pytest.mark.parametrize("engine", ["asyncio", "asyncio-ref", "recurrence", "simpy-store", "simpy-resource", "ciw"])
+def test_every_engine_runs_a_small_model(engine, tmp_path, monkeypatch):
+    if not perf._available(engine):
+        pytest.skip(f"{engine} is not installed (extra 'perf')")
+    monkeypatch.setenv("QBENCH_PERF_CACHE", str(tmp_path))
+    perf._prepare([("mm2", engine, 500)])
+    assert perf._time_func(1, engine, "mm2", 500) > 0
+
+
+def test_raw_queue_throughput_completes():
+    asyncio.run(perf._queue_throughput(500, 3))
+
+
+def test_ratio_table_has_one_row_per_benchmark():
+    rates = {"mm2/asyncio": 100.0, "mm2/simpy-store": 200.0, "mm2/recurrence": 3000.0, "queue/asyncio/1c": 10.0,
+             "queue/uvloop/1c": 20.0}
+    table = perf.ratio_table(rates).splitlines()
+    assert len(table) == 1 + len(rates)
+    assert any("mm2/recurrence" in line and "15.00x" in line for line in table)
+    assert any("queue/uvloop/1c" in line and "2.00x" in line for line in table)
