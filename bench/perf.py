@@ -29,7 +29,8 @@ table shows items/s = 1 / mean):
 Expensive set-up happens once, in the parent: the SimPy and Ciw models read pre-drawn arrival and
 service times from ``results/perf/.cache/``; each worker process only loads them.
 
-The defaults (2 processes x 3 values, 1 warm-up) keep ``make perf`` to a few minutes; ``--quick``
+The defaults (2 processes x 3 values, 1 warm-up each; 200k items on mm2, the headline model,
+50k on the others, an eighth of that for Ciw) keep ``make perf`` to a few minutes; ``--quick``
 divides every item count by 10 (a smoke run), ``--rigorous`` gives pyperf's tighter settings.
 ``--rss`` instead measures the peak RSS of a 500k-item and a 5M-item cell (see :func:`rss_study`).
 """
@@ -52,12 +53,12 @@ __all__ = ["MODELS", "main", "rss_study", "items_per_second"]
 
 #: model name -> (workers, arrival spec, service spec, items)
 MODELS: dict[str, tuple[int, str, str, int]] = {
-    "mm1": (1, "exp:1.25", "exp:1", 100_000),
+    "mm1": (1, "exp:1.25", "exp:1", 50_000),
     "mm2": (2, "exp:1", "exp:1.8", 200_000),
-    "seed": (2, "const:1", "uniform:0:5", 100_000),
+    "seed": (2, "const:1", "uniform:0:5", 50_000),
 }
 #: engines that run fewer items than the model's count (they are slow), as a divisor
-_SLOW = {"ciw": 4, "asyncio-ref": 4, "looptime": 20}
+_SLOW = {"ciw": 8, "asyncio-ref": 4, "looptime": 20}
 _QUEUE_ITEMS = 20_000
 _SEED = 0
 
