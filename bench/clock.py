@@ -303,6 +303,7 @@ class VirtualEventLoop(ReferenceVirtualEventLoop):
         # C-level callables instead of Python methods on hot paths; same results.
         self.create_future = functools.partial(asyncio.Future, loop=self)
         self.time = functools.partial(getattr, self, "_now_s")
+        self.get_debug = functools.partial(getattr, self, "_debug")  # every Future() asks
 
     def call_soon(self, callback: Callable[..., Any], *args: Any, context: Any = None):
         """Like :meth:`asyncio.AbstractEventLoop.call_soon`."""
@@ -320,10 +321,11 @@ class VirtualEventLoop(ReferenceVirtualEventLoop):
             raise TypeError("delay must not be None")
         if self._closed:
             raise RuntimeError("Event loop is closed")
-        when_ns = round(delay * _NS)
+        when_ns = round(delay * 1_000_000_000)
         if context is None and callback is not _set_result_unless_cancelled:
             context = _copy_context()  # a sleep's timer runs inline and reads no context
-        timer = _Timer((self._now_ns + when_ns if when_ns > 0 else self._now_ns, next(self._seq), callback, args, context, self))
+        now = self._now_ns
+        timer = _Timer((now + when_ns if when_ns > 0 else now, next(self._seq), callback, args, context, self))
         _heappush(self._timers, timer)
         return timer
 
