@@ -17,6 +17,11 @@ records, item by item, from the same random streams:
   at ``T`` and cancels everything before any other event at ``T`` is recorded); an item whose
   pusher was still blocked in ``put`` at ``T`` is dropped, as the recorder drops it.
 
+* ``max_backlog``: the run stops at the put that makes the queue that long, as the asyncio engine
+  does (status ``capped``): gets before that put (in event order) and services ended before its
+  instant are kept. To know that a later put never reaches the cap before an item's events are
+  final, items are held until their service ends (memory: the backlog, as in the recorder).
+
 Depth events are ordered by (time, item, put before get). The asyncio engine produces the same
 order except, possibly, between events of *different* items at the *same* instant (ties that
 depend on timer sequence numbers); the queue size after all events of an instant, and so the depth
@@ -59,6 +64,7 @@ class RecurrenceResult:
     t_end: float = 0.0
     t_last_put: float = 0.0
     busy: float = 0.0
+    capped: tuple[float, int] | None = None  # (time, max_backlog) when the backlog cap stopped the run
 
 
 def _ns(values: np.ndarray) -> np.ndarray:
@@ -86,6 +92,7 @@ class _Engine:
         self.pending_t = np.empty(0, dtype=np.int64)  # gets not yet emitted as depth events
         self.pending_i = np.empty(0, dtype=np.int64)
         self.depth = 0
+        self.cap = scenario.max_backlog  # stop when a put makes the queue this long (None: never)
         self.result = RecurrenceResult()
         self.done = False
 
@@ -97,13 +104,17 @@ class _Engine:
             if self.items is not None:
                 n = min(n, self.items - self.next_item)
             self.chunk(n)
-        self.flush_gets()
+        if self.capped is None:
+            self.flush_gets()
+        self.flush_items(final=True)
         r = self.result
-        if self.limit is None:
+        if self.capped is not None:
+            r.t_end = self.capped[0] / _NS
+            r.capped = (r.t_end, self.cap)
+        elif self.limit is None:
             r.t_end = self.t_end_ns / _NS
         else:
             r.t_end = float(self.sc.duration)
-            r.busy += self.busy_open
         return r
 
     def chunk(self, n: int) -> None:
@@ -246,51 +257,82 @@ class _Engine:
         item = np.arange(first, first + n, dtype=np.int64)
         self.next_item = first + n
         t_done = t_get + s
-        r = self.result
-        if self.limit is None:
-            got = done = n
-            self.t_end_ns = max(self.t_end_ns, int(t_done.max()))
-        else:
-            got = int(np.searchsorted(t_get, self.limit, "left"))  # t_get is non-decreasing (FIFO)
-            done_mask = t_done < self.limit
-            done = int(done_mask.sum())
+        got = n if self.limit is None else int(np.searchsorted(t_get, self.limit, "left"))  # FIFO: t_get sorted
         depth_at_put = self.merge(t_put, item, t_get[:got], item[:got])
-        f_put = t_put / _NS
-        f_get = t_get / _NS
-        f_done = t_done / _NS
-        worker = worker.copy()
-        if got < n:
-            f_get[got:] = np.nan
-            worker[got:] = -1
-        if done < n:
-            f_done[~done_mask] = np.nan
-            open_ = ~done_mask[:got]
-            self.busy_open += float((self.sc.duration - f_get[:got][open_]).sum())
-        service = f_done - f_get
-        r.busy += float(np.nansum(service))
-        r.n_put += n
-        r.n_got += got
-        r.n_done += done
-        r.t_last_put = float(f_put[-1])
-        self.sink.items(
-            {
-                "item": item,
-                "worker": worker,
-                "t_arrive": t_arrive / _NS,
-                "t_put": f_put,
-                "t_get": f_get,
-                "t_done": f_done,
-                "wait": f_get - f_put,
-                "service": service,
-                "sojourn": f_done - f_put,
-                "depth_at_put": depth_at_put,
-            }
-        )
-        if self.on_progress is not None:
-            self.on_progress(n)
+        if self.capped is not None:  # the queue reached max_backlog at the k-th put: the run stops there
+            k = self.capped[1] - first + 1
+            item, t_arrive, t_put, t_get, t_done, worker, depth_at_put = (
+                a[:k] for a in (item, t_arrive, t_put, t_get, t_done, worker, depth_at_put)
+            )
+            self.done = True
+        if self.limit is None:
+            self.t_end_ns = max(self.t_end_ns, int(t_done.max()))
+        held = (item, t_arrive, t_put, t_get, t_done, worker, depth_at_put)
+        self.held = held if self.held is None else tuple(np.concatenate(pair) for pair in zip(self.held, held))
+        self.flush_items(bound=int(t_put[-1]))
 
-    busy_open = 0.0
+    def flush_items(self, bound: int | None = None, final: bool = False) -> None:
+        """Send the held items whose service ended by ``bound`` (all of them when ``final``), as a
+        prefix in item order; the rest stay held (the backlog and the items in service)."""
+        if self.held is None:
+            return
+        item, t_arrive, t_put, t_get, t_done, worker, depth_at_put = self.held
+        k = item.size if final else int(np.argmax(t_done > bound)) if (t_done > bound).any() else item.size
+        if k < item.size and k < self.batch and not final:
+            return
+        if k == 0:
+            return
+        self.held = None if k == item.size else tuple(a[k:] for a in self.held)
+        item, t_arrive, t_put, t_get, t_done, worker, depth_at_put = (
+            a[:k] for a in (item, t_arrive, t_put, t_get, t_done, worker, depth_at_put)
+        )
+        end = None
+        if self.capped is not None:
+            end, last = self.capped
+            got = (t_get < end) | ((t_get == end) & (item < last))  # gets before the capping put
+        elif self.limit is not None:
+            end = self.limit
+            got = t_get < end
+        else:
+            got = np.ones(k, dtype=bool)
+        done = got & (t_done < end) if end is not None else got
+        f_put = t_put / _NS
+        f_get = np.where(got, t_get / _NS, np.nan)
+        f_done = np.where(done, t_done / _NS, np.nan)
+        worker = np.where(got, worker, -1)
+        service = f_done - f_get
+        r = self.result
+        r.busy += float(np.nansum(service))
+        if end is not None:
+            open_ = got & ~done
+            if open_.any():
+                r.busy += float((end / _NS - f_get[open_]).sum())
+        r.n_put += k
+        r.n_got += int(got.sum())
+        r.n_done += int(done.sum())
+        r.t_last_put = float(f_put[-1])
+        for lo in range(0, k, self.batch):
+            hi = lo + self.batch
+            self.sink.items(
+                {
+                    "item": item[lo:hi],
+                    "worker": worker[lo:hi],
+                    "t_arrive": t_arrive[lo:hi] / _NS,
+                    "t_put": f_put[lo:hi],
+                    "t_get": f_get[lo:hi],
+                    "t_done": f_done[lo:hi],
+                    "wait": f_get[lo:hi] - f_put[lo:hi],
+                    "service": service[lo:hi],
+                    "sojourn": f_done[lo:hi] - f_put[lo:hi],
+                    "depth_at_put": depth_at_put[lo:hi],
+                }
+            )
+            if self.on_progress is not None:
+                self.on_progress(min(hi, k) - lo)
+
     t_end_ns = 0
+    held = None
+    capped = None  # (t_put in ns, item) of the put that made the queue reach max_backlog
 
     def merge(self, t_put, i_put, t_get, i_get) -> np.ndarray:
         """Emit every put of the chunk and every known get up to the last put, in event order;
@@ -300,8 +342,7 @@ class _Engine:
         g_i = np.concatenate((self.pending_i, i_get))
         ready = int(np.searchsorted(g_t, bound, "right"))
         self.pending_t, self.pending_i = g_t[ready:], g_i[ready:]
-        depth_at_put = self._events(t_put, i_put, g_t[:ready], g_i[:ready])
-        return depth_at_put
+        return self._events(t_put, i_put, g_t[:ready], g_i[:ready])
 
     def flush_gets(self) -> None:
         if self.pending_t.size:
@@ -317,12 +358,18 @@ class _Engine:
         order = np.lexsort((item * 2 + kind, t))  # (time, item, put before get)
         step = np.where(kind[order] == 0, 1, -1).astype(np.int8)
         depth = self.depth + np.cumsum(step, dtype=np.int64)
-        if depth.size:
-            self.depth = int(depth[-1])
         at_put = np.empty(np_, dtype=np.int64)
         is_put = step == 1
         at_put[order[is_put]] = depth[is_put]  # puts are in item order within the chunk
-        for lo in range(0, t.size, self.batch):
+        if self.cap is not None and np_ and int(at_put.max()) >= self.cap:
+            k = int(np.argmax(at_put >= self.cap))  # the put that fills the queue to max_backlog
+            cut = int(np.flatnonzero(order == k)[0]) + 1  # nothing after it is recorded
+            order, step, depth = order[:cut], step[:cut], depth[:cut]
+            self.capped = (int(t_put[k]), int(i_put[k]))
+            self.pending_t = self.pending_i = np.empty(0, dtype=np.int64)
+        if depth.size:
+            self.depth = int(depth[-1])
+        for lo in range(0, order.size, self.batch):
             hi = lo + self.batch
             self.sink.depth({"t": t[order[lo:hi]] / _NS, "depth": depth[lo:hi], "event": step[lo:hi]})
         return at_put

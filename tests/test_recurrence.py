@@ -54,7 +54,8 @@ def _asyncio(scenario, cell, seed, replication=0):
     t_end = run_virtual(run_scenario(scenario, arrivals, services, recorder))
     recorder.close(t_end)
     stats = {"n_put": recorder.n_put, "n_got": recorder.n_got, "n_done": recorder.n_done, "t_end": t_end,
-             "t_last_put": recorder.t_last_put, "busy": recorder.busy, **summary.finish(t_end)}
+             "t_last_put": recorder.t_last_put, "busy": recorder.busy, "capped": recorder.capped,
+             **summary.finish(t_end)}
     return collect, stats
 
 
@@ -63,7 +64,7 @@ def _recurrence(scenario, cell, seed, replication=0, batch=1009):
     arrivals, services = streams(seed, cell, replication)
     r = run_recurrence(scenario, arrivals, services, _Tee(collect, summary), batch=batch)
     stats = {"n_put": r.n_put, "n_got": r.n_got, "n_done": r.n_done, "t_end": r.t_end,
-             "t_last_put": r.t_last_put, "busy": r.busy, **summary.finish(r.t_end)}
+             "t_last_put": r.t_last_put, "busy": r.busy, "capped": r.capped, **summary.finish(r.t_end)}
     return collect, stats
 
 
@@ -76,9 +77,9 @@ def _step(depth):
     return t[last], d[last]
 
 
-def compare(workers, arrival, service, maxsize=0, items=None, duration=None, seed=0, batch=1009):
+def compare(workers, arrival, service, maxsize=0, items=None, duration=None, seed=0, batch=1009, max_backlog=None):
     cell = Cell(0, workers, parse(arrival), parse(service), maxsize)
-    scenario = Scenario(workers, cell.arrival, cell.service, maxsize, items, duration)
+    scenario = Scenario(workers, cell.arrival, cell.service, maxsize, items, duration, max_backlog)
     a, a_stats = _asyncio(scenario, cell, seed)
     r, r_stats = _recurrence(scenario, cell, seed, batch=batch)
     ai, ri = a.table("items"), r.table("items")
@@ -104,6 +105,7 @@ def compare(workers, arrival, service, maxsize=0, items=None, duration=None, see
     if np.unique(ad["t"]).size == ad["t"].size:  # no ties: the same event order exactly
         np.testing.assert_array_equal(rd["depth"], ad["depth"])
         np.testing.assert_array_equal(rd["event"], ad["event"])
+    assert r_stats.pop("capped") == a_stats.pop("capped")
     for key, want in a_stats.items():
         assert r_stats[key] == pytest.approx(want, rel=1e-9, abs=1e-9, nan_ok=True), key
     return ai["item"].size
@@ -133,6 +135,8 @@ def _configs(n=60, seed=12345):
             length = {"items": int(rng.integers(1, 1500))}
         else:
             length = {"duration": float(rng.choice([7.0, 50.5, 400.0, 1000.0]))}
+        if k % 5 == 4:  # a backlog cap that overloaded cells reach
+            length["max_backlog"] = int(rng.choice([3, 10, 40]))
         out.append(dict(workers=workers, arrival=arrival, service=service, maxsize=maxsize, seed=k, **length))
     return out
 
@@ -147,6 +151,18 @@ def test_seed_scenario_agrees_with_ties_and_small_batches():
     compare(2, "const:1", "const:2", duration=100, seed=1, batch=7)
     compare(3, "const:1", "const:3", maxsize=2, items=500, seed=1, batch=7)
     compare(1, "const:0.1", "const:0.1", duration=10, seed=1)
+
+
+@pytest.mark.parametrize("config", [
+    (1, "exp:1", "exp:2", None, 1000, None, 20),
+    (2, "const:1", "const:3", None, None, 500.0, 10),  # ties at the capping instant
+    (3, "exp:1", "uniform:0:8", None, 5000, None, 50),
+    (2, "exp:1", "exp:3", None, None, 2000.0, 7),
+])
+def test_backlog_cap_stops_both_engines_at_the_same_put(config):
+    workers, arrival, service, _, items, duration, cap = config
+    n = compare(workers, arrival, service, items=items, duration=duration, max_backlog=cap, batch=16)
+    assert n < (items or duration)
 
 
 def test_duration_boundary_events_at_exactly_T_are_excluded():
