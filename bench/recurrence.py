@@ -168,17 +168,19 @@ class _Engine:
         append = out.append
         for p, d in zip(t_put.tolist(), s.tolist()):
             if f0 <= f1:  # ties go to the lower index, as in the heap
-                g = p if p > f0 else f0
-                f0 = g + d
-                append(g)
+                if p > f0:
+                    f0 = p
+                append(f0)
+                f0 += d
             else:
-                g = p if p > f1 else f1
-                f1 = g + d
-                append(~g)  # worker 1, decoded below
+                if p > f1:
+                    f1 = p
+                append(~f1)  # worker 1: stored as ~t_get, decoded below
+                f1 += d
         self.heap = sorted((f0 * 2, f1 * 2 + 1))
         enc = np.array(out, dtype=np.int64)
-        worker = (enc < 0).astype(np.int64)
-        return np.where(enc < 0, ~enc, enc), worker
+        sign = enc >> 63  # -1 for worker 1, 0 for worker 0
+        return enc ^ sign, -sign
 
     def _heap(self, t_put: np.ndarray, s: np.ndarray):
         c = self.c
@@ -297,10 +299,14 @@ class _Engine:
             got = np.ones(k, dtype=bool)
         done = got & (t_done < end) if end is not None else got
         f_put = t_put / _NS
-        f_get = np.where(got, t_get / _NS, np.nan)
-        f_done = np.where(done, t_done / _NS, np.nan)
-        worker = np.where(got, worker, -1)
-        service = f_done - f_get
+        if end is None:  # items run, no cap: every item was taken and finished
+            f_get, f_done = t_get / _NS, t_done / _NS
+            service = f_done - f_get
+        else:
+            f_get = np.where(got, t_get / _NS, np.nan)
+            f_done = np.where(done, t_done / _NS, np.nan)
+            worker = np.where(got, worker, -1)
+            service = f_done - f_get
         r = self.result
         r.busy += float(np.nansum(service))
         if end is not None:
@@ -351,19 +357,27 @@ class _Engine:
             self.pending_t = self.pending_i = empty
 
     def _events(self, t_put, i_put, t_get, i_get) -> np.ndarray:
+        """Send the depth events of these puts and gets in (time, item, put before get) order and
+        return the queue size right after each put. The gets are those of earlier items still
+        pending, then those of a prefix of the puts' items (both in item order, as FIFO makes them)."""
         np_, ng = t_put.size, t_get.size
-        t = np.concatenate((t_put, t_get))
-        item = np.concatenate((i_put, i_get))
-        kind = np.concatenate((np.zeros(np_, dtype=np.int8), np.ones(ng, dtype=np.int8)))
-        order = np.lexsort((item * 2 + kind, t))  # (time, item, put before get)
-        step = np.where(kind[order] == 0, 1, -1).astype(np.int8)
+        first = int(i_put[0]) if np_ else 0
+        old = int(np.searchsorted(i_get, first, "left")) if np_ else ng  # gets of earlier items
+        m = ng - old  # gets of this chunk's first m items
+        # Lay events out in (item, put before get) order; a stable sort by time then gives the order.
+        t = np.empty(np_ + ng, dtype=np.int64)
+        step = np.empty(np_ + ng, dtype=np.int8)
+        t[:old], step[:old] = t_get[:old], -1
+        t[old : old + 2 * m : 2], step[old : old + 2 * m : 2] = t_put[:m], 1
+        t[old + 1 : old + 2 * m : 2], step[old + 1 : old + 2 * m : 2] = t_get[old:], -1
+        t[old + 2 * m :], step[old + 2 * m :] = t_put[m:], 1
+        order = np.argsort(t, kind="stable")
+        step = step[order]
         depth = self.depth + np.cumsum(step, dtype=np.int64)
-        at_put = np.empty(np_, dtype=np.int64)
-        is_put = step == 1
-        at_put[order[is_put]] = depth[is_put]  # puts are in item order within the chunk
+        at_put = depth[step == 1]  # puts come out in item order
         if self.cap is not None and np_ and int(at_put.max()) >= self.cap:
             k = int(np.argmax(at_put >= self.cap))  # the put that fills the queue to max_backlog
-            cut = int(np.flatnonzero(order == k)[0]) + 1  # nothing after it is recorded
+            cut = int(np.flatnonzero(step == 1)[k]) + 1  # nothing after it is recorded
             order, step, depth = order[:cut], step[:cut], depth[:cut]
             self.capped = (int(t_put[k]), int(i_put[k]))
             self.pending_t = self.pending_i = np.empty(0, dtype=np.int64)
