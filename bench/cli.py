@@ -151,7 +151,7 @@ def _parser() -> argparse.ArgumentParser:
     perf = sub.add_parser(
         "perf",
         help="pyperf suite: the engines against SimPy and Ciw, items/s and ratios",
-        description="Run the pyperf suite (bench/perf.py); other options go to pyperf (--fast, --rigorous, -o FILE, ...).",
+        description="Run the pyperf suite (bench/perf.py): JSON under results/perf/, a table of items/s and ratios.",
         epilog="examples:\n  qbench perf                 JSON under results/perf/, ratio table printed\n"
         "  qbench perf --quick         a smoke run with a tenth of the items\n"
         "  qbench perf --rss           peak RSS of a 500k-item and a 5M-item cell\n"

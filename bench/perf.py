@@ -333,6 +333,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         Path("results/perf").mkdir(parents=True, exist_ok=True)
         argv += ["-o", f"results/perf/perf-{stamp}{'-quick' if quick else ''}.json"]
+    if not worker and not any(a in ("-q", "--quiet", "-v", "--verbose") for a in argv):
+        argv.append("--quiet")  # pyperf's stability warnings would bury the table (pass -v to see them)
     defaults = {} if any(a in argv for a in ("--rigorous", "--fast", "-p", "--processes")) else {"processes": 2, "values": 3}
 
     def forward(cmd, args):

@@ -69,7 +69,10 @@ class RecurrenceResult:
 
 def _ns(values: np.ndarray) -> np.ndarray:
     """Seconds to integer nanoseconds as the virtual loop rounds a delay (half to even, >= 0)."""
-    return np.maximum(np.rint(values * _NS), 0).astype(np.int64)
+    scaled = values * _NS
+    np.rint(scaled, out=scaled)
+    np.maximum(scaled, 0, out=scaled)
+    return scaled.astype(np.int64)
 
 
 class _Engine:

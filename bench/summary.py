@@ -33,10 +33,16 @@ class LogHistogram:
         """Add an array of finite values >= 0."""
         if values.size == 0:
             return
-        index = np.zeros(values.size, dtype=np.int64)
-        positive = values > 0
-        raw = np.floor((np.log10(values[positive]) - self._low) * self._per_decade)
-        index[positive] = 1 + np.clip(raw, 0, self._nbins - 1).astype(np.int64)
+        with np.errstate(divide="ignore"):  # log10(0) = -inf lands in slot 0, the zeros' own bin
+            raw = np.log10(values)
+        raw -= self._low
+        raw *= self._per_decade
+        np.floor(raw, out=raw)
+        np.clip(raw, 0, self._nbins - 1, out=raw)
+        index = raw.astype(np.int64)
+        index += 1
+        if not values.min() > 0:
+            index[values <= 0] = 0  # exact zeros have slot 0
         self._counts += np.bincount(index, minlength=self._counts.size)
         self.count += values.size
 
@@ -59,9 +65,12 @@ class _Latency:
         self.hist = LogHistogram()
 
     def add(self, values: np.ndarray) -> None:
-        values = values[np.isfinite(values)]
-        self.total += float(values.sum())
-        self.hist.add(np.maximum(values, 0.0))
+        total = float(values.sum())
+        if not np.isfinite(total):  # some rows are censored (NaN): leave them out
+            values = values[np.isfinite(values)]
+            total = float(values.sum())
+        self.total += total
+        self.hist.add(values if values.size == 0 or values.min() >= 0 else np.maximum(values, 0.0))
 
     def stats(self, name: str) -> dict[str, float]:
         n = self.hist.count
