@@ -92,7 +92,12 @@ class Stream:
         filled = 0
         while filled < n:
             if self._pos == len(self._buf):
-                self._buf = self._dist.sample(self._rng, STREAM_CHUNK).tolist()
+                block = self._dist.sample(self._rng, STREAM_CHUNK)
+                if n - filled >= STREAM_CHUNK:  # a whole block goes straight out, no list round trip
+                    out[filled : filled + STREAM_CHUNK] = block
+                    filled += STREAM_CHUNK
+                    continue
+                self._buf = block.tolist()
                 self._pos = 0
             k = min(n - filled, len(self._buf) - self._pos)
             out[filled : filled + k] = self._buf[self._pos : self._pos + k]
