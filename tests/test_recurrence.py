@@ -10,6 +10,7 @@ from bench.distributions import parse
 from bench.grid import Cell, streams
 from bench.recorder import Recorder
 from bench.recurrence import run_recurrence
+from bench.runner import _Tee
 from bench.scenario import Scenario, run_scenario
 from bench.summary import Summary
 
@@ -32,19 +33,6 @@ class _Collect:
         if not batches:
             return {}
         return {k: np.concatenate([b[k] for b in batches]) for k in batches[0]}
-
-
-class _Tee:
-    def __init__(self, *sinks):
-        self._sinks = sinks
-
-    def items(self, columns):
-        for s in self._sinks:
-            s.items(columns)
-
-    def depth(self, columns):
-        for s in self._sinks:
-            s.depth(columns)
 
 
 def _asyncio(scenario, cell, seed, replication=0):
