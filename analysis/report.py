@@ -89,7 +89,7 @@ def _write(run: Run, folder: Path, stats: list[CellStats], theory: list[Agreemen
 def _parameters(run: Run) -> Rows:
     """Run metadata as (field, value) rows."""
     m = run.manifest
-    total = m.get("timings", {}).get("total", m.get("timings", {}).get("wall_seconds", ""))
+    total = m.get("timings", {}).get("total_seconds", "")
     fields = {
         "run": run.name, "status": m.get("status", "unknown"), "created": m.get("created", ""),
         "command": m.get("command", ""), "grid": json.dumps(m.get("grid", {}), default=str),

@@ -229,7 +229,7 @@ def _prepare_out(out: Path, force: bool, grid) -> None:
             raise UsageError(f"{str(out)!r} is not a results folder; refusing to replace it")
         shutil.rmtree(out)
     try:
-        create_run(out, grid, sys.argv)
+        create_run(out, grid, ["qbench", *sys.argv[1:]])
     except OSError as err:
         raise UsageError(f"cannot write results folder {str(out)!r}: {err.strerror or err}") from None
 
@@ -281,7 +281,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     with make_executor(args.executor, jobs, args.scheduler) as executor:
         if args.resume is None:
             _prepare_out(out, args.force, grid)
-        result = run_grid(out, grid, jobs=jobs, progress=not args.no_progress, command=sys.argv, executor=executor)
+        result = run_grid(out, grid, jobs=jobs, progress=not args.no_progress, command=["qbench", *sys.argv[1:]], executor=executor)
     done = result.skipped + result.finished
     if result.interrupted:
         print(f"qbench: interrupted: {done} of {result.total} cells finished and kept in {out}; "
