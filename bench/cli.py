@@ -218,7 +218,7 @@ def _with_engine(grid, args: argparse.Namespace):
     return dataclasses.replace(grid, engine=engine, loop=loop)
 
 
-def _prepare_out(out: Path, force: bool, grid) -> None:
+def _prepare_out(out: Path, force: bool, grid, command: list[str]) -> None:
     """Create the results folder with its manifest in one step (so any folder that exists can resume)."""
     from bench.runner import create_run
 
@@ -229,7 +229,7 @@ def _prepare_out(out: Path, force: bool, grid) -> None:
             raise UsageError(f"{str(out)!r} is not a results folder; refusing to replace it")
         shutil.rmtree(out)
     try:
-        create_run(out, grid, ["qbench", *sys.argv[1:]])
+        create_run(out, grid, command)
     except OSError as err:
         raise UsageError(f"cannot write results folder {str(out)!r}: {err.strerror or err}") from None
 
@@ -278,10 +278,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.scheduler is not None and args.executor != "dask":
         raise UsageError("--scheduler needs --executor dask")
     jobs = args.jobs or os.cpu_count() or 1
+    command = ["qbench", *args.argv]
     with make_executor(args.executor, jobs, args.scheduler) as executor:
         if args.resume is None:
-            _prepare_out(out, args.force, grid)
-        result = run_grid(out, grid, jobs=jobs, progress=not args.no_progress, command=["qbench", *sys.argv[1:]], executor=executor)
+            _prepare_out(out, args.force, grid, command)
+        result = run_grid(out, grid, jobs=jobs, progress=not args.no_progress, command=command, executor=executor)
     done = result.skipped + result.finished
     if result.interrupted:
         print(f"qbench: interrupted: {done} of {result.total} cells finished and kept in {out}; "
@@ -396,7 +397,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     errors = _usage_errors()
     try:
+        argv = list(sys.argv[1:] if argv is None else argv)
         args = _parser().parse_args(argv)
+        args.argv = argv
         return _COMMANDS[args.command](args)
     except errors as err:
         print(f"qbench: error: {err}", file=sys.stderr)
