@@ -20,7 +20,6 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from analysis.agreement import Agreement  # noqa: E402
 from analysis.backlog import sample_depth  # noqa: E402
-from analysis.estimate import mean_ci  # noqa: E402
 from analysis.load import Run, read_depth, read_items  # noqa: E402
 from analysis.stats import CellStats  # noqa: E402
 from analysis.student_t import t_quantile  # noqa: E402
