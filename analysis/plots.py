@@ -23,6 +23,7 @@ from analysis.backlog import sample_depth  # noqa: E402
 from analysis.load import Run, read_depth, read_items  # noqa: E402
 from analysis.stats import CellStats  # noqa: E402
 from analysis.student_t import t_quantile  # noqa: E402
+from analysis.theory import fluid_slope  # noqa: E402
 
 __all__ = [
     "CHARTS", "backlog_band", "panel_grid", "plot_backlog", "plot_cdf", "plot_heatmap", "plot_latency", "plot_theory",
@@ -153,7 +154,7 @@ def _backlog_line(ax, run: Run, s: CellStats, times: np.ndarray) -> None:
     ax.plot(times, mean, color=colour, lw=1.6, label=f"{_workers(s.params['workers'])} ({verdict})")
     ax.fill_between(times, low, high, color=colour, alpha=0.2, lw=0)
     if float(s.params["rho"]) >= 1:
-        slope = s.arrival_rate - int(s.params["workers"]) / float(s.params["service_mean"])
+        slope = fluid_slope(s.arrival_rate, float(s.params["service_mean"]), int(s.params["workers"]))
         ax.plot(times, slope * times, color=colour, ls="--", lw=1.0, label=f"fluid {slope:.3g} items/s")
 
 
