@@ -18,7 +18,6 @@ __all__ = ["Recorder", "Sink", "BATCH"]
 BATCH = 65536
 
 
-
 class Sink(Protocol):
     """Where a recorder sends its batches (a store writer, a summary, or both)."""
 
@@ -48,7 +47,6 @@ class Recorder:
         self._batch = batch
         self._on_progress = on_progress
         self._log: list[float] = []
-        self._limit = 4 * batch  # log rows held before they are collected
         self._puts_left = batch  # puts until the next collection
         self._base = 0  # item id of the first row still held
         self._held = {name: np.empty(0, dtype) for name, dtype in _HELD}
@@ -123,9 +121,9 @@ class Recorder:
 
     # -- batching --------------------------------------------------------------------------------
 
-    def _collect(self, final: bool = False) -> None:
+    def _collect(self) -> None:
         """Turn the log into columns: depth rows go out, item fields land in the held arrays, and the
-        finished prefix of items goes out once it is a batch long (or at the end)."""
+        finished prefix of items goes out once it is a batch long (:meth:`close` sends the rest)."""
         self._puts_left = self._batch
         log = self._log
         if len(log):
@@ -176,7 +174,7 @@ class Recorder:
             self._busy = busy
         pending = np.isnan(held["t_done"])
         finished = int(pending.argmax()) if pending.any() else pending.size
-        if finished >= self._batch or (final and finished):
+        if finished >= self._batch:
             self._flush_items(finished)
 
     def _flush_items(self, n: int) -> None:
