@@ -68,21 +68,21 @@ def _replicate(grid: Grid, cell: Cell, replication: int, sink: Any, on_progress)
         cell.workers, cell.arrival, cell.service, cell.maxsize, grid.items, grid.duration, grid.max_backlog
     )
     summary = Summary(grid.items)
-    recorder = Recorder(_Tee(sink, summary), on_progress=on_progress)
+    tee = _Tee(sink, summary)
     arrivals, services = streams(grid.seed, cell, replication)
     start = time.perf_counter()
-    engine = getattr(grid, "engine", ENGINE)
-    if engine == "recurrence":
+    if grid.engine == "recurrence":
         from bench.recurrence import run_recurrence
 
-        recorder = run_recurrence(scenario, arrivals, services, _Tee(sink, summary), on_progress)
+        recorder = run_recurrence(scenario, arrivals, services, tee, on_progress)
         t_end = recorder.t_end
     else:
+        recorder = Recorder(tee, on_progress=on_progress)
         coro = run_scenario(scenario, arrivals, services, recorder, grid.scale or 1.0)
         if grid.scale is None:
             t_end = run_virtual(coro)
         else:
-            with asyncio.Runner(loop_factory=loop_factory(getattr(grid, "loop", "asyncio"))) as real:
+            with asyncio.Runner(loop_factory=loop_factory(grid.loop)) as real:
                 t_end = real.run(coro)
         recorder.close(t_end)
     return {
@@ -119,7 +119,7 @@ def _row_params(grid: Grid, cell: Cell, replication: int) -> dict[str, Any]:
         "items_target": grid.items,
         "duration": grid.duration,
         "clock": grid.clock,
-        "engine": getattr(grid, "engine", ENGINE),
+        "engine": grid.engine,
         "seed": grid.seed,
     }
 
@@ -189,8 +189,8 @@ def manifest(run: Path, grid: Grid, status: str, timings: dict[str, Any], comman
             "streams": "numpy PCG64 from SeedSequence(seed, spawn_key=(crc32(arrival spec), crc32(service spec), "
             "maxsize, replication, purpose)); purpose 0 = arrivals, 1 = services; blocks of 4096 draws",
         },
-        "engine": getattr(grid, "engine", ENGINE),
-        "loop": getattr(grid, "loop", "asyncio") if grid.scale is not None else "virtual",
+        "engine": grid.engine,
+        "loop": grid.loop if grid.scale is not None else "virtual",
         "clock": grid.clock,
         "versions": _versions(),
         "platform": {"system": platform.system(), "machine": platform.machine(), "cpus": os.cpu_count()},
@@ -202,7 +202,7 @@ def manifest(run: Path, grid: Grid, status: str, timings: dict[str, Any], comman
 # -- the run -----------------------------------------------------------------------------------
 
 
-def _bars(total_cells: int, done: int, grid: Grid, enabled: bool):
+def _bars(total_cells: int, done: int, enabled: bool):
     from tqdm import tqdm
 
     cells = tqdm(total=total_cells, initial=done, desc="cells", unit="cell", disable=not enabled, position=0)
@@ -263,7 +263,7 @@ def run_grid(
     timings: dict[str, float] = {}
     failed: list[tuple[int, str]] = []
     capped: list[tuple[int, str]] = []
-    bar_cells, bar_items = _bars(len(cells), len(cells) - len(todo), grid, progress)
+    bar_cells, bar_items = _bars(len(cells), len(cells) - len(todo), progress)
     interrupted = False
 
     def finished(cell: Cell, rows: list[dict] | BaseException) -> None:
