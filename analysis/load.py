@@ -107,15 +107,18 @@ def _check_version(version: object, where: Path) -> None:
         )
 
 
-def _check_file(file: Path) -> None:
-    """Check the schema version recorded in one parquet file's metadata."""
+def _check_file(file: Path, read=pq.read_schema):
+    """Read one parquet file with ``read`` (its schema, or ``pq.read_table`` for the whole table),
+    check the schema version in its metadata and return what was read."""
     try:
-        metadata = pq.read_schema(file).metadata or {}
+        got = read(file)
     except (OSError, pa.ArrowException) as exc:
         raise ResultsError(f"{str(file)!r} is not a readable parquet file: {exc}") from None
+    metadata = (got if isinstance(got, pa.Schema) else got.schema).metadata or {}
     if _SCHEMA_KEY not in metadata:
         raise ResultsError(f"{str(file)!r} carries no qbench.schema_version; not written by qbench")
     _check_version(metadata[_SCHEMA_KEY].decode(), file)
+    return got
 
 
 def _read_cells(folder: Path) -> pd.DataFrame | None:
@@ -124,9 +127,8 @@ def _read_cells(folder: Path) -> pd.DataFrame | None:
     files = [whole] if whole.exists() else sorted((folder / "parts").glob("cell-*.parquet"))
     if not files:
         return None
-    for file in files:
-        _check_file(file)
-    table = pd.concat([pq.read_table(f).to_pandas() for f in files], ignore_index=True)
+    # One read per file: the table carries the schema whose version is checked.
+    table = pd.concat([_check_file(f, pq.read_table).to_pandas() for f in files], ignore_index=True)
     return table.sort_values(["cell", "replication"], kind="stable").reset_index(drop=True)
 
 
