@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyarrow.dataset as ds
 
 from analysis.estimate import Estimate, bootstrap_ratio, difference, mean_ci
@@ -212,18 +213,19 @@ def compare_runs(a: str, b: str, *, metrics: list[str] | None = None) -> Compare
     return CompareResult(sel_a, sel_b, rows, pairs, only_a, only_b, run_a, run_b)
 
 
-def _values(run: Run, cell: int, metric: str) -> np.ndarray:
-    """A metric's per-replication values of one cell, in replication order."""
+def _replications(run: Run, cell: int) -> pd.DataFrame:
+    """The ``ok`` replication rows of one cell, in replication order."""
     rows = run.ok_cells()
-    return rows.loc[rows["cell"] == cell].sort_values("replication")[metric].to_numpy(dtype=float)
+    return rows.loc[rows["cell"] == cell].sort_values("replication")
 
 
 def _compare_pair(run_a: Run, ca: int, run_b: Run, cb: int, key: str, metrics: list[str]) -> list[MetricComparison]:
     """All metric comparisons of one matched pair of cells."""
     paired = _paired(run_a, ca, run_b, cb)
+    reps_a, reps_b = _replications(run_a, ca), _replications(run_b, cb)  # once per pair, not per metric
     rows = []
     for metric in metrics:
-        va, vb = _values(run_a, ca, metric), _values(run_b, cb, metric)
+        va, vb = reps_a[metric].to_numpy(dtype=float), reps_b[metric].to_numpy(dtype=float)
         use_pairs = paired and len(va) == len(vb)
         diff = difference(va, vb, paired=use_pairs)
         ratio = bootstrap_ratio(va, vb, paired=use_pairs)
