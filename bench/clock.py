@@ -55,8 +55,8 @@ class ReferenceVirtualEventLoop(asyncio.SelectorEventLoop):
     Args:
         start: the virtual time, in seconds, at which the clock starts.
 
-    It is the specification :class:`VirtualEventLoop` is tested against (same event traces), and
-    what that loop falls back to in debug mode.
+    It is the specification :class:`VirtualEventLoop` is tested against (same event traces) and
+    the loop the perf suite's ``asyncio-ref`` benchmark runs on.
     """
 
     def __init__(self, start: float = 0.0) -> None:
