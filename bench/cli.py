@@ -205,7 +205,7 @@ def _with_engine(grid, args: argparse.Namespace):
 
     from bench.clock import loop_factory
 
-    engine, loop = getattr(args, "engine", "asyncio"), getattr(args, "loop", "asyncio")
+    engine, loop = args.engine, args.loop
     if engine == "recurrence" and grid.scale is not None:
         raise UsageError(f"--engine recurrence computes in virtual time; it cannot run on clock {grid.clock!r}")
     if loop != "asyncio":
@@ -260,7 +260,7 @@ def _resume_target(args: argparse.Namespace):
         raise UsageError(
             f"{str(run)!r} has schema version {version}; this qbench reads version {store.SCHEMA_VERSION}"
         )
-    grid = make_grid({k: v for k, v in manifest["grid"].items() if v is not None})
+    grid = make_grid(manifest["grid"])  # it drops the None of the unused items/duration itself
     return run, dataclasses.replace(grid, engine=manifest.get("engine", "asyncio"), loop=manifest.get("loop", "asyncio")
                                     if grid.scale is not None else "asyncio")
 
