@@ -98,6 +98,9 @@ class _Engine:
         self.cap = scenario.max_backlog  # stop when a put makes the queue this long (None: never)
         self.result = RecurrenceResult()
         self.done = False
+        self.t_end_ns = 0  # items run: the latest t_done so far
+        self.held = None  # items computed but not yet sent (in service or queued), as column arrays
+        self.capped = None  # (t_put in ns, item) of the put that made the queue reach max_backlog
 
     # -- one chunk of items ------------------------------------------------------------------------
 
@@ -338,10 +341,6 @@ class _Engine:
             )
             if self.on_progress is not None:
                 self.on_progress(min(hi, k) - lo)
-
-    t_end_ns = 0
-    held = None
-    capped = None  # (t_put in ns, item) of the put that made the queue reach max_backlog
 
     def merge(self, t_put, i_put, t_get, i_get) -> np.ndarray:
         """Emit every put of the chunk and every known get up to the last put, in event order;
