@@ -28,9 +28,7 @@ from bench.recorder import Recorder
 from bench.scenario import Scenario, run_scenario
 from bench.summary import Summary
 
-__all__ = ["RunResult", "create_run", "run_cell", "run_grid", "ENGINE"]
-
-ENGINE = "asyncio"
+__all__ = ["RunResult", "create_run", "run_cell", "run_grid"]
 
 
 @dataclass(frozen=True)
@@ -100,7 +98,7 @@ def _replicate(grid: Grid, cell: Cell, replication: int, sink: Any, on_progress)
 
 
 def _status(recorder: Any) -> dict[str, Any]:
-    capped = getattr(recorder, "capped", None)
+    capped = recorder.capped  # a Recorder or a RecurrenceResult: both keep (time, depth) or None
     if capped is None:
         return {"status": "ok", "error": None}
     t, depth = capped
