@@ -17,9 +17,10 @@ import multiprocessing
 import queue as _queue
 import signal
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable
 
-__all__ = ["ExecutorError", "SerialExecutor", "ProcessExecutor", "DaskExecutor", "make_executor"]
+__all__ = ["ExecutorError", "WorkerDied", "SerialExecutor", "ProcessExecutor", "DaskExecutor", "make_executor"]
 
 Task = Callable[..., list]
 Finished = Callable[[Any, list], None]
@@ -83,8 +84,17 @@ def _drain(progress_queue, progress: Progress) -> None:
         progress(total)
 
 
+class WorkerDied(RuntimeError):
+    """The worker process running a cell died (killed, out of memory, or crashed in C code)."""
+
+
 class ProcessExecutor:
-    """Runs cells in ``jobs`` local worker processes (spawned, so the same on every platform)."""
+    """Runs cells in ``jobs`` local worker processes (spawned, so the same on every platform).
+
+    When a worker process dies, the pool breaks and every cell in flight comes back unfinished; they
+    run again in a fresh pool. A cell caught in two breaks runs alone, and if its worker dies there
+    too it is reported as failed with :class:`WorkerDied`. So one crashing cell costs only itself.
+    """
 
     def __init__(self, jobs: int) -> None:
         self._jobs = jobs
@@ -97,10 +107,26 @@ class ProcessExecutor:
 
     def run(self, task: Task, run, grid, cells: list, finished: Finished, progress: Progress) -> None:
         """Run ``task`` for every cell in worker processes; on any exception kill them and re-raise."""
+        strikes: dict[Any, int] = {}
+        todo = list(cells)
+        while todo:
+            shared = [c for c in todo if strikes.get(c.id, 0) < 2]
+            alone = [c for c in todo if strikes.get(c.id, 0) >= 2]
+            todo = self._pool(task, run, grid, shared, finished, progress, self._jobs) if shared else []
+            for cell in todo:
+                strikes[cell.id] = strikes.get(cell.id, 0) + 1
+            for cell in alone:
+                if self._pool(task, run, grid, [cell], finished, progress, 1):
+                    finished(cell, WorkerDied("the worker process running this cell died (killed, out of memory or crashed)"))
+
+    @staticmethod
+    def _pool(task: Task, run, grid, cells: list, finished: Finished, progress: Progress, jobs: int) -> list:
+        """Run ``cells`` in a new pool of ``jobs`` processes; return those lost to a broken pool."""
         context = multiprocessing.get_context("spawn")
         progress_queue = context.Queue()
-        pool = ProcessPoolExecutor(self._jobs, mp_context=context, initializer=_init_worker, initargs=(progress_queue,))
+        pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker, initargs=(progress_queue,))
         pending: dict[Future, Any] = {}
+        lost = []
         try:
             for cell in cells:
                 pending[pool.submit(_in_worker, task, run, grid, cell)] = cell
@@ -108,9 +134,14 @@ class ProcessExecutor:
                 ready, _ = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
                 _drain(progress_queue, progress)
                 for future in ready:
-                    finished(pending.pop(future), _outcome(future))
+                    cell = pending.pop(future)
+                    if isinstance(future.exception(), BrokenProcessPool):
+                        lost.append(cell)
+                    else:
+                        finished(cell, _outcome(future))
             _drain(progress_queue, progress)
             pool.shutdown(wait=True)
+            return lost
         except BaseException:
             for process in list((getattr(pool, "_processes", None) or {}).values()):
                 process.kill()

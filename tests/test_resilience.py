@@ -192,3 +192,24 @@ def test_dask_executor_through_the_cli(tmp_path):
                           cwd=ROOT, capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr
     assert set(pd.read_parquet(out / "cells.parquet").status) == {"ok"}
+
+
+def test_a_worker_process_that_dies_costs_only_its_own_cell(tmp_path):
+    from crashing_task import CRASH_CELL, crash_on_one_cell
+
+    from bench.executor import WorkerDied
+
+    grid = make_grid(dict(workers=[1, 2, 3, 4, 5], arrival="exp:1", service="exp:0.8", items=300, seed=2))
+    run = tmp_path / "run"
+    for sub in ("items", "depth", "parts"):
+        (run / sub).mkdir(parents=True)
+    outcomes = {}
+    with ProcessExecutor(2) as executor:
+        executor.run(crash_on_one_cell, run, grid, grid.cells(), lambda cell, rows: outcomes.update({cell.id: rows}),
+                     lambda n: None)
+    assert sorted(outcomes) == [0, 1, 2, 3, 4]
+    assert isinstance(outcomes[CRASH_CELL], WorkerDied)
+    for cell, rows in outcomes.items():
+        if cell != CRASH_CELL:
+            assert [r["status"] for r in rows] == ["ok"]
+            assert (run / "items" / f"cell-{cell:05d}.parquet").exists()
