@@ -8,7 +8,7 @@ ARGS   ?=
 
 .PHONY: install test bench report perf clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml bench/_vcore.c
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
@@ -30,4 +30,4 @@ perf: $(STAMP)
 	$(PY) -m bench perf $(ARGS)
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache bench/*.so

@@ -12,10 +12,12 @@ This module depends only on numpy (and pyarrow, lazily, to read parquet for ``em
 from __future__ import annotations
 
 import csv
+import functools
+import itertools
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -66,28 +68,41 @@ class Stream:
     """An endless supply of samples from one distribution and one generator, drawn in blocks.
 
     Blocks are always :data:`STREAM_CHUNK` long, so two readers of equal generators see the same
-    sequence whether they take samples one by one (:meth:`next`) or in blocks (:meth:`take`).
+    sequence whether they take samples one by one (:meth:`next`) or in blocks (:meth:`take`), or
+    mix the two.
+
+    ``next`` is an attribute holding a callable: once first called it is ``next()`` over a chain
+    of blocks, which runs entirely in C (the asyncio engine calls it twice per item).
     """
 
-    __slots__ = ("_dist", "_rng", "_buf", "_pos")
+    __slots__ = ("_dist", "_rng", "_buf", "_pos", "_iter", "next")
 
     def __init__(self, dist: Distribution, rng: np.random.Generator) -> None:
         self._dist = dist
         self._rng = rng
-        self._buf: list[float] = []
+        self._buf: list[float] = []  # the block take() is reading, until next() takes over
         self._pos = 0
+        self._iter: Iterator[float] | None = None
+        self.next: Callable[[], float] = self._first_next
 
-    def next(self) -> float:
-        """Return the next sample."""
-        if self._pos == len(self._buf):
-            self._buf = self._dist.sample(self._rng, STREAM_CHUNK).tolist()
-            self._pos = 0
-        value = self._buf[self._pos]
-        self._pos += 1
-        return value
+    def _first_next(self) -> float:
+        """Return the next sample and switch ``next`` to the C-level iterator."""
+        self._iter = itertools.chain.from_iterable(self._blocks())
+        self.next = functools.partial(next, self._iter)
+        return self.next()
+
+    def _blocks(self) -> Iterator[list[float]]:
+        rest, self._buf, self._pos = self._buf[self._pos :], [], 0
+        if rest:
+            yield rest
+        sample, rng = self._dist.sample, self._rng
+        while True:
+            yield sample(rng, STREAM_CHUNK).tolist()
 
     def take(self, n: int) -> np.ndarray:
         """Return the next ``n`` samples as an array (same values as ``n`` calls of :meth:`next`)."""
+        if self._iter is not None:  # next() was used: read on through its iterator
+            return np.fromiter(itertools.islice(self._iter, n), dtype=np.float64, count=n)
         out = np.empty(n, dtype=np.float64)
         filled = 0
         while filled < n:

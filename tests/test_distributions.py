@@ -115,6 +115,17 @@ def test_stream_gives_the_same_numbers_one_by_one_or_in_blocks():
     assert np.array_equal(singles, np.concatenate([block.take(5), block.take(n - 5)]))
 
 
+def test_stream_gives_the_same_numbers_when_next_and_take_are_mixed():
+    dist = parse("uniform:0:5")
+    one = Stream(dist, np.random.default_rng(12))
+    mixed = Stream(dist, np.random.default_rng(12))
+    n = STREAM_CHUNK * 3 + 5
+    singles = np.array([one.next() for _ in range(n)])
+    parts = [mixed.take(10), [mixed.next() for _ in range(STREAM_CHUNK)], mixed.take(STREAM_CHUNK + 3)]
+    parts.append([mixed.next() for _ in range(n - 2 * STREAM_CHUNK - 13)])
+    assert np.array_equal(singles, np.concatenate(parts))
+
+
 BAD_SPECS = [
     ("", "empty"),
     ("normal:1:2", "unknown family"),
