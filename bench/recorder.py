@@ -12,6 +12,11 @@ from typing import Callable, Protocol
 
 import numpy as np
 
+try:
+    from bench import _vcore
+except ImportError:  # built without a C compiler: _PyLog does the same
+    _vcore = None
+
 __all__ = ["Recorder", "Sink", "BATCH"]
 
 #: Rows handed to the sink at a time.
@@ -36,8 +41,9 @@ class Recorder:
         batch: rows per batch.
         on_progress: called with the number of finished items each time a batch of items goes out.
 
-    Each hook extends one flat list with a fixed-width row ``(kind, item, t, value)`` (a few dozen
-    nanoseconds); the log is turned into numpy columns every ``batch`` puts. Items not yet finished are carried over as numpy arrays, so memory
+    Each hook appends a fixed-width row ``(kind, item, t, value)`` to a flat log (in C when
+    ``bench._vcore`` is built, a few dozen nanoseconds); the log is turned into numpy columns every
+    ``batch`` puts. Items not yet finished are carried over as numpy arrays, so memory
     is bounded by the backlog plus a batch. The counters (``n_put``, ``busy``, …) are up to date
     whenever they are read.
     """
@@ -46,8 +52,7 @@ class Recorder:
         self._sink = sink
         self._batch = batch
         self._on_progress = on_progress
-        self._log: list[float] = []
-        self._puts_left = batch  # puts until the next collection
+        self._log = (_vcore.Log if _vcore is not None else _PyLog)(batch, self._collect)
         self._base = 0  # item id of the first row still held
         self._held = {name: np.empty(0, dtype) for name, dtype in _HELD}
         self._n_put = 0
@@ -56,32 +61,15 @@ class Recorder:
         self._t_last_put = 0.0
         self._busy = 0.0  # worker-seconds of finished services
         self.capped: tuple[float, int] | None = None  # (time, depth) when a backlog cap stopped the run
-        self.arrive = self._hook(_ARRIVE)
-        self.done = self._hook(_DONE)
-
-    def _hook(self, kind: float):
-        extend = self._log.extend
-
-        def hook(item: int, t: float) -> None:
-            extend((kind, item, t, 0.0))
-
-        return hook
-
-    # -- hooks the scenario calls ------------------------------------------------------------------
-    # ``arrive(item, t)``: the pusher starts putting ``item`` at ``t``.
-    # ``done(item, t)``: ``item``'s service ended at ``t``.
-    # (Both are bound in ``__init__`` as closures over the log: the cheapest call Python has.)
-
-    def put(self, item: int, t: float, depth: int) -> None:
-        """``item`` entered the queue at ``t``; the queue now holds ``depth`` items."""
-        self._log.extend((_PUT, item, t, depth))
-        self._puts_left -= 1
-        if not self._puts_left:
-            self._collect()
-
-    def get(self, item: int, worker: int, t: float, depth: int) -> None:
-        """``worker`` took ``item`` at ``t``; the queue now holds ``depth`` items."""
-        self._log.extend((_GET + worker, item, t, depth))
+        # The hooks the scenario calls are the log's own (C functions when bench._vcore is built):
+        #: ``arrive(item, t)``: the pusher starts putting ``item`` at ``t``.
+        self.arrive: Callable[[int, float], None] = self._log.arrive
+        #: ``put(item, t, depth)``: ``item`` entered the queue at ``t``; it now holds ``depth`` items.
+        self.put: Callable[[int, float, int], None] = self._log.put
+        #: ``get(item, worker, t, depth)``: ``worker`` took ``item`` at ``t``; the queue holds ``depth``.
+        self.get: Callable[[int, int, float, int], None] = self._log.get
+        #: ``done(item, t)``: ``item``'s service ended at ``t``.
+        self.done: Callable[[int, float], None] = self._log.done
 
     def cap(self, t: float, depth: int) -> None:
         """The run was stopped at ``t`` because the queue reached ``depth`` items."""
@@ -124,13 +112,7 @@ class Recorder:
     def _collect(self) -> None:
         """Turn the log into columns: depth rows go out, item fields land in the held arrays, and the
         finished prefix of items goes out once it is a batch long (:meth:`close` sends the rest)."""
-        self._puts_left = self._batch
-        log = self._log
-        if len(log):
-            rows = np.fromiter(log, dtype=np.float64, count=len(log)).reshape(-1, 4)
-            log.clear()
-        else:
-            rows = np.empty((0, 4))
+        rows = np.frombuffer(self._log.take(), dtype=np.float64).reshape(-1, 4)
         kind, item, t, value = rows.T
         is_put = kind == _PUT
         is_get = kind >= _GET
@@ -235,3 +217,41 @@ _HELD = (
     ("t_done", np.float64),
 )
 _FILL = {"t_arrive": np.nan, "t_put": np.nan, "depth_at_put": -1, "t_get": np.nan, "worker": -1, "t_done": np.nan}
+
+
+class _PyLog:
+    """The row log in Python, used when ``bench._vcore`` is not built: the same interface as
+    ``_vcore.Log``. Each hook is a closure extending one list, the cheapest call Python has."""
+
+    def __init__(self, batch: int, on_full: Callable[[], None]) -> None:
+        self._rows: list[float] = []
+        self._batch = batch
+        self._puts_left = [batch]
+        extend, puts_left = self._rows.extend, self._puts_left
+
+        def arrive(item: int, t: float) -> None:
+            extend((_ARRIVE, item, t, 0.0))
+
+        def put(item: int, t: float, depth: int) -> None:
+            extend((_PUT, item, t, depth))
+            puts_left[0] -= 1
+            if not puts_left[0]:
+                on_full()
+
+        def get(item: int, worker: int, t: float, depth: int) -> None:
+            extend((_GET + worker, item, t, depth))
+
+        def done(item: int, t: float) -> None:
+            extend((_DONE, item, t, 0.0))
+
+        self.arrive, self.put, self.get, self.done = arrive, put, get, done
+
+    def take(self) -> np.ndarray:
+        """Return the rows as float64 (kind, item, t, value), flattened, and clear the log."""
+        rows = np.fromiter(self._rows, dtype=np.float64, count=len(self._rows))
+        self._rows.clear()
+        self._puts_left[0] = self._batch
+        return rows
+
+    def __len__(self) -> int:
+        return len(self._rows) // 4
