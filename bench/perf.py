@@ -13,6 +13,8 @@ table shows items/s = 1 / mean):
   - ``asyncio``: bench/scenario.py on :class:`~bench.clock.VirtualEventLoop`, recording every item
     and depth change into a :class:`~bench.recorder.Recorder` whose sink is the streaming
     :class:`~bench.summary.Summary` (parquet writing is left out: the peers do not write files);
+  - ``asyncio-py``: the same with the pure-Python fallback (:class:`~bench.clock.PyVirtualEventLoop`
+    and the recorder's Python row log), what runs where ``bench._vcore`` could not be built (mm2 only);
   - ``asyncio-ref``: the same on :class:`~bench.clock.ReferenceVirtualEventLoop` (mm2 only);
   - ``recurrence``: bench/recurrence.py with the same sink;
   - ``simpy-store`` / ``simpy-resource``: the same pusher/puller model written for SimPy with a
@@ -58,7 +60,7 @@ MODELS: dict[str, tuple[int, str, str, int]] = {
     "seed": (2, "const:1", "uniform:0:5", 50_000),
 }
 #: engines that run fewer items than the model's count (they are slow), as a divisor
-_SLOW = {"ciw": 8, "asyncio-ref": 4, "looptime": 20}
+_SLOW = {"ciw": 8, "asyncio-py": 2, "asyncio-ref": 4, "looptime": 20}
 _QUEUE_ITEMS = 20_000
 _SEED = 0
 
@@ -80,7 +82,8 @@ def _cell(model: str):
 
 
 def _run_asyncio(model: str, n: int, loop: str = "fast") -> float:
-    from bench.clock import ReferenceVirtualEventLoop, VirtualEventLoop
+    from bench import recorder as recorder_module
+    from bench.clock import PyVirtualEventLoop, ReferenceVirtualEventLoop, VirtualEventLoop
     from bench.grid import streams
     from bench.recorder import Recorder
     from bench.scenario import Scenario, run_scenario
@@ -88,7 +91,7 @@ def _run_asyncio(model: str, n: int, loop: str = "fast") -> float:
 
     cell = _cell(model)
     scenario = Scenario(cell.workers, cell.arrival, cell.service, 0, n, None)
-    factory = {"fast": VirtualEventLoop, "ref": ReferenceVirtualEventLoop}.get(loop)
+    factory = {"fast": VirtualEventLoop, "py": PyVirtualEventLoop, "ref": ReferenceVirtualEventLoop}.get(loop)
     if loop == "looptime":
         import looptime
 
@@ -97,7 +100,11 @@ def _run_asyncio(model: str, n: int, loop: str = "fast") -> float:
 
     start = time.perf_counter()
     summary = Summary(n)
-    recorder = Recorder(summary)
+    saved, recorder_module._vcore = recorder_module._vcore, (None if loop == "py" else recorder_module._vcore)
+    try:
+        recorder = Recorder(summary)  # "py": with the recorder's Python row log too
+    finally:
+        recorder_module._vcore = saved
     arrivals, services = streams(_SEED, cell, 0)
     with asyncio.Runner(loop_factory=factory) as runner:
         t_end = runner.run(run_scenario(scenario, arrivals, services, recorder))
@@ -209,6 +216,7 @@ def _run_ciw(model: str, n: int) -> float:
 
 _RUNNERS = {
     "asyncio": _run_asyncio,
+    "asyncio-py": lambda model, n: _run_asyncio(model, n, "py"),
     "asyncio-ref": lambda model, n: _run_asyncio(model, n, "ref"),
     "looptime": lambda model, n: _run_asyncio(model, n, "looptime"),
     "recurrence": _run_recurrence,
@@ -286,7 +294,7 @@ def _plan(quick: bool) -> list[tuple[str, str, int]]:
     for model in MODELS:
         engines = ["asyncio", "recurrence", "simpy-store", "simpy-resource", "ciw", "looptime"]
         if model == "mm2":
-            engines.insert(1, "asyncio-ref")
+            engines[1:1] = ["asyncio-py", "asyncio-ref"]
         for engine in engines:
             if _available(engine):
                 plan.append((model, engine, _items(model, engine, quick)))
@@ -349,7 +357,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     plan = _plan(quick)
     if not worker:
         _prepare(plan)
+        from bench.clock import ACCELERATED
+
+        core = "its C core (bench._vcore)" if ACCELERATED else "pure Python (bench._vcore is not built: no C compiler?)"
         print(f"qbench perf: {len(plan)} model benchmarks + raw queue throughput; output {runner.args.output}", flush=True)
+        print(f"qbench perf: the asyncio engine runs VirtualEventLoop with {core}", flush=True)
     results = {}
     for model, engine, n in plan:
         name = f"{model}/{engine}"
