@@ -8,7 +8,8 @@
  *   time / time_ns                     the virtual clock
  *   run(loop)                          iterations until loop._stopping (see bench/clock.py)
  *
- * Log is the recorder's row log (bench/recorder.py), appended to by the scenario's hooks.
+ * Log is the recorder's row log (bench/recorder.py), appended to by the scenario's hooks, and
+ * assign() the earliest-free-server loop of the recurrence engine (bench/recurrence.py).
  *
  * Each iteration keeps asyncio's order: the callbacks ready at its start run first (FIFO), then the
  * timers that fell due, in (deadline, sequence) order; callbacks scheduled meanwhile wait for the
@@ -19,6 +20,7 @@
 #include <Python.h>
 #include <math.h>
 #include <stdint.h>
+#include <string.h>
 
 #define NS 1000000000LL
 #define EXACT_LIMIT 9007199254740992LL /* 2**53: int64 <-> double is exact below it */
@@ -1156,6 +1158,101 @@ static PyTypeObject Log_Type = {
     .tp_as_sequence = &Log_as_sequence,
 };
 
+/* -- assign: the earliest-free-server recurrence of bench/recurrence.py --------------------------------- */
+
+static int
+int64_buffer(PyObject *o, Py_buffer *view, int writable, const char *name)
+{
+    if (PyObject_GetBuffer(o, view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0)))
+        return -1;
+    const char *f = view->format ? view->format : "B";
+    if (*f == '<' || *f == '=' || *f == '@')
+        f++;
+    if (view->itemsize != 8 || view->ndim != 1 || (strcmp(f, "l") && strcmp(f, "q"))) {
+        PyErr_Format(PyExc_TypeError, "assign(): %s must be a 1-d int64 array", name);
+        PyBuffer_Release(view);
+        return -1;
+    }
+    return 0;
+}
+
+static inline int
+sooner(const int64_t *free, Py_ssize_t a, Py_ssize_t b)
+{
+    return free[a] < free[b] || (free[a] == free[b] && a < b);
+}
+
+static void
+server_sift(Py_ssize_t *heap, Py_ssize_t n, const int64_t *free, Py_ssize_t i)
+{
+    Py_ssize_t x = heap[i];
+    for (;;) {
+        Py_ssize_t c = 2 * i + 1;
+        if (c >= n)
+            break;
+        if (c + 1 < n && sooner(free, heap[c + 1], heap[c]))
+            c++;
+        if (!sooner(free, heap[c], x))
+            break;
+        heap[i] = heap[c];
+        i = c;
+    }
+    heap[i] = x;
+}
+
+static PyObject *
+vcore_assign(PyObject *module, PyObject *const *argv, Py_ssize_t nargs)
+{
+    static const char *names[] = {"t_put", "service", "free", "t_get", "worker"};
+    Py_buffer b[5];
+    int got = 0;
+    PyObject *result = NULL;
+    Py_ssize_t *heap = NULL;
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "assign(t_put, service, free, t_get, worker) takes 5 arguments");
+        return NULL;
+    }
+    for (; got < 5; got++)
+        if (int64_buffer(argv[got], &b[got], got >= 2, names[got]))
+            goto done;
+    Py_ssize_t n = b[0].shape[0], c = b[2].shape[0];
+    if (b[1].shape[0] != n || b[3].shape[0] != n || b[4].shape[0] != n || c < 1) {
+        PyErr_SetString(PyExc_ValueError, "assign(): t_put, service, t_get and worker need one length, free >= 1");
+        goto done;
+    }
+    const int64_t *t_put = b[0].buf, *service = b[1].buf;
+    int64_t *free = b[2].buf, *t_get = b[3].buf, *worker = b[4].buf;
+    if ((heap = PyMem_Malloc(c * sizeof(Py_ssize_t))) == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t w = 0; w < c; w++)
+        heap[w] = w;
+    for (Py_ssize_t i = c / 2 - 1; i >= 0; i--)
+        server_sift(heap, c, free, i);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_ssize_t w = heap[0];
+        int64_t g = t_put[i] > free[w] ? t_put[i] : free[w];
+        t_get[i] = g;
+        worker[i] = w;
+        free[w] = g + service[i];
+        server_sift(heap, c, free, 0);
+    }
+    result = Py_NewRef(Py_None);
+done:
+    PyMem_Free(heap);
+    while (got-- > 0)
+        PyBuffer_Release(&b[got]);
+    return result;
+}
+
+static PyMethodDef module_methods[] = {
+    {"assign", (PyCFunction)(void (*)(void))vcore_assign, METH_FASTCALL,
+     "assign(t_put, service, free, t_get, worker): FIFO G/G/c in int64 ns. Each item in turn goes to "
+     "the worker free earliest (ties: the lowest index); fills t_get and worker, updates free."},
+    {NULL},
+};
+
 /* -- the module ---------------------------------------------------------------------------------- */
 
 static struct PyModuleDef module = {
@@ -1163,6 +1260,7 @@ static struct PyModuleDef module = {
     .m_name = "bench._vcore",
     .m_doc = "The C hot path of bench.clock.VirtualEventLoop (optional; bench/clock.py has the same in Python).",
     .m_size = -1,
+    .m_methods = module_methods,
 };
 
 PyMODINIT_FUNC

@@ -188,3 +188,19 @@ def test_cli_rejects_recurrence_on_a_scaled_clock(tmp_path, capsys):
     code = main(["run", "--out", str(tmp_path / "x"), "--workers", "1", "--arrival", "exp:1", "--service", "exp:1",
                  "--items", "10", "--clock", "scaled:0.001", "--engine", "recurrence", "--no-progress"])
     assert code == 2 and "virtual time" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("workers", [2, 3, 7])
+def test_the_c_server_loop_and_the_python_one_give_the_same_items(workers, monkeypatch):
+    from bench import recurrence
+
+    if recurrence._vcore is None:
+        pytest.skip("bench._vcore is not built")
+    cell = Cell(0, workers, parse("const:1"), parse(f"uniform:0:{2 * workers}"), 0)  # ties at every arrival
+    scenario = Scenario(workers, cell.arrival, cell.service, 0, 5000, None)
+    c, c_stats = _recurrence(scenario, cell, 4, batch=333)
+    monkeypatch.setattr(recurrence, "_vcore", None)
+    py, py_stats = _recurrence(scenario, cell, 4, batch=333)
+    for name, column in c.table("items").items():
+        np.testing.assert_array_equal(py.table("items")[name], column, err_msg=name)
+    assert py_stats == c_stats
