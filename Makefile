@@ -3,12 +3,13 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+PERF_STAMP := $(VENV)/.installed-perf
 RUN    ?= results/default
 ARGS   ?=
 
 .PHONY: install test bench report perf clean
 
-$(STAMP): pyproject.toml bench/_vcore.c
+$(STAMP): pyproject.toml setup.py bench/_speedups.c
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
@@ -25,8 +26,11 @@ bench: $(STAMP)
 report: $(STAMP)
 	$(PY) -m bench report $(RUN)
 
-perf: $(STAMP)
-	$(PY) -m pip install --quiet -e '.[perf,uvloop]'
+$(PERF_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e '.[dev,perf,uvloop]'
+	@touch $(PERF_STAMP)
+
+perf: $(PERF_STAMP)
 	$(PY) -m bench perf $(ARGS)
 
 clean:

@@ -279,7 +279,7 @@ class _Timer(list):
 class PyVirtualEventLoop(ReferenceVirtualEventLoop):
     """An asyncio event loop whose clock is virtual and jumps to the next timer (pure Python).
 
-    :class:`VirtualEventLoop` is this loop with its hot path in C (``bench/_vcore.c``) when that
+    :class:`VirtualEventLoop` is this loop with its hot path in C (``bench/_speedups.c``) when that
     extension was built, and this very class when it was not (no C compiler at install time).
 
     Args:
@@ -482,14 +482,14 @@ class PyVirtualEventLoop(ReferenceVirtualEventLoop):
 
 
 try:
-    from bench import _vcore
+    from bench import _speedups
 except ImportError:  # built without a C compiler: the pure-Python loop does the same, slower
-    _vcore = None
+    _speedups = None
 
 #: True when :class:`VirtualEventLoop` runs its hot path in C.
-ACCELERATED = _vcore is not None
+ACCELERATED = _speedups is not None
 
-if _vcore is not None:
+if _speedups is not None:
 
     class VirtualEventLoop(PyVirtualEventLoop):
         """An asyncio event loop whose clock is virtual and jumps to the next timer.
@@ -499,7 +499,7 @@ if _vcore is not None:
 
         Use it like any loop: ``asyncio.Runner(loop_factory=VirtualEventLoop)`` or
         :func:`run_virtual`. It is :class:`PyVirtualEventLoop` with the clock, the timer heap,
-        ``call_soon``/``call_later``/``call_at`` and the iterations in C (``bench/_vcore.c``),
+        ``call_soon``/``call_later``/``call_at`` and the iterations in C (``bench/_speedups.c``),
         installed as instance attributes so that asyncio's own C ``Task`` and ``Future`` call them
         without a Python frame. Event traces are the same as the reference loop's (tested).
         """
@@ -507,7 +507,7 @@ if _vcore is not None:
         def __init__(self, start: float = 0.0) -> None:
             asyncio.SelectorEventLoop.__init__(self)
             self._external = 0  # executor jobs in flight; the clock waits for them
-            self._core = core = _vcore.Core(self._ready, _ns(start), _set_result_unless_cancelled, _ns)
+            self._core = core = _speedups.Core(self._ready, _ns(start), _set_result_unless_cancelled, _ns)
             self.call_later = core.call_later
             self.call_at = core.call_at
             self.time = core.time

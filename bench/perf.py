@@ -14,7 +14,7 @@ table shows items/s = 1 / mean):
     and depth change into a :class:`~bench.recorder.Recorder` whose sink is the streaming
     :class:`~bench.summary.Summary` (parquet writing is left out: the peers do not write files);
   - ``asyncio-py``: the same with the pure-Python fallback (:class:`~bench.clock.PyVirtualEventLoop`
-    and the recorder's Python row log), what runs where ``bench._vcore`` could not be built (mm2 only);
+    and the recorder's Python row log), what runs where ``bench._speedups`` could not be built (mm2 only);
   - ``asyncio-ref``: the same on :class:`~bench.clock.ReferenceVirtualEventLoop` (mm2 only);
   - ``recurrence``: bench/recurrence.py with the same sink;
   - ``simpy-store`` / ``simpy-resource``: the same pusher/puller model written for SimPy with a
@@ -100,11 +100,11 @@ def _run_asyncio(model: str, n: int, loop: str = "fast") -> float:
 
     start = time.perf_counter()
     summary = Summary(n)
-    saved, recorder_module._vcore = recorder_module._vcore, (None if loop == "py" else recorder_module._vcore)
+    saved, recorder_module._speedups = recorder_module._speedups, (None if loop == "py" else recorder_module._speedups)
     try:
         recorder = Recorder(summary)  # "py": with the recorder's Python row log too
     finally:
-        recorder_module._vcore = saved
+        recorder_module._speedups = saved
     arrivals, services = streams(_SEED, cell, 0)
     with asyncio.Runner(loop_factory=factory) as runner:
         t_end = runner.run(run_scenario(scenario, arrivals, services, recorder))
@@ -359,7 +359,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _prepare(plan)
         from bench.clock import ACCELERATED
 
-        core = "its C core (bench._vcore)" if ACCELERATED else "pure Python (bench._vcore is not built: no C compiler?)"
+        core = "its C core (bench._speedups)" if ACCELERATED else "pure Python (bench._speedups is not built: no C compiler?)"
         print(f"qbench perf: {len(plan)} model benchmarks + raw queue throughput; output {runner.args.output}", flush=True)
         print(f"qbench perf: the asyncio engine runs VirtualEventLoop with {core}", flush=True)
     results = {}

@@ -13,9 +13,9 @@ from typing import Callable, Protocol
 import numpy as np
 
 try:
-    from bench import _vcore
+    from bench import _speedups
 except ImportError:  # built without a C compiler: _PyLog does the same
-    _vcore = None
+    _speedups = None
 
 __all__ = ["Recorder", "Sink", "BATCH"]
 
@@ -42,7 +42,7 @@ class Recorder:
         on_progress: called with the number of finished items each time a batch of items goes out.
 
     Each hook appends a fixed-width row ``(kind, item, t, value)`` to a flat log (in C when
-    ``bench._vcore`` is built, a few dozen nanoseconds); the log is turned into numpy columns every
+    ``bench._speedups`` is built, a few dozen nanoseconds); the log is turned into numpy columns every
     ``batch`` puts. Items not yet finished are carried over as numpy arrays, so memory
     is bounded by the backlog plus a batch. The counters (``n_put``, ``busy``, …) are up to date
     whenever they are read.
@@ -52,7 +52,7 @@ class Recorder:
         self._sink = sink
         self._batch = batch
         self._on_progress = on_progress
-        self._log = (_vcore.Log if _vcore is not None else _PyLog)(batch, self._collect)
+        self._log = (_speedups.Log if _speedups is not None else _PyLog)(batch, self._collect)
         self._base = 0  # item id of the first row still held
         self._held = {name: np.empty(0, dtype) for name, dtype in _HELD}
         self._n_put = 0
@@ -61,7 +61,7 @@ class Recorder:
         self._t_last_put = 0.0
         self._busy = 0.0  # worker-seconds of finished services
         self.capped: tuple[float, int] | None = None  # (time, depth) when a backlog cap stopped the run
-        # The hooks the scenario calls are the log's own (C functions when bench._vcore is built):
+        # The hooks the scenario calls are the log's own (C functions when bench._speedups is built):
         #: ``arrive(item, t)``: the pusher starts putting ``item`` at ``t``.
         self.arrive: Callable[[int, float], None] = self._log.arrive
         #: ``put(item, t, depth)``: ``item`` entered the queue at ``t``; it now holds ``depth`` items.
@@ -220,8 +220,8 @@ _FILL = {"t_arrive": np.nan, "t_put": np.nan, "depth_at_put": -1, "t_get": np.na
 
 
 class _PyLog:
-    """The row log in Python, used when ``bench._vcore`` is not built: the same interface as
-    ``_vcore.Log``. Each hook is a closure extending one list, the cheapest call Python has."""
+    """The row log in Python, used when ``bench._speedups`` is not built: the same interface as
+    ``_speedups.Log``. Each hook is a closure extending one list, the cheapest call Python has."""
 
     def __init__(self, batch: int, on_full: Callable[[], None]) -> None:
         self._rows: list[float] = []

@@ -47,9 +47,9 @@ from bench.distributions import Stream
 from bench.scenario import Scenario
 
 try:
-    from bench import _vcore
+    from bench import _speedups
 except ImportError:  # built without a C compiler: the Python loops below do the same
-    _vcore = None
+    _speedups = None
 
 __all__ = ["RecurrenceResult", "run_recurrence", "BATCH"]
 
@@ -170,14 +170,14 @@ class _Engine:
         return t_get, np.zeros(t_put.size, dtype=np.int64)
 
     def _assign(self, t_put: np.ndarray, s: np.ndarray):
-        """The earliest-free-server loop in C (``bench._vcore.assign``); same result as below."""
+        """The earliest-free-server loop in C (``bench._speedups.assign``); same result as below."""
         c = self.c
         free = np.empty(c, dtype=np.int64)
         for e in self.heap:  # encoded free_ns * c + worker
             free[e % c] = e // c
         t_get = np.empty(t_put.size, dtype=np.int64)
         worker = np.empty(t_put.size, dtype=np.int64)
-        _vcore.assign(np.ascontiguousarray(t_put), np.ascontiguousarray(s), free, t_get, worker)
+        _speedups.assign(np.ascontiguousarray(t_put), np.ascontiguousarray(s), free, t_get, worker)
         self.heap = sorted(int(f) * c + w for w, f in enumerate(free.tolist()))  # sorted: a valid heap
         return t_get, worker
 
@@ -207,7 +207,7 @@ class _Engine:
 
     def _heap(self, t_put: np.ndarray, s: np.ndarray):
         c = self.c
-        if _vcore is not None:
+        if _speedups is not None:
             return self._assign(t_put, s)
         if c == 2:
             return self._two(t_put, s)

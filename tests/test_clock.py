@@ -350,13 +350,13 @@ def test_loop_is_usable_from_a_plain_thread():
 
 
 def test_without_the_c_extension_a_run_writes_the_same_data(tmp_path):
-    """Block bench._vcore (as on a machine without a compiler): the pure-Python loop and row log
+    """Block bench._speedups (as on a machine without a compiler): the pure-Python loop and row log
     take over and write the very same items and depth files."""
     import pandas as pd
 
     args = ["run", "--workers", "2", "--arrival", "exp:1", "--service", "exp:1.5", "--maxsize", "3",
             "--items", "3000", "--replications", "1", "--seed", "5"]
-    block = "import sys; sys.modules['bench._vcore'] = None\nfrom bench import clock\nassert not clock.ACCELERATED\n"
+    block = "import sys; sys.modules['bench._speedups'] = None\nfrom bench import clock\nassert not clock.ACCELERATED\n"
     for name, prelude in (("c", ""), ("py", block)):
         program = prelude + f"from bench.cli import main\nraise SystemExit(main({args + ['--out', str(tmp_path / name)]!r}))\n"
         out = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=120)

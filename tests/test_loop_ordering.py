@@ -305,11 +305,11 @@ def test_an_interrupted_iteration_resumes_in_the_same_order():
         assert trace == ref, cls.__name__
 
 
-@pytest.mark.skipif(not ACCELERATED, reason="bench._vcore is not built")
+@pytest.mark.skipif(not ACCELERATED, reason="bench._speedups is not built")
 def test_the_pure_python_fallback_records_the_same_rows(monkeypatch):
     config = (2, "const:0.5", "exp:1.1", 2, 700, None)  # bounded, with many batches of 101 rows
     t_c, c = _scenario_trace(VirtualEventLoop, *config)
-    monkeypatch.setattr(recorder_module, "_vcore", None)  # the recorder's Python row log
+    monkeypatch.setattr(recorder_module, "_speedups", None)  # the recorder's Python row log
     t_py, py = _scenario_trace(PyVirtualEventLoop, *config)
     assert t_py == t_c
     for kind in ("items", "depth"):

@@ -194,12 +194,12 @@ def test_cli_rejects_recurrence_on_a_scaled_clock(tmp_path, capsys):
 def test_the_c_server_loop_and_the_python_one_give_the_same_items(workers, monkeypatch):
     from bench import recurrence
 
-    if recurrence._vcore is None:
-        pytest.skip("bench._vcore is not built")
+    if recurrence._speedups is None:
+        pytest.skip("bench._speedups is not built")
     cell = Cell(0, workers, parse("const:1"), parse(f"uniform:0:{2 * workers}"), 0)  # ties at every arrival
     scenario = Scenario(workers, cell.arrival, cell.service, 0, 5000, None)
     c, c_stats = _recurrence(scenario, cell, 4, batch=333)
-    monkeypatch.setattr(recurrence, "_vcore", None)
+    monkeypatch.setattr(recurrence, "_speedups", None)
     py, py_stats = _recurrence(scenario, cell, 4, batch=333)
     for name, column in c.table("items").items():
         np.testing.assert_array_equal(py.table("items")[name], column, err_msg=name)

@@ -1,20 +1,22 @@
-/* The hot path of bench.clock.VirtualEventLoop in C: scheduling, the timer heap and the run loop.
+/* Optional C speed-ups of qbench; each has a pure-Python twin, used when this is not built.
  *
- * Core keeps the virtual clock (integer nanoseconds) and a binary heap of Timer objects ordered by
- * (deadline, scheduling sequence). Its methods are installed on the loop as instance attributes, so
- * asyncio's own code (Task, Future, asyncio.sleep, Queue) calls them without a Python frame:
+ * Core (bench/clock.py's VirtualEventLoop): the hot path of the virtual loop. It keeps the virtual
+ * clock (integer nanoseconds) and a binary heap of Timer objects ordered by (deadline, scheduling
+ * sequence). Its methods are installed on the loop as instance attributes, so asyncio's own code
+ * (Task, Future, asyncio.sleep, Queue) calls them without a Python frame:
  *
  *   call_soon / call_later / call_at   same signatures and semantics as asyncio's
  *   time / time_ns                     the virtual clock
  *   run(loop)                          iterations until loop._stopping (see bench/clock.py)
  *
- * Log is the recorder's row log (bench/recorder.py), appended to by the scenario's hooks, and
- * assign() the earliest-free-server loop of the recurrence engine (bench/recurrence.py).
- *
  * Each iteration keeps asyncio's order: the callbacks ready at its start run first (FIFO), then the
  * timers that fell due, in (deadline, sequence) order; callbacks scheduled meanwhile wait for the
  * next iteration. bench/clock.py holds the pure-Python version of the same loop (the fallback) and
  * the plain reference loop the tests compare both against.
+ *
+ * Log (bench/recorder.py): the recorder's row log, appended to by the scenario's hooks.
+ *
+ * assign() (bench/recurrence.py): the earliest-free-server loop of the recurrence engine.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -227,7 +229,7 @@ static PyGetSetDef Handle_getset[] = {
 
 static PyTypeObject Handle_Type = {
     PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "bench._vcore.Handle",
+    .tp_name = "bench._speedups.Handle",
     .tp_doc = "A ready callback of the virtual loop, with the public interface of asyncio.Handle.",
     .tp_basicsize = sizeof(HandleObject),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
@@ -319,7 +321,7 @@ static PyMethodDef Timer_methods[] = {
 
 static PyTypeObject Timer_Type = {
     PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "bench._vcore.Timer",
+    .tp_name = "bench._speedups.Timer",
     .tp_doc = "A timer of the virtual loop, with the public interface of asyncio.TimerHandle.",
     .tp_basicsize = sizeof(TimerObject),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
@@ -961,7 +963,7 @@ static PyGetSetDef Core_getset[] = {
 
 static PyTypeObject Core_Type = {
     PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "bench._vcore.Core",
+    .tp_name = "bench._speedups.Core",
     .tp_doc = "Core(ready, start_ns, set_result_unless_cancelled, to_ns): the clock, the timer heap and "
               "the run loop of bench.clock.VirtualEventLoop.",
     .tp_basicsize = sizeof(CoreObject),
@@ -1145,7 +1147,7 @@ static PySequenceMethods Log_as_sequence = {.sq_length = (lenfunc)Log_len};
 
 static PyTypeObject Log_Type = {
     PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "bench._vcore.Log",
+    .tp_name = "bench._speedups.Log",
     .tp_doc = "Log(batch, on_full): the recorder's row log (see bench/recorder.py).",
     .tp_basicsize = sizeof(LogObject),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
@@ -1257,14 +1259,15 @@ static PyMethodDef module_methods[] = {
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT,
-    .m_name = "bench._vcore",
-    .m_doc = "The C hot path of bench.clock.VirtualEventLoop (optional; bench/clock.py has the same in Python).",
+    .m_name = "bench._speedups",
+    .m_doc = "Optional C speed-ups: the virtual loop's core (bench.clock), the recorder's row log "
+             "(bench.recorder) and the G/G/c server loop (bench.recurrence); each has a Python twin.",
     .m_size = -1,
     .m_methods = module_methods,
 };
 
 PyMODINIT_FUNC
-PyInit__vcore(void)
+PyInit__speedups(void)
 {
 #define INTERN(var, text)                                   \
     if ((var = PyUnicode_InternFromString(text)) == NULL) \
