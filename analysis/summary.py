@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 
 from analysis.agreement import Agreement
+from analysis.estimate import Estimate
 from analysis.load import open_run
 from analysis.stats import CellStats, summarize
 from analysis.tables import Rows, to_text
@@ -60,13 +61,24 @@ def theory_rows(rows: list[Agreement], stats: list[CellStats]) -> Rows:
     return [{"cell": labels.get(r.cell, str(r.cell)), "quantity": r.quantity, "model": r.model,
              "kind": "exact" if r.exact else "approx./limit", "theory": _num(r.theory, 4),
              "measured (95% CI)": r.measured.format(4), "relative error": _relative(r.relative_error),
-             "in 95% CI": "yes" if r.inside_ci else "no", "within tolerance (99% CI)": "yes" if r.agrees else "no",
+             "in 95% CI": _judged(r.inside_ci, r.measured), "within tolerance (99% CI)": _judged(r.agrees, r.measured),
              "note": r.note} for r in rows]  # fmt: skip
 
 
+def _judged(inside: bool, measured: Estimate) -> str:
+    """``yes``/``no``; a ``no`` against an interval of zero width (every replication gave the same
+    value, as in deterministic cells) says so: the gap is then no sampling noise."""
+    if inside:
+        return "yes"
+    return "no (zero spread)" if measured.half_width == 0 else "no"
+
+
 def _relative(value: float) -> str:
-    """A relative error as a signed percentage."""
-    return "n/a" if math.isnan(value) else f"{100 * value:+.1f}%"
+    """A relative error as a signed percentage (one significant digit below 0.1%, never -0.0%)."""
+    if math.isnan(value):
+        return "n/a"
+    pct = 100 * value
+    return f"{pct:+.1g}%" if 0 < abs(pct) < 0.1 else f"{pct:+.1f}%"
 
 
 def summary_table(run: Path) -> str:

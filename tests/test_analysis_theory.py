@@ -93,3 +93,17 @@ def test_agreement_tolerance_is_the_99_percent_interval():
     just_outside_95 = Agreement(0, "Wq", "M/M/3", True, measured.high + 0.05, measured)
     assert not just_outside_95.inside_ci and just_outside_95.agrees
     assert not Agreement(0, "Wq", "M/M/3", True, measured.mean + 1.0, measured).agrees
+
+
+def test_theory_rows_say_when_a_no_comes_from_zero_spread():
+    from analysis.agreement import Agreement
+    from analysis.estimate import Estimate, mean_ci
+    from analysis.summary import theory_rows
+
+    deterministic = Estimate(0.9999, 0.9999, 0.9999, 20)  # every replication alike: a D/D/c cell
+    noisy = mean_ci([2.5, 2.9, 3.0, 2.6, 3.0])
+    rows = theory_rows([Agreement(0, "utilisation", "min(rho, 1)", False, 1.0, deterministic),
+                        Agreement(1, "Wq", "M/M/3", True, noisy.mean + 1.0, noisy)], [])  # fmt: skip
+    assert rows[0]["in 95% CI"] == rows[0]["within tolerance (99% CI)"] == "no (zero spread)"
+    assert rows[0]["relative error"] == "-0.01%"  # not "-0.0%"
+    assert rows[1]["in 95% CI"] == rows[1]["within tolerance (99% CI)"] == "no"
