@@ -502,7 +502,22 @@ if _speedups is not None:
         ``call_soon``/``call_later``/``call_at`` and the iterations in C (``bench/_speedups.c``),
         installed as instance attributes so that asyncio's own C ``Task`` and ``Future`` call them
         without a Python frame. Event traces are the same as the reference loop's (tested).
+
+        Raises:
+            TypeError: (at class creation) a subclass overrides one of those methods: the instance
+                attributes would silently shadow it; subclass :class:`PyVirtualEventLoop` instead.
         """
+
+        _IN_C = ("call_soon", "call_later", "call_at", "time", "time_ns", "create_future", "_run_once")
+
+        def __init_subclass__(cls, **kwargs: Any) -> None:
+            super().__init_subclass__(**kwargs)
+            overridden = [name for name in cls._IN_C if getattr(cls, name) is not getattr(VirtualEventLoop, name)]
+            if overridden:
+                raise TypeError(
+                    f"{cls.__name__} overrides {', '.join(overridden)}, which VirtualEventLoop runs in C; "
+                    "subclass bench.clock.PyVirtualEventLoop to change them"
+                )
 
         def __init__(self, start: float = 0.0) -> None:
             asyncio.SelectorEventLoop.__init__(self)

@@ -366,3 +366,37 @@ def test_without_the_c_extension_a_run_writes_the_same_data(tmp_path):
         py = pd.read_parquet(tmp_path / "py" / table / "cell-00000.parquet")
         assert len(c) > 3000 if table == "depth" else len(c) == 3000
         pd.testing.assert_frame_equal(py, c)
+
+
+def _sleep_on(cls) -> float:
+    """Sleep 2.5 s on a loop of class ``cls``; return the loop's time after."""
+
+    async def main():
+        await asyncio.sleep(2.5)
+        return asyncio.get_running_loop().time()
+
+    with asyncio.Runner(loop_factory=cls) as runner:
+        return runner.run(main())
+
+
+def test_a_subclass_cannot_silently_lose_its_scheduling_override():
+    from bench.clock import ACCELERATED, PyVirtualEventLoop
+
+    if not ACCELERATED:
+        pytest.skip("bench._speedups is not built: VirtualEventLoop is the Python loop")
+    with pytest.raises(TypeError, match="call_later.*PyVirtualEventLoop"):
+
+        class Tracing(VirtualEventLoop):
+            def call_later(self, delay, callback, *args, context=None):
+                return super().call_later(delay, callback, *args, context=context)
+
+    class Named(VirtualEventLoop):  # overriding anything else is fine
+        def __repr__(self) -> str:
+            return "<Named>"
+
+    class PyTracing(PyVirtualEventLoop):
+        def call_later(self, delay, callback, *args, context=None):
+            return super().call_later(delay, callback, *args, context=context)
+
+    for cls in (Named, PyTracing):
+        assert _sleep_on(cls) == 2.5
