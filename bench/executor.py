@@ -16,6 +16,7 @@ from __future__ import annotations
 import multiprocessing
 import queue as _queue
 import signal
+import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable
@@ -196,20 +197,40 @@ class DaskExecutor:
         self._client = self._cluster = None
 
     def run(self, task: Task, run, grid, cells: list, finished: Finished, progress: Progress) -> None:
-        """Submit one task per cell and report each as it completes; cancel the rest on any exception."""
+        """Submit one task per cell and report each as it completes; cancel the rest on any exception.
+
+        Workers report finished items as events on a topic of this run, which feed ``progress``.
+        """
         from distributed import as_completed
 
         client = self._client
+        topic = f"qbench-items-{run.name}-{id(self)}-{time.monotonic_ns()}"
+        if progress is not None:
+            client.subscribe_topic(topic, lambda event: progress(event[1]))
         futures = {
-            client.submit(task, run, grid, cell, None, key=f"qbench-{run.name}-cell-{cell.id}-{id(self)}", pure=False): cell
+            client.submit(_on_dask_worker, task, run, grid, cell, topic if progress is not None else None,
+                          key=f"qbench-{run.name}-cell-{cell.id}-{id(self)}", pure=False): cell
             for cell in cells
-        }
+        }  # fmt: skip
         try:
             for future in as_completed(futures):
                 finished(futures[future], _outcome(future))
         except BaseException:
             client.cancel(list(futures))
             raise
+        finally:
+            if progress is not None:
+                client.unsubscribe_topic(topic)
+
+
+def _on_dask_worker(task: Task, run, grid, cell, topic: str | None) -> list:
+    """Run ``task`` on a Dask worker, logging finished items as events on ``topic`` (if any)."""
+    if topic is None:
+        return task(run, grid, cell, None)
+    from distributed import get_worker
+
+    worker = get_worker()
+    return task(run, grid, cell, lambda n: worker.log_event(topic, int(n)))
 
 
 def make_executor(kind: str, jobs: int, scheduler: str | None = None):

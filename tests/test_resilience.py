@@ -184,6 +184,23 @@ def test_dask_local_cluster_gives_identical_data_on_a_200_cell_grid(tmp_path):
     _same_data(local, tmp_path / "dask")
 
 
+def test_dask_workers_report_finished_items_to_the_progress_bar(tmp_path):
+    pytest.importorskip("distributed")
+    from bench.runner import create_run, run_cell
+
+    grid = make_grid(dict(workers=[1, 2], arrival="exp:1", service="exp:0.8", items=3000, replications=2, seed=3))
+    run = tmp_path / "run"
+    create_run(run, grid)
+    seen, finished = [], []
+    with DaskExecutor(None, 2) as executor:
+        executor.run(run_cell, run, grid, grid.cells(), lambda cell, rows: finished.append(cell.id), seen.append)
+        deadline = time.monotonic() + 30  # events travel worker -> scheduler -> client on their own
+        while sum(seen) < 2 * 2 * 3000 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert sorted(finished) == [0, 1]
+    assert sum(seen) == 2 * 2 * 3000
+
+
 def test_dask_executor_through_the_cli(tmp_path):
     pytest.importorskip("distributed")
     out = tmp_path / "run"
