@@ -16,7 +16,8 @@
  *
  * Log (bench/recorder.py): the recorder's row log, appended to by the scenario's hooks.
  *
- * assign() (bench/recurrence.py): the earliest-free-server loop of the recurrence engine.
+ * assign() and bounded() (bench/recurrence.py): the earliest-free-server loops of the recurrence
+ * engine, unbounded and bounded queue.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -1203,7 +1204,7 @@ server_sift(Py_ssize_t *heap, Py_ssize_t n, const int64_t *free, Py_ssize_t i)
 }
 
 static PyObject *
-vcore_assign(PyObject *module, PyObject *const *argv, Py_ssize_t nargs)
+speedups_assign(PyObject *module, PyObject *const *argv, Py_ssize_t nargs)
 {
     static const char *names[] = {"t_put", "service", "free", "t_get", "worker"};
     Py_buffer b[5];
@@ -1248,10 +1249,86 @@ done:
     return result;
 }
 
+/* bounded(a, service, free, ring, state, t_arrive, t_put, t_get, worker) -> (k, stop): the same
+ * with a queue of capacity m = len(ring): item i enters the queue (t_put) only once item i - m has
+ * been taken, and the pusher's next arrival counts from its put. state = [next arrival, next item,
+ * limit or -1]; items whose arrival or put would reach the limit are not run (stop = True). */
+static PyObject *
+speedups_bounded(PyObject *module, PyObject *const *argv, Py_ssize_t nargs)
+{
+    static const char *names[] = {"a", "service", "free", "ring", "state", "t_arrive", "t_put", "t_get", "worker"};
+    Py_buffer b[9];
+    int got = 0, stop = 0;
+    PyObject *result = NULL;
+    Py_ssize_t *heap = NULL, k = 0;
+    if (nargs != 9) {
+        PyErr_SetString(PyExc_TypeError,
+                        "bounded(a, service, free, ring, state, t_arrive, t_put, t_get, worker) takes 9 arguments");
+        return NULL;
+    }
+    for (; got < 9; got++)
+        if (int64_buffer(argv[got], &b[got], got >= 2, names[got]))
+            goto done;
+    Py_ssize_t n = b[1].shape[0], c = b[2].shape[0], m = b[3].shape[0];
+    if (b[0].shape[0] != n || b[4].shape[0] != 3 || c < 1 || m < 1 || b[5].shape[0] < n || b[6].shape[0] < n ||
+        b[7].shape[0] < n || b[8].shape[0] < n) {
+        PyErr_SetString(PyExc_ValueError, "bounded(): inconsistent lengths");
+        goto done;
+    }
+    const int64_t *a = b[0].buf, *service = b[1].buf;
+    int64_t *free = b[2].buf, *ring = b[3].buf, *state = b[4].buf;
+    int64_t *t_arrive = b[5].buf, *t_put = b[6].buf, *t_get = b[7].buf, *worker = b[8].buf;
+    int64_t next = state[0], i = state[1], limit = state[2];
+    if ((heap = PyMem_Malloc(c * sizeof(Py_ssize_t))) == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t w = 0; w < c; w++)
+        heap[w] = w;
+    for (Py_ssize_t j = c / 2 - 1; j >= 0; j--)
+        server_sift(heap, c, free, j);
+    for (; k < n; k++) {
+        if (limit >= 0 && next >= limit) {
+            stop = 1;
+            break;
+        }
+        Py_ssize_t slot = (Py_ssize_t)(i % m);
+        int64_t p = next;
+        if (i >= m && ring[slot] > p)
+            p = ring[slot];
+        if (limit >= 0 && p >= limit) {
+            stop = 1; /* the pusher is blocked in put when time runs out: dropped */
+            break;
+        }
+        Py_ssize_t w = heap[0];
+        int64_t g = p > free[w] ? p : free[w];
+        t_arrive[k] = next;
+        t_put[k] = p;
+        t_get[k] = g;
+        worker[k] = w;
+        free[w] = g + service[k];
+        server_sift(heap, c, free, 0);
+        ring[slot] = g;
+        next = p + a[k];
+        i++;
+    }
+    state[0] = next;
+    state[1] = i;
+    result = Py_BuildValue("nO", k, stop ? Py_True : Py_False);
+done:
+    PyMem_Free(heap);
+    while (got-- > 0)
+        PyBuffer_Release(&b[got]);
+    return result;
+}
+
 static PyMethodDef module_methods[] = {
-    {"assign", (PyCFunction)(void (*)(void))vcore_assign, METH_FASTCALL,
+    {"assign", (PyCFunction)(void (*)(void))speedups_assign, METH_FASTCALL,
      "assign(t_put, service, free, t_get, worker): FIFO G/G/c in int64 ns. Each item in turn goes to "
      "the worker free earliest (ties: the lowest index); fills t_get and worker, updates free."},
+    {"bounded", (PyCFunction)(void (*)(void))speedups_bounded, METH_FASTCALL,
+     "bounded(a, service, free, ring, state, t_arrive, t_put, t_get, worker) -> (k, stop): the same "
+     "with a queue of capacity len(ring), where a blocked put delays the pusher."},
     {NULL},
 };
 

@@ -97,6 +97,7 @@ class _Engine:
         self.prev_done = 0  # c == 1 unbounded: t_done of the previous item
         self.heap = list(range(self.c))  # encoded free times: free_ns * c + worker
         self.ring = [0] * self.m  # bounded: t_get (ns) * c of the last m items, by item % m
+        self.free_ns = self.ring_ns = None  # the same two as arrays in plain ns, for the C loop
         self.pending_t = np.empty(0, dtype=np.int64)  # gets not yet emitted as depth events
         self.pending_i = np.empty(0, dtype=np.int64)
         self.depth = 0
@@ -181,6 +182,25 @@ class _Engine:
         self.heap = sorted(int(f) * c + w for w, f in enumerate(free.tolist()))  # sorted: a valid heap
         return t_get, worker
 
+    def _bounded_c(self, a: np.ndarray, s: np.ndarray, n: int):
+        """The bounded-queue loop in C (``bench._speedups.bounded``); same result as :meth:`_bounded`.
+
+        Its state lives in arrays (unscaled ns): free times per worker and the ring of t_get."""
+        if self.free_ns is None:
+            c = self.c
+            self.free_ns = np.array([e // c for e in sorted(self.heap, key=lambda e: e % c)], dtype=np.int64)
+            self.ring_ns = np.array(self.ring, dtype=np.int64) // c
+        a_full = np.zeros(n, dtype=np.int64)
+        a_full[: a.size] = a
+        state = np.array([self.next_arrive, self.next_item, -1 if self.limit is None else self.limit], dtype=np.int64)
+        t_arrive, t_put, t_get, worker = (np.empty(n, dtype=np.int64) for _ in range(4))
+        k, stop = _speedups.bounded(a_full, np.ascontiguousarray(s), self.free_ns, self.ring_ns, state,
+                                    t_arrive, t_put, t_get, worker)  # fmt: skip
+        self.next_arrive = int(state[0])
+        if stop:
+            self.done = True
+        return t_arrive[:k], t_put[:k], t_get[:k], worker[:k], s[:k]
+
     def _two(self, t_put: np.ndarray, s: np.ndarray):
         """Two workers: two free times instead of a heap (the commonest multi-worker case)."""
         free = [0, 0]
@@ -228,6 +248,8 @@ class _Engine:
         return (enc - worker) // c, worker
 
     def _bounded(self, a: np.ndarray, s: np.ndarray, n: int):
+        if _speedups is not None:
+            return self._bounded_c(a, s, n)
         c, m = self.c, self.m
         heap, ring = self.heap, self.ring
         replace = heapq.heapreplace

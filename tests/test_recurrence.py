@@ -190,17 +190,24 @@ def test_cli_rejects_recurrence_on_a_scaled_clock(tmp_path, capsys):
     assert code == 2 and "virtual time" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("workers", [2, 3, 7])
-def test_the_c_server_loop_and_the_python_one_give_the_same_items(workers, monkeypatch):
+@pytest.mark.parametrize(
+    "workers, maxsize, length",
+    [(2, 0, {"items": 5000}), (3, 0, {"items": 5000}), (7, 0, {"duration": 3000.0}),
+     (1, 3, {"items": 5000}), (2, 1, {"duration": 3000.0}), (3, 4, {"items": 5000}), (5, 2, {"duration": 800.5})],
+)  # fmt: skip
+def test_the_c_server_loops_and_the_python_ones_give_the_same_items(workers, maxsize, length, monkeypatch):
     from bench import recurrence
 
     if recurrence._speedups is None:
         pytest.skip("bench._speedups is not built")
-    cell = Cell(0, workers, parse("const:1"), parse(f"uniform:0:{2 * workers}"), 0)  # ties at every arrival
-    scenario = Scenario(workers, cell.arrival, cell.service, 0, 5000, None)
+    # const arrivals and a service of mean ~workers: ties at every arrival, blocked puts when bounded
+    cell = Cell(0, workers, parse("const:1"), parse(f"uniform:0:{2 * workers + 0.2}"), maxsize)
+    scenario = Scenario(workers, cell.arrival, cell.service, maxsize, length.get("items"), length.get("duration"))
     c, c_stats = _recurrence(scenario, cell, 4, batch=333)
     monkeypatch.setattr(recurrence, "_speedups", None)
     py, py_stats = _recurrence(scenario, cell, 4, batch=333)
-    for name, column in c.table("items").items():
-        np.testing.assert_array_equal(py.table("items")[name], column, err_msg=name)
+    assert c.table("items")["item"].size > 500
+    for kind in ("items", "depth"):
+        for name, column in c.table(kind).items():
+            np.testing.assert_array_equal(py.table(kind)[name], column, err_msg=f"{kind}.{name}")
     assert py_stats == c_stats
