@@ -97,8 +97,11 @@ class _StepIntegral:
         starts = np.concatenate(([self.t], t[:-1]))
         levels = np.concatenate(([self.d], d[:-1])).astype(np.float64)
         widths = t - starts
-        self.area += float(np.dot(levels, widths))
-        self.moment += float(np.dot(levels, widths * (t + starts) / 2))
+        # numpy's own pairwise sums, not np.dot: BLAS may split a dot product over threads, which
+        # spin and stall when the cores are busy and can round differently with the thread count.
+        area = levels * widths
+        self.area += float(area.sum())
+        self.moment += float((area * (t + starts)).sum() / 2)
         self.t, self.d = float(t[-1]), int(d[-1])
 
     def until(self, end: float) -> tuple[float, float]:
