@@ -85,43 +85,50 @@ ns_to_seconds(int64_t ns)
     return r;
 }
 
-/* round(seconds * 1e9) as Python computes it; -1 with an exception set on failure. */
+/* round(seconds * 1e9) as Python computes it, saturated to the int64 range (about +-292 years of
+ * virtual time: a "sleep for ever" such as sleep(sys.maxsize) waits at the end of time instead of
+ * failing); -1 with an exception set on failure (NaN and infinities, as round() refuses them). */
 static int
 seconds_to_ns(CoreObject *core, PyObject *value, int64_t *out)
 {
+    int overflow = 0;
     if (PyFloat_Check(value)) {
         double p = PyFloat_AS_DOUBLE(value) * 1e9;
         if (isnan(p)) {
             PyErr_SetString(PyExc_ValueError, "cannot convert float NaN to integer");
             return -1;
         }
-        p = nearbyint(p); /* round half to even, like round() */
-        if (!(p > -9.2e18 && p < 9.2e18)) {
-            PyErr_SetString(PyExc_OverflowError, "virtual time out of range (about 292 years)");
+        if (isinf(PyFloat_AS_DOUBLE(value))) {
+            PyErr_SetString(PyExc_OverflowError, "cannot convert float infinity to integer");
             return -1;
         }
-        *out = (int64_t)p;
-        return 0;
+        p = nearbyint(p); /* round half to even, like round() */
+        if (p >= 9223372036854775807.0)
+            overflow = 1;
+        else if (p <= -9223372036854775807.0)
+            overflow = -1;
+        else
+            *out = (int64_t)p;
     }
-    if (PyLong_CheckExact(value)) {
-        int overflow;
+    else if (PyLong_CheckExact(value)) {
         long long v = PyLong_AsLongLongAndOverflow(value, &overflow);
         if (v == -1 && PyErr_Occurred())
             return -1;
-        if (overflow || __builtin_mul_overflow(v, NS, out)) {
-            PyErr_SetString(PyExc_OverflowError, "virtual time out of range (about 292 years)");
-            return -1;
-        }
-        return 0;
+        if (!overflow && __builtin_mul_overflow(v, NS, out))
+            overflow = v > 0 ? 1 : -1;
     }
-    PyObject *ns = PyObject_CallOneArg(core->to_ns, value);
-    if (ns == NULL)
-        return -1;
-    long long v = PyLong_AsLongLong(ns);
-    Py_DECREF(ns);
-    if (v == -1 && PyErr_Occurred())
-        return -1;
-    *out = v;
+    else {
+        PyObject *ns = PyObject_CallOneArg(core->to_ns, value);
+        if (ns == NULL)
+            return -1;
+        long long v = PyLong_AsLongLongAndOverflow(ns, &overflow);
+        Py_DECREF(ns);
+        if (v == -1 && PyErr_Occurred())
+            return -1;
+        *out = v;
+    }
+    if (overflow)
+        *out = overflow > 0 ? INT64_MAX : INT64_MIN;
     return 0;
 }
 
@@ -408,21 +415,28 @@ static void
 drop_cancelled(CoreObject *core)
 {
     if (core->cancelled > 64 && core->cancelled * 2 > core->n_heap) {
-        Py_ssize_t kept = 0;
-        for (Py_ssize_t i = 0; i < core->n_heap; i++) {
-            TimerObject *t = core->heap[i];
-            if (t->callback == NULL) {
-                t->core = NULL;
-                Py_DECREF(t);
+        Py_ssize_t n = core->n_heap, kept = 0, n_dead = 0;
+        TimerObject **dead = PyMem_Malloc(n * sizeof(TimerObject *));
+        if (dead != NULL) {
+            for (Py_ssize_t i = 0; i < n; i++) {
+                TimerObject *t = core->heap[i];
+                if (t->callback == NULL) {
+                    t->core = NULL;
+                    dead[n_dead++] = t;
+                }
+                else
+                    core->heap[kept++] = t;
             }
-            else
-                core->heap[kept++] = t;
+            core->n_heap = kept;
+            for (Py_ssize_t i = kept / 2 - 1; i >= 0; i--)
+                sift_down(core->heap, kept, i);
+            core->cancelled = 0;
+            /* only now: freeing a timer's context can run code that schedules timers */
+            for (Py_ssize_t i = 0; i < n_dead; i++)
+                Py_DECREF(dead[i]);
+            PyMem_Free(dead);
+            return;
         }
-        core->n_heap = kept;
-        for (Py_ssize_t i = kept / 2 - 1; i >= 0; i--)
-            sift_down(core->heap, kept, i);
-        core->cancelled = 0;
-        return;
     }
     while (core->n_heap && core->heap[0]->callback == NULL) {
         Py_DECREF(heap_pop(core));
@@ -467,6 +481,10 @@ parse_call(PyObject *const *argv, Py_ssize_t nargs, PyObject *kwnames, Py_ssize_
 static int
 check_open(CoreObject *core)
 {
+    if (core->ready_insert == NULL || core->now_s == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "Core.__init__() was not called");
+        return -1;
+    }
     if (core->closed) {
         PyErr_SetString(PyExc_RuntimeError, "Event loop is closed");
         return -1;
@@ -550,10 +568,8 @@ Core_call_later(CoreObject *self, PyObject *const *argv, Py_ssize_t nargs, PyObj
         return NULL;
     if (delay <= 0)
         when = self->now;
-    else if (__builtin_add_overflow(self->now, delay, &when)) {
-        PyErr_SetString(PyExc_OverflowError, "virtual time out of range (about 292 years)");
-        return NULL;
-    }
+    else if (__builtin_add_overflow(self->now, delay, &when))
+        when = INT64_MAX; /* saturated, as in seconds_to_ns */
     if (parse_call(argv, nargs, kwnames, 1, "call_later", &callback, &args, &context))
         return NULL;
     PyObject *r = schedule(self, when, callback, args, context, 1);
@@ -586,6 +602,8 @@ Core_call_at(CoreObject *self, PyObject *const *argv, Py_ssize_t nargs, PyObject
 static PyObject *
 Core_time(CoreObject *self, PyObject *Py_UNUSED(ignored))
 {
+    if (self->now_s == NULL)
+        return PyFloat_FromDouble(0.0);
     return Py_NewRef(self->now_s);
 }
 
@@ -638,7 +656,11 @@ callback_failed(PyObject *loop, PyObject *handle, PyObject *callback, PyObject *
     PyErr_NormalizeException(&type, &value, &tb);
     if (tb != NULL)
         PyException_SetTraceback(value, tb);
+    PyObject *prev = PyErr_GetHandledException(); /* as in `except BaseException as exc:` */
+    PyErr_SetHandledException(value);
     PyObject *r = PyObject_CallMethodObjArgs(loop, str_callback_failed, handle, callback, args, value, NULL);
+    PyErr_SetHandledException(prev);
+    Py_XDECREF(prev);
     Py_XDECREF(type);
     Py_XDECREF(value);
     Py_XDECREF(tb);
@@ -721,7 +743,11 @@ requeue(CoreObject *self, TimerObject **due, Py_ssize_t from, Py_ssize_t n, Py_s
         TimerObject *t = due[k];
         if (t->callback == NULL)
             continue;
-        HandleObject *h = Handle_make(t->callback, t->args, t->context);
+        PyObject *context = t->context != Py_None ? Py_NewRef(t->context) : PyContext_CopyCurrent();
+        if (context == NULL)
+            break;
+        HandleObject *h = Handle_make(t->callback, t->args, context);
+        Py_DECREF(context);
         if (h == NULL)
             break;
         PyObject *r = PyObject_CallFunction(self->ready_insert, "nO", after++, (PyObject *)h);
@@ -740,6 +766,10 @@ Core_run(CoreObject *self, PyObject *loop)
     TimerObject **due = NULL;
     Py_ssize_t cap_due = 0;
     PyObject *result = NULL;
+    if (self->ready_insert == NULL || self->now_s == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "Core.__init__() was not called");
+        return NULL;
+    }
     for (;;) {
         Py_ssize_t n = PyObject_Length(self->ready), n_due = 0;
         if (n < 0)
@@ -788,9 +818,13 @@ Core_run(CoreObject *self, PyObject *loop)
                 cap_due = cap_due ? cap_due * 2 : 16;
                 TimerObject **grown = PyMem_Realloc(due, cap_due * sizeof(TimerObject *));
                 if (grown == NULL) {
+                    /* put them back (the heap has room: they were just popped) and fail */
+                    heap_push(self, t);
                     Py_DECREF(t);
+                    for (Py_ssize_t k = 0; k < n_due; k++)
+                        heap_push(self, due[k]);
                     PyErr_NoMemory();
-                    goto done;
+                    goto drop_due;
                 }
                 due = grown;
             }
@@ -855,13 +889,16 @@ Core_drop_cancelled(CoreObject *self, PyObject *Py_UNUSED(ignored))
 static void
 clear_heap(CoreObject *self)
 {
+    TimerObject **heap = self->heap;
     Py_ssize_t n = self->n_heap;
-    self->n_heap = 0;
+    self->heap = NULL;
+    self->n_heap = self->cap_heap = 0;
     self->cancelled = 0;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        self->heap[i]->core = NULL;
-        Py_DECREF(self->heap[i]);
-    }
+    for (Py_ssize_t i = 0; i < n; i++)
+        heap[i]->core = NULL;
+    for (Py_ssize_t i = 0; i < n; i++)
+        Py_DECREF(heap[i]);
+    PyMem_Free(heap);
 }
 
 static PyObject *
@@ -1053,9 +1090,13 @@ Log_done(LogObject *self, PyObject *const *argv, Py_ssize_t nargs)
 static PyObject *
 Log_put(LogObject *self, PyObject *const *argv, Py_ssize_t nargs)
 {
+    if (self->on_full == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "Log.__init__() was not called");
+        return NULL;
+    }
     if (log_row(self, KIND_PUT, argv, nargs, 3, "put"))
         return NULL;
-    if (--self->puts_left <= 0)
+    if (--self->puts_left == 0)
         return PyObject_CallNoArgs(self->on_full);
     Py_RETURN_NONE;
 }

@@ -442,7 +442,11 @@ class PyVirtualEventLoop(ReferenceVirtualEventLoop):
                             due = due[k + 1 :]
                             raise
                         except BaseException as exc:
-                            self._callback_failed(timer, callback, timer[3], exc)
+                            try:
+                                self._callback_failed(timer, callback, timer[3], exc)
+                            except BaseException:  # the exception handler itself raised
+                                due = due[k + 1 :]
+                                raise
             except BaseException:
                 # Leaving mid-iteration (SystemExit, KeyboardInterrupt): what this iteration had not
                 # run yet stays first in line, in order, as in the reference loop.

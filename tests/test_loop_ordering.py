@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import random
 import re
+import sys
 
 import numpy as np
 import pytest
@@ -315,3 +317,91 @@ def test_the_pure_python_fallback_records_the_same_rows(monkeypatch):
     for kind in ("items", "depth"):
         for name in c[kind]:
             np.testing.assert_array_equal(py[kind][name], c[kind][name], err_msg=f"{kind}.{name}")
+
+
+def _handler_interrupt_trace(loop_cls):
+    """The exception handler raises KeyboardInterrupt while reporting a failed timer; then resume."""
+    loop = loop_cls()
+    ran = []
+    interrupt = [KeyboardInterrupt]
+
+    def handler(loop, context):
+        ran.append(("handled", type(context["exception"]).__name__, repr(sys.exc_info()[1])))
+        if interrupt:
+            raise interrupt.pop()  # the first time only
+
+    def boom():
+        ran.append("boom")
+        raise ValueError("x")
+
+    loop.set_exception_handler(handler)
+    loop.call_later(1, ran.append, "a")
+    loop.call_later(1, boom)
+    loop.call_later(1, ran.append, "c")
+    loop.call_later(2, loop.stop)
+    try:
+        loop.run_forever()
+    except KeyboardInterrupt:
+        ran.append("interrupted")
+    loop.run_forever()
+    loop.close()
+    return ran
+
+
+def test_a_handler_that_raises_does_not_rerun_timers_and_sees_the_exception_as_handled():
+    ref, *fast = (_handler_interrupt_trace(cls) for cls in LOOPS)
+    assert ref == ["a", "boom", ("handled", "ValueError", "ValueError('x')"), "interrupted", "c"]
+    for cls, trace in zip(FAST, fast):
+        assert trace == ref, cls.__name__
+
+
+def test_a_timer_freed_mid_compaction_may_schedule_timers():
+    """Dropping 100 cancelled timers frees their context, whose last object schedules timers from
+    its __del__ while the heap is being compacted: every timer still runs once, in order."""
+
+    def trace(loop_cls):
+        var = contextvars.ContextVar("v")
+        loop = loop_cls()
+        log = []
+
+        class Schedules:
+            def __del__(self):
+                log.append(("del", loop.time()))
+                for i in range(3):
+                    loop.call_later(0.001 * (i + 1), log.append, ("from_del", i))
+
+        def setup():
+            var.set(Schedules())
+            for handle in [loop.call_later(50 + i * 1e-3, print) for i in range(100)]:
+                handle.cancel()
+            for i in range(5):
+                loop.call_later(300 + i, log.append, ("late", i), context=outer)
+
+        outer = contextvars.copy_context()
+        for i in range(5):
+            loop.call_later(100 + i, log.append, ("live", i), context=outer)
+        loop.call_soon(setup, context=contextvars.Context())
+        loop.call_later(400, loop.stop)
+        loop.run_forever()
+        left = len(loop._timers)
+        loop.close()
+        return log, left
+
+    ref, *fast = (trace(cls) for cls in FAST)
+    assert sorted(x for x in ref[0] if x[0] == "from_del") == [("from_del", i) for i in range(3)]
+    assert [x for x in ref[0] if x[0] == "live"] == [("live", i) for i in range(5)] and ref[1] == 0
+    for cls, got in zip(FAST[1:], fast):
+        assert got == ref, cls.__name__
+
+
+def test_deadlines_beyond_the_int64_range_wait_at_the_end_of_time():
+    async def main():
+        loop = asyncio.get_running_loop()
+        sleeper = asyncio.ensure_future(asyncio.sleep(sys.maxsize))  # "for ever"
+        far = loop.call_later(1e12, print)
+        await asyncio.sleep(1)
+        sleeper.cancel()
+        far.cancel()
+        return loop.time(), far.cancelled()
+
+    assert _both(lambda: main()) == (1.0, True)
