@@ -32,20 +32,21 @@ typedef struct CoreObject CoreObject;
 
 /* -- Handle: a ready callback ------------------------------------------------------------------ */
 
+/* The fields a Handle and a Timer share, first in both: the GC functions below serve both types. */
+#define CALLBACK_FIELDS                                                                          \
+    PyObject_HEAD                                                                                \
+    PyObject *callback; /* NULL once cancelled */                                                \
+    PyObject *args;     /* tuple */                                                              \
+    PyObject *context;  /* a Context, or None for a sleep's timer (run inline, reads no context) */
+
 typedef struct {
-    PyObject_HEAD
-    PyObject *callback; /* NULL once cancelled */
-    PyObject *args;     /* tuple */
-    PyObject *context;  /* a Context, or None for a sleep's timer moved to the ready queue */
+    CALLBACK_FIELDS
 } HandleObject;
 
 /* -- Timer: a scheduled callback and its heap entry --------------------------------------------- */
 
 typedef struct {
-    PyObject_HEAD
-    PyObject *callback; /* NULL once cancelled */
-    PyObject *args;
-    PyObject *context;  /* None for a sleep's timer (run inline, reads no context) */
+    CALLBACK_FIELDS
     int64_t when;       /* deadline, ns */
     uint64_t seq;
     CoreObject *core;   /* borrowed; set while the timer is in core's heap */
@@ -251,32 +252,6 @@ static PyTypeObject Handle_Type = {
 
 /* -- Timer methods ------------------------------------------------------------------------------ */
 
-static int
-Timer_traverse(TimerObject *t, visitproc visit, void *arg)
-{
-    Py_VISIT(t->callback);
-    Py_VISIT(t->args);
-    Py_VISIT(t->context);
-    return 0;
-}
-
-static int
-Timer_tp_clear(TimerObject *t)
-{
-    Py_CLEAR(t->callback);
-    Py_CLEAR(t->args);
-    Py_CLEAR(t->context);
-    return 0;
-}
-
-static void
-Timer_dealloc(TimerObject *t)
-{
-    PyObject_GC_UnTrack(t);
-    Timer_tp_clear(t);
-    Py_TYPE(t)->tp_free((PyObject *)t);
-}
-
 static PyObject *
 Timer_cancel(TimerObject *t, PyObject *Py_UNUSED(ignored))
 {
@@ -333,9 +308,9 @@ static PyTypeObject Timer_Type = {
     .tp_doc = "A timer of the virtual loop, with the public interface of asyncio.TimerHandle.",
     .tp_basicsize = sizeof(TimerObject),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
-    .tp_traverse = (traverseproc)Timer_traverse,
-    .tp_clear = (inquiry)Timer_tp_clear,
-    .tp_dealloc = (destructor)Timer_dealloc,
+    .tp_traverse = (traverseproc)Handle_traverse, /* CALLBACK_FIELDS come first in both */
+    .tp_clear = (inquiry)Handle_tp_clear,
+    .tp_dealloc = (destructor)Handle_dealloc,
     .tp_repr = (reprfunc)Timer_repr,
     .tp_methods = Timer_methods,
     .tp_getset = Handle_getset,
@@ -1244,6 +1219,22 @@ server_sift(Py_ssize_t *heap, Py_ssize_t n, const int64_t *free, Py_ssize_t i)
     heap[i] = x;
 }
 
+/* The workers 0..c-1 as a heap ordered by (free time, index); NULL with MemoryError set. */
+static Py_ssize_t *
+server_heap(const int64_t *free, Py_ssize_t c)
+{
+    Py_ssize_t *heap = PyMem_Malloc(c * sizeof(Py_ssize_t));
+    if (heap == NULL) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    for (Py_ssize_t w = 0; w < c; w++)
+        heap[w] = w;
+    for (Py_ssize_t i = c / 2 - 1; i >= 0; i--)
+        server_sift(heap, c, free, i);
+    return heap;
+}
+
 static PyObject *
 speedups_assign(PyObject *module, PyObject *const *argv, Py_ssize_t nargs)
 {
@@ -1266,14 +1257,8 @@ speedups_assign(PyObject *module, PyObject *const *argv, Py_ssize_t nargs)
     }
     const int64_t *t_put = b[0].buf, *service = b[1].buf;
     int64_t *free = b[2].buf, *t_get = b[3].buf, *worker = b[4].buf;
-    if ((heap = PyMem_Malloc(c * sizeof(Py_ssize_t))) == NULL) {
-        PyErr_NoMemory();
+    if ((heap = server_heap(free, c)) == NULL)
         goto done;
-    }
-    for (Py_ssize_t w = 0; w < c; w++)
-        heap[w] = w;
-    for (Py_ssize_t i = c / 2 - 1; i >= 0; i--)
-        server_sift(heap, c, free, i);
     for (Py_ssize_t i = 0; i < n; i++) {
         Py_ssize_t w = heap[0];
         int64_t g = t_put[i] > free[w] ? t_put[i] : free[w];
@@ -1320,14 +1305,8 @@ speedups_bounded(PyObject *module, PyObject *const *argv, Py_ssize_t nargs)
     int64_t *free = b[2].buf, *ring = b[3].buf, *state = b[4].buf;
     int64_t *t_arrive = b[5].buf, *t_put = b[6].buf, *t_get = b[7].buf, *worker = b[8].buf;
     int64_t next = state[0], i = state[1], limit = state[2];
-    if ((heap = PyMem_Malloc(c * sizeof(Py_ssize_t))) == NULL) {
-        PyErr_NoMemory();
+    if ((heap = server_heap(free, c)) == NULL)
         goto done;
-    }
-    for (Py_ssize_t w = 0; w < c; w++)
-        heap[w] = w;
-    for (Py_ssize_t j = c / 2 - 1; j >= 0; j--)
-        server_sift(heap, c, free, j);
     for (; k < n; k++) {
         if (limit >= 0 && next >= limit) {
             stop = 1;
