@@ -354,18 +354,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     runner.argparser.add_argument("--quick", action="store_true", help="a tenth of the items (smoke run)")
     runner.parse_args(argv)
+    from bench.clock import ACCELERATED
+
     plan = _plan(quick)
     if not worker:
         _prepare(plan)
-        from bench.clock import ACCELERATED
-
         core = "its C core (bench._speedups)" if ACCELERATED else "pure Python (bench._speedups is not built: no C compiler?)"
         print(f"qbench perf: {len(plan)} model benchmarks + raw queue throughput; output {runner.args.output}", flush=True)
         print(f"qbench perf: the asyncio engine runs VirtualEventLoop with {core}", flush=True)
     results = {}
     for model, engine, n in plan:
         name = f"{model}/{engine}"
-        bench = runner.bench_time_func(name, _time_func, engine, model, n, inner_loops=n, metadata={"items": n, "unit_note": "seconds per item"})
+        metadata = {"items": n, "unit_note": "seconds per item", "qbench_speedups": "built" if ACCELERATED else "not built"}
+        bench = runner.bench_time_func(name, _time_func, engine, model, n, inner_loops=n, metadata=metadata)
         if bench is not None:
             results[name] = items_per_second(bench)
     loops = [("asyncio", None)]
