@@ -775,7 +775,10 @@ Core_run(CoreObject *self, PyObject *loop)
                     }
                     else if (!external) {
                         PyObject *r = PyObject_CallMethodNoArgs(loop, str_raise_deadlock);
-                        Py_XDECREF(r);
+                        if (r != NULL) { /* it should have raised */
+                            Py_DECREF(r);
+                            PyErr_SetString(PyExc_RuntimeError, "deadlock: _raise_deadlock() did not raise");
+                        }
                         goto done;
                     }
                 }

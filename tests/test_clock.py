@@ -400,3 +400,17 @@ def test_a_subclass_cannot_silently_lose_its_scheduling_override():
 
     for cls in (Named, PyTracing):
         assert _sleep_on(cls) == 2.5
+
+
+def test_the_c_parts_refuse_use_before_init():
+    from bench.clock import ACCELERATED
+
+    if not ACCELERATED:
+        pytest.skip("bench._speedups is not built")
+    from bench import _speedups
+
+    core, log = _speedups.Core.__new__(_speedups.Core), _speedups.Log.__new__(_speedups.Log)
+    for call in (lambda: core.call_soon(print), lambda: core.call_later(1, print), lambda: core.run(None),
+                 lambda: log.put(1, 2.0, 3)):  # fmt: skip
+        with pytest.raises(RuntimeError, match="__init__"):
+            call()
