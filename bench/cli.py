@@ -307,20 +307,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _print_summary(run: Path) -> None:
-    try:
-        from analysis.summary import summary_table
-    except ImportError:
-        summary_table = _plain_summary
+    from analysis.summary import summary_table
+
     print(summary_table(run))
-
-
-def _plain_summary(run: Path) -> str:
-    import pandas as pd
-
-    cells = pd.read_parquet(run / "cells.parquet")
-    keys = ["cell", "workers", "arrival", "service", "maxsize", "rho"]
-    table = cells.groupby(keys, dropna=False)[["wait_mean", "wait_p99", "backlog_slope", "depth_final"]].mean()
-    return table.reset_index().to_string(index=False, float_format=lambda v: f"{v:.3g}")
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -378,30 +367,29 @@ _COMMANDS = {"run": _cmd_run, "demo": _cmd_demo, "report": _cmd_report, "compare
              "perf": _cmd_perf, "fidelity": _cmd_fidelity}
 
 
-def _usage_errors() -> tuple[type[BaseException], ...]:
-    from bench.distributions import SpecError
-    from bench.executor import ExecutorError
-    from bench.grid import GridError
+#: The other errors that mean bad input, by module: a module never imported raised none of them, so
+#: checking needs no import (analysis.load alone would cost every command a second of start-up).
+_USAGE_ERRORS = {"bench.distributions": "SpecError", "bench.grid": "GridError", "bench.executor": "ExecutorError",
+                 "analysis.load": "ResultsError"}
 
-    errors: list[type[BaseException]] = [UsageError, SpecError, GridError, ExecutorError]
-    try:
-        from analysis.load import ResultsError
 
-        errors.append(ResultsError)
-    except ImportError:
-        pass
-    return tuple(errors)
+def _is_usage_error(err: Exception) -> bool:
+    if isinstance(err, UsageError):
+        return True
+    return any(module in sys.modules and isinstance(err, getattr(sys.modules[module], name))
+               for module, name in _USAGE_ERRORS.items())  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
-    errors = _usage_errors()
     try:
         argv = list(sys.argv[1:] if argv is None else argv)
         args = _parser().parse_args(argv)
         args.argv = argv
         return _COMMANDS[args.command](args)
-    except errors as err:
+    except Exception as err:
+        if not _is_usage_error(err):
+            raise
         print(f"qbench: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -206,15 +206,25 @@ except ImportError:  # pragma: no cover - a future Python without it
         return repr(callback)
 
 
-class _Soon(list):
-    """A ready callback of :class:`VirtualEventLoop`: ``[callback, args, context]``, built in C.
+class _ListHandle(list):
+    """A handle of :class:`PyVirtualEventLoop` kept as a list (built and read in C), compared by
+    identity like asyncio's handles (lists would compare by value)."""
+
+    __slots__ = ()
+    _source_traceback = None  # what asyncio's own code reads of a non-debug handle
+    __eq__ = object.__eq__
+    __ne__ = object.__ne__
+    __hash__ = object.__hash__
+
+
+class _Soon(_ListHandle):
+    """A ready callback of :class:`PyVirtualEventLoop`: ``[callback, args, context]``.
 
     It has the public interface of :class:`asyncio.Handle` (``cancel``, ``cancelled``,
     ``get_context``); cancelling clears ``callback``, as ``Handle.cancel`` does.
     """
 
     __slots__ = ()
-    _source_traceback = None  # what asyncio's own code reads of a non-debug handle
 
     def cancel(self) -> None:
         """Cancel the callback; it will not run."""
@@ -231,13 +241,9 @@ class _Soon(list):
     def __repr__(self) -> str:
         return f"<Handle {'cancelled' if self[0] is None else self[0]!r}>"
 
-    __eq__ = object.__eq__  # identity, like asyncio.Handle (lists would compare by value)
-    __ne__ = object.__ne__
-    __hash__ = object.__hash__
 
-
-class _Timer(list):
-    """A timer of :class:`VirtualEventLoop` and its heap entry at once:
+class _Timer(_ListHandle):
+    """A timer of :class:`PyVirtualEventLoop` and its heap entry at once:
     ``[when_ns, sequence, callback, args, context, loop while scheduled]``.
 
     Lists compare item by item in C, so the heap orders timers by (deadline, scheduling order)
@@ -246,7 +252,6 @@ class _Timer(list):
     """
 
     __slots__ = ()
-    _source_traceback = None
 
     def when(self) -> float:
         """Return the scheduled time in (virtual) seconds."""
@@ -270,10 +275,6 @@ class _Timer(list):
 
     def __repr__(self) -> str:
         return f"<TimerHandle when={self[0] / _NS!r} {'cancelled' if self[2] is None else self[2]!r}>"
-
-    __eq__ = object.__eq__
-    __ne__ = object.__ne__
-    __hash__ = object.__hash__
 
 
 class PyVirtualEventLoop(ReferenceVirtualEventLoop):

@@ -24,7 +24,7 @@ import itertools
 import math
 import tomllib
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -101,10 +101,14 @@ class Grid:
     replications: int = 1
     seed: int = 0
     clock: str = "virtual"
-    scale: float | None = field(default=None, compare=False)  # None: virtual time
     max_backlog: int = DEFAULT_MAX_BACKLOG
     engine: str = "asyncio"  # "asyncio" (the real program) or "recurrence" (bench/recurrence.py)
     loop: str = "asyncio"  # event loop under scaled/real clocks: "asyncio" or "uvloop"
+
+    @property
+    def scale(self) -> float | None:
+        """Real seconds per model second under the grid's clock; ``None`` in virtual time."""
+        return parse_clock(self.clock)
 
     def cells(self) -> list[Cell]:
         """Return every cell, ``workers`` varying fastest."""
@@ -184,11 +188,11 @@ def make_grid(raw: dict[str, Any]) -> Grid:
     seed = _whole(0)("seed", values["seed"])
     clock = values["clock"]
     try:
-        scale = parse_clock(clock)
+        parse_clock(clock)
     except ValueError as err:
         raise GridError(str(err)) from None
     max_backlog = _whole(1)("max_backlog", values["max_backlog"])
-    return Grid(workers, arrival, service, maxsize, items, duration, replications, seed, str(clock), scale, max_backlog)
+    return Grid(workers, arrival, service, maxsize, items, duration, replications, seed, str(clock), max_backlog)
 
 
 def override(raw: dict[str, Any], **flags: Any) -> dict[str, Any]:

@@ -97,7 +97,8 @@ class _Engine:
         self.prev_done = 0  # c == 1 unbounded: t_done of the previous item
         self.heap = list(range(self.c))  # encoded free times: free_ns * c + worker
         self.ring = [0] * self.m  # bounded: t_get (ns) * c of the last m items, by item % m
-        self.free_ns = self.ring_ns = None  # the same two as arrays in plain ns, for the C loop
+        self.free_ns = np.zeros(self.c, dtype=np.int64)  # the same two in plain ns, for the C loops
+        self.ring_ns = np.zeros(self.m, dtype=np.int64)
         self.pending_t = np.empty(0, dtype=np.int64)  # gets not yet emitted as depth events
         self.pending_i = np.empty(0, dtype=np.int64)
         self.depth = 0
@@ -172,24 +173,15 @@ class _Engine:
 
     def _assign(self, t_put: np.ndarray, s: np.ndarray):
         """The earliest-free-server loop in C (``bench._speedups.assign``); same result as below."""
-        c = self.c
-        free = np.empty(c, dtype=np.int64)
-        for e in self.heap:  # encoded free_ns * c + worker
-            free[e % c] = e // c
         t_get = np.empty(t_put.size, dtype=np.int64)
         worker = np.empty(t_put.size, dtype=np.int64)
-        _speedups.assign(np.ascontiguousarray(t_put), np.ascontiguousarray(s), free, t_get, worker)
-        self.heap = sorted(int(f) * c + w for w, f in enumerate(free.tolist()))  # sorted: a valid heap
+        _speedups.assign(np.ascontiguousarray(t_put), np.ascontiguousarray(s), self.free_ns, t_get, worker)
         return t_get, worker
 
     def _bounded_c(self, a: np.ndarray, s: np.ndarray, n: int):
         """The bounded-queue loop in C (``bench._speedups.bounded``); same result as :meth:`_bounded`.
 
         Its state lives in arrays (unscaled ns): free times per worker and the ring of t_get."""
-        if self.free_ns is None:
-            c = self.c
-            self.free_ns = np.array([e // c for e in sorted(self.heap, key=lambda e: e % c)], dtype=np.int64)
-            self.ring_ns = np.array(self.ring, dtype=np.int64) // c
         a_full = np.zeros(n, dtype=np.int64)
         a_full[: a.size] = a
         state = np.array([self.next_arrive, self.next_item, -1 if self.limit is None else self.limit], dtype=np.int64)
@@ -326,7 +318,8 @@ class _Engine:
         if self.held is None:
             return
         item, t_arrive, t_put, t_get, t_done, worker, depth_at_put = self.held
-        k = item.size if final else int(np.argmax(t_done > bound)) if (t_done > bound).any() else item.size
+        late = None if final else t_done > bound
+        k = int(np.argmax(late)) if late is not None and late.any() else item.size
         if k < item.size and k < self.batch and not final:
             return
         if k == 0:
