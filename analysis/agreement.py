@@ -28,7 +28,7 @@ from analysis.estimate import Estimate
 from analysis.load import Run
 from analysis.stats import CellStats, steady_state
 from analysis.student_t import t_quantile
-from analysis.theory import Prediction, fluid_slope, predict
+from analysis.theory import Prediction, predict
 
 __all__ = ["AGREEMENT_LEVEL", "Agreement", "agreement_frame", "compare_theory"]
 
@@ -103,8 +103,7 @@ def compare_theory(run: Run, stats: CellStats) -> list[Agreement]:
         rows.append(Agreement(stats.cell, "utilisation", "long-run identity min(rho, 1)", False,
                               min(rho, 1.0), stats.metrics["utilisation"]))  # fmt: skip
     if rho >= 1:
-        slope = fluid_slope(stats.arrival_rate, float(p["service_mean"]), int(p["workers"]))
-        return rows + [Agreement(stats.cell, "backlog slope", "fluid limit lam - c/E[S]", False, slope,
+        return rows + [Agreement(stats.cell, "backlog slope", "fluid limit lam - c/E[S]", False, stats.fluid_slope,
                                  stats.growth.slope, "least-squares slope over the arrival period")]  # fmt: skip
     prediction = _prediction(stats)
     if prediction is None:

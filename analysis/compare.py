@@ -31,7 +31,14 @@ import pyarrow.dataset as ds
 
 from analysis.estimate import Estimate, bootstrap_ratio, difference, mean_ci
 from analysis.load import ResultsError, Run, open_run, read_items
-from analysis.plots import backlog_band, panel_grid, save, worker_colour
+from analysis.plots import (
+    POINTS,
+    backlog_band,
+    label_panel,
+    panel_grid,
+    save,
+    worker_colour,
+)
 from analysis.tables import Rows, to_csv, to_markdown, to_text
 
 __all__ = [
@@ -174,10 +181,10 @@ def _key(run: Run, cell: int, axes: list[str]) -> str:
     return " ".join(f"{a}={run.params.loc[cell, a]}" for a in axes)
 
 
-def _paired(run_a: Run, cell_a: int, run_b: Run, cell_b: int) -> bool:
-    """Whether two cells share random numbers: same seed and replications, same first arrivals."""
-    ra, rb = (r.cells.loc[r.cells["cell"] == c] for r, c in ((run_a, cell_a), (run_b, cell_b)))
-    if sorted(ra["replication"]) != sorted(rb["replication"]) or ra["seed"].iloc[0] != rb["seed"].iloc[0]:
+def _paired(run_a: Run, cell_a: int, ra: pd.DataFrame, run_b: Run, cell_b: int, rb: pd.DataFrame) -> bool:
+    """Whether the ``ok`` replications ``ra``, ``rb`` of two cells pair up: same seed, ids and first arrivals."""
+    same_seed = run_a.params.loc[cell_a, "seed"] == run_b.params.loc[cell_b, "seed"]
+    if list(ra["replication"]) != list(rb["replication"]) or not same_seed:
         return False
     first = ds.field("item") < _CRN_ITEMS
     ia = read_items(run_a, cells=[cell_a], columns=["item", "t_put"], where=first, join=False)
@@ -199,7 +206,8 @@ def compare_runs(a: str, b: str, *, metrics: list[str] | None = None) -> Compare
             an unknown key or metric.
     """
     sel_a, sel_b = parse_selection(a), parse_selection(b)
-    run_a, run_b = open_run(sel_a.path), open_run(sel_b.path)
+    run_a = open_run(sel_a.path)
+    run_b = run_a if sel_b.path.resolve() == sel_a.path.resolve() else open_run(sel_b.path)
     wanted = list(metrics or DEFAULT_METRICS)
     for metric in wanted:
         if metric not in run_a.cells.columns or metric not in run_b.cells.columns:
@@ -221,12 +229,11 @@ def _replications(run: Run, cell: int) -> pd.DataFrame:
 
 def _compare_pair(run_a: Run, ca: int, run_b: Run, cb: int, key: str, metrics: list[str]) -> list[MetricComparison]:
     """All metric comparisons of one matched pair of cells."""
-    paired = _paired(run_a, ca, run_b, cb)
     reps_a, reps_b = _replications(run_a, ca), _replications(run_b, cb)  # once per pair, not per metric
+    use_pairs = _paired(run_a, ca, reps_a, run_b, cb, reps_b)
     rows = []
     for metric in metrics:
         va, vb = reps_a[metric].to_numpy(dtype=float), reps_b[metric].to_numpy(dtype=float)
-        use_pairs = paired and len(va) == len(vb)
         diff = difference(va, vb, paired=use_pairs)
         ratio = bootstrap_ratio(va, vb, paired=use_pairs)
         a_est, b_est = mean_ci(va), mean_ci(vb)
@@ -304,7 +311,7 @@ def plot_comparison(result: CompareResult, out: Path) -> list[Path]:
     pairs = result.pairs[:16]
     fig, axes = panel_grid(max(len(pairs), 1))
     horizon = max(float(result.run_a.cells["t_end"].max()), float(result.run_b.cells["t_end"].max()))
-    times = np.linspace(0.0, horizon, 300)
+    times = np.linspace(0.0, horizon, POINTS)
     for ax, (ca, cb, key) in zip(axes, pairs):
         for run, cell, style, side in ((result.run_a, ca, "-", "A"), (result.run_b, cb, "--", "B")):
             mean, low, high = backlog_band(run, cell, times)
@@ -312,10 +319,6 @@ def plot_comparison(result: CompareResult, out: Path) -> list[Path]:
             ax.plot(times, mean, color=colour, ls=style, label=f"{side}: {run.name} cell {cell} "
                     f"({run.params.loc[cell, 'workers']} workers)")  # fmt: skip
             ax.fill_between(times, low, high, color=colour, alpha=0.15, lw=0)
-        ax.set_title(key or "all cells", fontsize=9)
-        ax.set_xlabel("model time (s)")
-        ax.set_ylabel("queue depth (items waiting)")
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=7)
+        label_panel(ax, key or "all cells", "model time (s)", "queue depth (items waiting)", title_size=9)
     fig.suptitle(f"Backlog: A = {result.a} (solid) vs B = {result.b} (dashed); 95% bands")
     return save(fig, out, "compare_backlog")

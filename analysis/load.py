@@ -61,9 +61,12 @@ class Run:
 
     def ok_cells(self) -> pd.DataFrame:
         """Rows of :attr:`cells` whose replication finished with status ``ok``."""
-        if "status" not in self.cells:
-            return self.cells
-        return self.cells[self.cells["status"].fillna("ok") == "ok"]
+        return ok_rows(self.cells)
+
+
+def ok_rows(rows: pd.DataFrame) -> pd.DataFrame:
+    """The rows of a ``cells.parquet`` frame whose status is ``ok`` (all rows when there is no status)."""
+    return rows[rows["status"].fillna("ok") == "ok"] if "status" in rows else rows
 
 
 def open_run(path: str | Path) -> Run:

@@ -20,10 +20,10 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from analysis.agreement import Agreement  # noqa: E402
 from analysis.backlog import sample_depth  # noqa: E402
+from analysis.estimate import LEVEL  # noqa: E402
 from analysis.load import Run, read_depth, read_items  # noqa: E402
 from analysis.stats import CellStats  # noqa: E402
 from analysis.student_t import t_quantile  # noqa: E402
-from analysis.theory import fluid_slope  # noqa: E402
 
 __all__ = [
     "CHARTS", "backlog_band", "panel_grid", "plot_backlog", "plot_cdf", "plot_heatmap", "plot_latency", "plot_theory",
@@ -39,7 +39,7 @@ CHARTS = {
     "theory": "Theory against measurement (relative error with 95% CI)",
 }
 
-_POINTS = 300
+POINTS = 300
 _PALETTE = matplotlib.colormaps["tab10"].colors
 _VERDICT_MARK = {"stable": "", "overloaded": "OVERLOADED", "inconclusive": "?"}
 
@@ -120,7 +120,7 @@ def backlog_band(run: Run, cell: int, times: np.ndarray) -> tuple[np.ndarray, np
     mean = values.mean(axis=0) if len(values) else np.full(len(times), np.nan)
     if len(values) < 2:
         return mean, mean, mean
-    half = t_quantile(0.975, len(values) - 1) * values.std(axis=0, ddof=1) / math.sqrt(len(values))
+    half = t_quantile(0.5 + LEVEL / 2.0, len(values) - 1) * values.std(axis=0, ddof=1) / math.sqrt(len(values))
     return mean, mean - half, mean + half
 
 
@@ -135,13 +135,13 @@ def plot_backlog(run: Run, stats: list[CellStats], folder: Path) -> list[Path]:
         folder: output folder.
     """
     horizon = float(run.cells["t_end"].max())
-    times = np.linspace(0.0, horizon, _POINTS)
+    times = np.linspace(0.0, horizon, POINTS)
     pairs = _pairs(stats)
     fig, axes = panel_grid(len(pairs))
     for ax, pair in zip(axes, pairs):
         for s in _group(stats, pair):
             _backlog_line(ax, run, s, times)
-        _label(ax, f"arrival {pair[0]}, service {pair[1]}", "model time (s)", "queue depth (items waiting)")
+        label_panel(ax, f"arrival {pair[0]}, service {pair[1]}", "model time (s)", "queue depth (items waiting)")
     fig.suptitle(f"Backlog growth - {run.name} (mean of replications, 95% band; dashed: fluid theory)")
     return save(fig, folder, "backlog")
 
@@ -154,13 +154,13 @@ def _backlog_line(ax, run: Run, s: CellStats, times: np.ndarray) -> None:
     ax.plot(times, mean, color=colour, lw=1.6, label=f"{_workers(s.params['workers'])} ({verdict})")
     ax.fill_between(times, low, high, color=colour, alpha=0.2, lw=0)
     if float(s.params["rho"]) >= 1:
-        slope = fluid_slope(s.arrival_rate, float(s.params["service_mean"]), int(s.params["workers"]))
+        slope = s.fluid_slope
         ax.plot(times, slope * times, color=colour, ls="--", lw=1.0, label=f"fluid {slope:.3g} items/s")
 
 
-def _label(ax, title: str, xlabel: str, ylabel: str) -> None:
+def label_panel(ax, title: str, xlabel: str, ylabel: str, title_size: int = 10) -> None:
     """Title, axis labels, grid and legend of one panel."""
-    ax.set_title(title, fontsize=10)
+    ax.set_title(title, fontsize=title_size)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(True, alpha=0.3)
@@ -189,7 +189,7 @@ def plot_latency(stats: list[CellStats], folder: Path) -> list[Path]:
                 _latency_line(ax, group, f"{kind}_{pct}", colour, style)
         ax.set_yscale("symlog", linthresh=0.1)
         ax.set_xticks(sorted({int(s.params["workers"]) for s in group}))
-        _label(ax, f"arrival {pair[0]}, service {pair[1]}", "workers", "time (model s)")
+        label_panel(ax, f"arrival {pair[0]}, service {pair[1]}", "workers", "time (model s)")
     fig.suptitle("Latency percentiles against worker count (solid: wait, dashed: sojourn; 95% CI bars)")
     return save(fig, folder, "latency")
 
@@ -232,7 +232,7 @@ def plot_cdf(run: Run, stats: list[CellStats], folder: Path, sample: int = 20_00
             heavy |= np.quantile(values, 0.99) > 20 * max(np.median(values), 1e-9)
         if heavy:
             ax.set_xscale("log")
-        _label(ax, f"arrival {pair[0]}, service {pair[1]}", "sojourn (model s)" + (", log" if heavy else ""),
+        label_panel(ax, f"arrival {pair[0]}, service {pair[1]}", "sojourn (model s)" + (", log" if heavy else ""),
                "fraction of finished items")  # fmt: skip
     fig.suptitle("Sojourn-time CDF per cell (finished items)")
     return save(fig, folder, "sojourn_cdf")
@@ -295,5 +295,5 @@ def plot_theory(rows: list[Agreement], stats: list[CellStats], folder: Path) -> 
     ax.set_xscale("symlog", linthresh=10)
     ax.plot([], [], "o", color="#1f77b4", label="exact formula")
     ax.plot([], [], "o", color="#ff7f0e", label="approximation or limit")
-    _label(ax, "Measured vs theory: (measured - theory) / theory, 95% CI", "relative error (%)", "")
+    label_panel(ax, "Measured vs theory: (measured - theory) / theory, 95% CI", "relative error (%)", "")
     return save(fig, folder, "theory")

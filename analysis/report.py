@@ -54,9 +54,6 @@ def write_report(run: Path, *, progress: bool = True) -> Path:
     opened = open_run(run)
     folder = opened.path / "report"
     folder.mkdir(parents=True, exist_ok=True)
-    steps = tqdm(total=3 + len(CHARTS), desc="report", unit="step", disable=not progress, leave=False)
-    stats = _step(steps, "statistics", lambda: summarize(opened))
-    theory = _step(steps, "theory", lambda: [row for s in stats for row in compare_theory(opened, s)])
     charts = {
         "backlog": lambda: plot_backlog(opened, stats, folder),
         "latency": lambda: plot_latency(stats, folder),
@@ -64,6 +61,9 @@ def write_report(run: Path, *, progress: bool = True) -> Path:
         "heatmap": lambda: plot_heatmap(stats, folder),
         "theory": lambda: plot_theory(theory, stats, folder),
     }
+    steps = tqdm(total=3 + len(charts), desc="report", unit="step", disable=not progress, leave=False)
+    stats = _step(steps, "statistics", lambda: summarize(opened))
+    theory = _step(steps, "theory", lambda: [row for s in stats for row in compare_theory(opened, s)])
     for name, draw in charts.items():
         _step(steps, f"chart {name}", draw)
     _step(steps, "write", lambda: _write(opened, folder, stats, theory))

@@ -27,7 +27,8 @@ import pandas as pd
 
 from analysis.backlog import Growth, growth
 from analysis.estimate import Estimate, mean_ci
-from analysis.load import Run, read_items
+from analysis.load import Run, ok_rows, read_items
+from analysis.theory import fluid_slope
 from analysis.warmup import truncate_ensemble
 
 __all__ = [
@@ -60,11 +61,6 @@ class Little:
     product: Estimate
     gap: Estimate
     verdict: str
-
-    @property
-    def relative_gap(self) -> float:
-        """``(L - lam W) / L`` (``nan`` when ``L`` is 0)."""
-        return self.gap.mean / self.length.mean if self.length.mean else math.nan
 
 
 @dataclass(frozen=True)
@@ -114,6 +110,11 @@ class CellStats:
         return 1.0 / float(self.params["arrival_mean"])
 
     @property
+    def fluid_slope(self) -> float:
+        """Fluid-limit backlog growth ``lam - c / E[S]``, items/s (:func:`analysis.theory.fluid_slope`)."""
+        return fluid_slope(self.arrival_rate, float(self.params["service_mean"]), int(self.params["workers"]))
+
+    @property
     def label(self) -> str:
         """A short label such as ``c=2 const:1 / uniform:0:5``."""
         return f"c={self.params['workers']} {self.params['arrival']} / {self.params['service']}"
@@ -148,7 +149,7 @@ def cell_stats(run: Run, cell: int) -> CellStats:
     """
     params = run.params.loc[cell].to_dict()
     every = run.cells[run.cells["cell"] == cell]
-    rows = every[every.get("status", pd.Series("ok", index=every.index)).fillna("ok") == "ok"]
+    rows = ok_rows(every)
     metrics = {m: mean_ci(rows[m].to_numpy(dtype=float)) for m in METRICS if m in rows}
     grow = growth(rows["backlog_slope"].to_numpy(dtype=float), 1.0 / float(params["arrival_mean"]))
     censored = mean_ci((rows["n_put"] - rows["n_got"]).to_numpy(dtype=float))

@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 
 from analysis.agreement import Agreement
+from analysis.backlog import DEPTH_TARGET
 from analysis.estimate import Estimate
 from analysis.load import open_run
 from analysis.stats import CellStats, summarize
@@ -23,7 +24,7 @@ def _verdict(s: CellStats) -> str:
     """The verdict, with the time to a depth of 1,000 when overloaded."""
     if s.growth.verdict != "overloaded":
         return s.growth.verdict
-    return f"overloaded (1000 deep at ~{s.growth.time_to_target.mean:,.0f} s)"
+    return f"overloaded ({DEPTH_TARGET} deep at ~{s.growth.time_to_target.mean:,.0f} s)"
 
 
 def summary_rows(stats: list[CellStats], *, detail: bool = False) -> Rows:

@@ -45,10 +45,15 @@ class Prediction:
     p_wait: float = math.nan
 
 
-def _check(lam: float, mean_s: float, c: int) -> float:
-    """Validate the inputs of a steady-state formula and return ``rho``."""
+def _positive(lam: float, mean_s: float, c: int) -> None:
+    """Raise ValueError unless ``lam > 0``, ``mean_s > 0`` and ``c >= 1``."""
     if lam <= 0 or mean_s <= 0 or c < 1:
         raise ValueError(f"need lam > 0, mean_s > 0, c >= 1; got lam={lam}, mean_s={mean_s}, c={c}")
+
+
+def _check(lam: float, mean_s: float, c: int) -> float:
+    """Validate the inputs of a steady-state formula and return ``rho``."""
+    _positive(lam, mean_s, c)
     rho = lam * mean_s / c
     if rho >= 1:
         raise ValueError(f"no steady state: rho = {rho:.4g} >= 1 (use fluid_slope)")
@@ -209,8 +214,7 @@ def fluid_slope(lam: float, mean_s: float, c: int) -> float:
     Raises:
         ValueError: non-positive inputs.
     """
-    if lam <= 0 or mean_s <= 0 or c < 1:
-        raise ValueError(f"need lam > 0, mean_s > 0, c >= 1; got lam={lam}, mean_s={mean_s}, c={c}")
+    _positive(lam, mean_s, c)
     return lam - c / mean_s
 
 

@@ -54,7 +54,7 @@ display(Image(filename=str(png)))
 # %%
 for s in stats:
     if s.growth.verdict == "overloaded":
-        fluid = s.arrival_rate - s.params["workers"] / s.params["service_mean"]
+        fluid = s.fluid_slope
         inside = "inside" if s.growth.slope.contains(fluid) else "outside"
         print(f"{s.label}: {s.growth.slope.format()} items/s, fluid {fluid:.3g} ({inside} the CI), "
               f"1000 deep after ~{s.growth.time_to_target.mean:,.0f} s")
