@@ -152,6 +152,9 @@ class ProcessExecutor:
 
 # -- Dask ----------------------------------------------------------------------------------------
 
+#: Seconds to wait for a Dask scheduler given by address before giving up with one line.
+CONNECT_TIMEOUT = 5.0
+
 
 class DaskExecutor:
     """Runs each cell as a task on a Dask cluster: an existing one at ``address``, or a new
@@ -161,10 +164,10 @@ class DaskExecutor:
         ExecutorError: ``dask.distributed`` is not installed or the scheduler cannot be reached.
     """
 
-    def __init__(self, address: str | None, jobs: int, connect_timeout: float = 5.0) -> None:
+    def __init__(self, address: str | None, jobs: int, connect_timeout: float | None = None) -> None:
         self._address = address
         self._jobs = jobs
-        self._timeout = connect_timeout
+        self._timeout = CONNECT_TIMEOUT if connect_timeout is None else connect_timeout
         self._client = None
         self._cluster = None
 

@@ -192,4 +192,3 @@ def _cells_frame(rows: list[dict]) -> pd.DataFrame:
 
 
 SEED_GRID = [(2, "const:1", "uniform:0:5"), (3, "const:1", "uniform:0:5"), (4, "const:1", "uniform:0:5")]
-MM_GRID = [(1, "exp:1", "exp:0.5"), (2, "exp:1", "exp:1.5"), (1, "exp:1", "const:0.5")]

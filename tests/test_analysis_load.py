@@ -53,11 +53,12 @@ def test_interrupted_run_reads_parts(tmp_path):
 
 
 def test_missing_and_foreign_folders_raise_one_line(tmp_path):
-    with pytest.raises(ResultsError, match="does not exist"):
+    with pytest.raises(ResultsError, match="does not exist") as missing:
         open_run(tmp_path / "nope")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ResultsError, match="not a results folder"):
+    with pytest.raises(ResultsError, match="not a results folder") as foreign:
         open_run(tmp_path / "empty")
+    assert "\n" not in str(missing.value) and "\n" not in str(foreign.value)
 
 
 def test_incompatible_schema_version_is_refused(run_path, tmp_path):

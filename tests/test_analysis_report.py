@@ -128,9 +128,3 @@ def test_cli_seed_verdicts_on_a_real_run(real_run):
     assert verdicts[2].verdict == "overloaded" and verdicts[2].slope.contains(0.2)
     assert verdicts[3].verdict == "stable" and verdicts[4].verdict == "stable"
 
-
-def test_cli_errors_are_one_line_with_exit_2(tmp_path):
-    done = _cli("report", str(tmp_path / "missing"))
-    assert done.returncode == 2 and "does not exist" in done.stderr
-    compare = _cli("compare", str(tmp_path / "missing"), str(tmp_path / "missing"))
-    assert compare.returncode == 2

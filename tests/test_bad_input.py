@@ -24,7 +24,7 @@ def _grid_file(tmp_path: Path, body: str) -> str:
 
 _GOOD_GRID = 'workers = [1]\narrival = ["exp:1"]\nservice = ["exp:0.5"]\n'
 
-# (id, argv after "run --out OUT" or a callable building it, fragment of the one-line message)
+# (id, argv after "run --out OUT", or "empirical" for an empty empirical file, fragment of the message)
 RUN_TABLE = [
     ("unknown-family", ["--service", "normal:1:2"], "unknown family 'normal'"),
     ("wrong-arity", ["--service", "uniform:1"], "takes 2 parameter(s), got 1"),
@@ -35,6 +35,8 @@ RUN_TABLE = [
     ("inf", ["--arrival", "exp:inf"], "not finite"),
     ("cv-range-gamma", ["--service", "gamma:1:0"], "CV must be"),
     ("cv-range-hyperexp", ["--service", "hyperexp:1:0.5"], "CV must be in (1, 100]"),
+    ("uniform-reversed", ["--service", "uniform:5:0"], "uniform:5:0"),
+    ("workers-text-flag", ["--workers", "two"], "bad list"),
     ("empty-axis-flag", ["--workers", ""], "empty value"),
     ("duplicate-workers", ["--workers", "1,2,1"], "axis 'workers' repeats 1"),
     ("duplicate-specs", ["--service", "exp:1,exp:1.0"], "axis 'service' repeats exp:1"),
@@ -134,7 +136,8 @@ def test_non_writable_output_folder(tmp_path, capsys):
     _check(capsys, ["run", "--out", str(blocker / "run"), *BASE], "cannot write results folder")
 
 
-def test_unreachable_dask_scheduler(tmp_path, capsys):
+def test_unreachable_dask_scheduler(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("bench.executor.CONNECT_TIMEOUT", 0.5)  # nothing listens: no need to wait 5 s
     pytest.importorskip("distributed")
     out = tmp_path / "out"
     argv = ["run", "--out", str(out), *BASE, "--executor", "dask", "--scheduler", "tcp://127.0.0.1:9"]
@@ -164,8 +167,9 @@ def test_incompatible_schema_version(tmp_path, capsys, command):
     _check(capsys, argv, "version 99")
 
 
-def test_report_of_a_folder_that_is_not_a_run(tmp_path, capsys):
-    _check(capsys, ["report", str(tmp_path / "nothing")], "nothing")
+@pytest.mark.parametrize(("command", "folders"), [("report", 1), ("compare", 2)])
+def test_report_or_compare_of_a_folder_that_is_not_a_run(tmp_path, capsys, command, folders):
+    _check(capsys, [command, *[str(tmp_path / "nothing")] * folders], "does not exist")
 
 
 def test_resume_needs_a_results_folder(tmp_path, capsys):

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from bench.clock import Deadlock, VirtualEventLoop, parse_clock, run_virtual
+from bench.clock import ACCELERATED, Deadlock, VirtualEventLoop, parse_clock, run_virtual
 
 
 def test_time_starts_at_zero_and_jumps_to_the_next_timer():
@@ -349,6 +349,7 @@ def test_loop_is_usable_from_a_plain_thread():
     assert result == [42]
 
 
+@pytest.mark.skipif(not ACCELERATED, reason="bench._speedups is not built: both runs would be pure Python")
 def test_without_the_c_extension_a_run_writes_the_same_data(tmp_path):
     """Block bench._speedups (as on a machine without a compiler): the pure-Python loop and row log
     take over and write the very same items and depth files."""

@@ -5,42 +5,19 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bench.clock import run_virtual
+from engine_helpers import Collect, run_asyncio
+
 from bench.distributions import parse
 from bench.grid import Cell, streams
-from bench.recorder import Recorder
 from bench.recurrence import run_recurrence
 from bench.runner import _Tee
-from bench.scenario import Scenario, run_scenario
+from bench.scenario import Scenario
 from bench.summary import Summary
 
 
-class _Collect:
-    """A sink that keeps every batch (tests only)."""
-
-    def __init__(self) -> None:
-        self._items: list[dict] = []
-        self._depth: list[dict] = []
-
-    def items(self, columns):
-        self._items.append({k: np.asarray(v).copy() for k, v in columns.items()})
-
-    def depth(self, columns):
-        self._depth.append({k: np.asarray(v).copy() for k, v in columns.items()})
-
-    def table(self, kind):
-        batches = self._items if kind == "items" else self._depth
-        if not batches:
-            return {}
-        return {k: np.concatenate([b[k] for b in batches]) for k in batches[0]}
-
-
-def _asyncio(scenario, cell, seed, replication=0):
-    collect, summary = _Collect(), Summary(scenario.items)
-    recorder = Recorder(_Tee(collect, summary), batch=997)
-    arrivals, services = streams(seed, cell, replication)
-    t_end = run_virtual(run_scenario(scenario, arrivals, services, recorder))
-    recorder.close(t_end)
+def _asyncio(scenario, cell, seed):
+    collect, summary = Collect(), Summary(scenario.items)
+    recorder, t_end = run_asyncio(scenario, cell, seed, _Tee(collect, summary), batch=997)
     stats = {"n_put": recorder.n_put, "n_got": recorder.n_got, "n_done": recorder.n_done, "t_end": t_end,
              "t_last_put": recorder.t_last_put, "busy": recorder.busy, "capped": recorder.capped,
              **summary.finish(t_end)}
@@ -48,7 +25,7 @@ def _asyncio(scenario, cell, seed, replication=0):
 
 
 def _recurrence(scenario, cell, seed, replication=0, batch=1009):
-    collect, summary = _Collect(), Summary(scenario.items)
+    collect, summary = Collect(), Summary(scenario.items)
     arrivals, services = streams(seed, cell, replication)
     r = run_recurrence(scenario, arrivals, services, _Tee(collect, summary), batch=batch)
     stats = {"n_put": r.n_put, "n_got": r.n_got, "n_done": r.n_done, "t_end": r.t_end,
@@ -93,10 +70,11 @@ def compare(workers, arrival, service, maxsize=0, items=None, duration=None, see
     if np.unique(ad["t"]).size == ad["t"].size:  # no ties: the same event order exactly
         np.testing.assert_array_equal(rd["depth"], ad["depth"])
         np.testing.assert_array_equal(rd["event"], ad["event"])
-    assert r_stats.pop("capped") == a_stats.pop("capped")
+    capped = a_stats.pop("capped")
+    assert r_stats.pop("capped") == capped
     for key, want in a_stats.items():
         assert r_stats[key] == pytest.approx(want, rel=1e-9, abs=1e-9, nan_ok=True), key
-    return ai["item"].size
+    return ai["item"].size, capped
 
 
 DISTS = ["exp:1", "uniform:0:2", "const:1", "const:0.5", "erlang:3:1", "lognormal:1:1.5", "hyperexp:1:2", "gamma:1:0.5"]
@@ -149,13 +127,13 @@ def test_seed_scenario_agrees_with_ties_and_small_batches():
 ])
 def test_backlog_cap_stops_both_engines_at_the_same_put(config):
     workers, arrival, service, _, items, duration, cap = config
-    n = compare(workers, arrival, service, items=items, duration=duration, max_backlog=cap, batch=16)
-    assert n < (items or duration)
+    _, capped = compare(workers, arrival, service, items=items, duration=duration, max_backlog=cap, batch=16)
+    assert capped is not None and capped[1] == cap  # the cap fired, at max_backlog items
 
 
 def test_duration_boundary_events_at_exactly_T_are_excluded():
     # arrivals at 0, 1, ..., 9, 10: the one at T = 10 does not count, as on the asyncio engine
-    n = compare(1, "const:1", "const:0.5", duration=10.0)
+    n, _ = compare(1, "const:1", "const:0.5", duration=10.0)
     assert n == 10
 
 

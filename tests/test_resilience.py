@@ -218,8 +218,7 @@ def test_a_worker_process_that_dies_costs_only_its_own_cell(tmp_path):
 
     grid = make_grid(dict(workers=[1, 2, 3, 4, 5], arrival="exp:1", service="exp:0.8", items=300, seed=2))
     run = tmp_path / "run"
-    for sub in ("items", "depth", "parts"):
-        (run / sub).mkdir(parents=True)
+    runner.create_run(run, grid)
     outcomes = {}
     with ProcessExecutor(2) as executor:
         executor.run(crash_on_one_cell, run, grid, grid.cells(), lambda cell, rows: outcomes.update({cell.id: rows}),
