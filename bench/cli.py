@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import shutil
+import math
+import os
+import re
+import signal
 import sys
 from pathlib import Path
 from typing import Any, Callable, NoReturn, Sequence
@@ -46,6 +49,38 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
+_INT = re.compile(r"[+-]?\d+")
+#: A decimal number, or a word for a non-finite one (refused later with a clear message).
+_FLOAT = re.compile(r"[+-]?((\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|inf|infinity|nan)", re.IGNORECASE)
+
+
+def _int(text: str) -> int:
+    """A whole number written plainly (no ``1_0``, no ``0x10``)."""
+    if not _INT.fullmatch(text.strip()):
+        raise ValueError(f"{text!r} is not a whole number")
+    return int(text)
+
+
+def _float(text: str) -> float:
+    """A number written plainly (no ``1_0``); ``inf`` and ``nan`` pass, for the checks to refuse."""
+    if not _FLOAT.fullmatch(text.strip()):
+        raise ValueError(f"{text!r} is not a number")
+    return float(text)
+
+
+def _number(kind: Callable[[str], Any]) -> Callable[[str], Any]:
+    """An argparse type from a strict parser: a bad value is one line naming it."""
+
+    def parse(text: str) -> Any:
+        try:
+            return kind(text)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+
+    parse.__name__ = kind.__name__.strip("_")
+    return parse
+
+
 def _csv(kind: Callable[[str], Any]) -> Callable[[str], list]:
     def split(text: str) -> list:
         parts = [p.strip() for p in text.split(",")]
@@ -53,17 +88,17 @@ def _csv(kind: Callable[[str], Any]) -> Callable[[str], list]:
             raise argparse.ArgumentTypeError(f"empty value in list {text!r}")
         try:
             return [kind(p) for p in parts]
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"bad list {text!r}") from None
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(f"bad list {text!r}: {err}") from None
 
     return split
 
 
 def _positive_int(text: str) -> int:
     try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        value = _int(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
     return value
@@ -90,22 +125,22 @@ def _parser() -> argparse.ArgumentParser:
     target = run.add_mutually_exclusive_group(required=True)
     target.add_argument("--out", type=Path, help="results folder to write, e.g. results/NAME")
     target.add_argument("--resume", type=Path, metavar="RUN", help="finish an interrupted run: only missing or failed cells run")
-    run.add_argument("--workers", type=_csv(int), help="worker counts, e.g. 1,2,4")
+    run.add_argument("--workers", type=_csv(_int), help="worker counts, e.g. 1,2,4")
     run.add_argument("--arrival", type=_csv(str), help="inter-arrival distributions, e.g. const:1,exp:1")
     run.add_argument("--service", type=_csv(str), help="service-time distributions, e.g. uniform:0:5")
-    run.add_argument("--maxsize", type=_csv(int), help="queue capacities (0 = unbounded), e.g. 0,5")
+    run.add_argument("--maxsize", type=_csv(_int), help="queue capacities (0 = unbounded), e.g. 0,5")
     length = run.add_mutually_exclusive_group()
-    length.add_argument("--items", type=int, help="put N items per replication, then drain")
-    length.add_argument("--duration", type=float, help="run S model seconds per replication")
-    run.add_argument("--replications", type=int, help="seeded runs per cell")
-    run.add_argument("--seed", type=int, help="root seed (default 0)")
+    length.add_argument("--items", type=_number(_int), help="put N items per replication, then drain")
+    length.add_argument("--duration", type=_number(_float), help="run S model seconds per replication")
+    run.add_argument("--replications", type=_number(_int), help="seeded runs per cell")
+    run.add_argument("--seed", type=_number(_int), help="root seed, 0 to 2**128-1 (default 0)")
     run.add_argument("--clock", help="virtual (default), scaled:F or real")
     run.add_argument("--engine", choices=("asyncio", "recurrence"), default="asyncio",
                      help="asyncio (default: the real program on the clock) or recurrence (exact FIFO G/G/c "
                      "recurrences, virtual clock only, much faster)")
     run.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio",
                      help="event loop for scaled and real clocks (default asyncio; uvloop needs the uvloop extra)")
-    run.add_argument("--max-backlog", type=int, help="stop a cell whose queue reaches N items (default 1000000)")
+    run.add_argument("--max-backlog", type=_number(_int), help="stop a cell whose queue reaches N items (default 1000000)")
     run.add_argument("--jobs", type=_positive_int, help="worker processes (default: all cores)")
     run.add_argument("--executor", choices=("local", "dask"), default="local", help="local processes (default) or Dask")
     run.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler, e.g. tcp://10.0.0.5:8786 (default: a new LocalCluster)")
@@ -121,10 +156,10 @@ def _parser() -> argparse.ArgumentParser:
         epilog="example:\n  qbench demo --scale 0.02 --items 150",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    demo.add_argument("--scale", type=float, default=0.05, help="real seconds per model second (default 0.05)")
-    demo.add_argument("--items", type=int, default=120, help="stop after this many takes (default 120; 0 = never)")
+    demo.add_argument("--scale", type=_number(_float), default=0.05, help="real seconds per model second (default 0.05)")
+    demo.add_argument("--items", type=_number(_int), default=120, help="stop after this many takes (default 120; 0 = never)")
     demo.add_argument("--workers", type=_positive_int, default=2, help="number of pullers (default 2)")
-    demo.add_argument("--seed", type=int, help="seed of the service times")
+    demo.add_argument("--seed", type=_number(_int), help="seed of the service times (>= 0)")
 
     report = sub.add_parser(
         "report",
@@ -165,7 +200,7 @@ def _parser() -> argparse.ArgumentParser:
     perf.add_argument("-o", "--output", help="pyperf JSON file (default results/perf/perf-DATE.json)")
     perf.add_argument("-p", "--processes", type=_positive_int, help="pyperf worker processes (default 2)")
     perf.add_argument("-n", "--values", type=_positive_int, help="values per process (default 3)")
-    perf.add_argument("-w", "--warmups", type=int, help="warm-up values per process (default 1)")
+    perf.add_argument("-w", "--warmups", type=_number(_int), help="warm-up values per process (default 1)")
 
     fidelity = sub.add_parser(
         "fidelity",
@@ -175,7 +210,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     fidelity.add_argument("--out", type=Path, default=Path("results/fidelity"), help="folder for the chart and table")
     fidelity.add_argument("--items", type=_positive_int, default=300, help="items per run (default 300)")
-    fidelity.add_argument("--scales", type=_csv(float), help="scale factors (default 0.1,0.01,0.001,0.0001)")
+    fidelity.add_argument("--scales", type=_csv(_float), help="scale factors (default 0.1,0.01,0.001,0.0001)")
     fidelity.add_argument("--loops", type=_csv(str), help="loops to try (default asyncio,uvloop)")
     return parser
 
@@ -218,16 +253,45 @@ def _with_engine(grid, args: argparse.Namespace):
     return dataclasses.replace(grid, engine=engine, loop=loop)
 
 
+#: Longest results-folder name: the folder is first built as ``.NAME.creating-PID`` beside it,
+#: and a name may hold 255 bytes on common file systems.
+_MAX_NAME = 255 - len(".creating-4194304") - 1
+
+
+def _check_out(out: Path) -> None:
+    """Refuse an ``--out`` that cannot be a results folder: too long a name, a symlink or a file."""
+    name = out.resolve().name if out.name in ("", ".", "..") else out.name
+    if len(os.fsencode(name)) > _MAX_NAME:
+        raise UsageError(f"results folder name {name[:40]!r}... is {len(os.fsencode(name))} bytes; at most {_MAX_NAME}")
+    try:
+        if out.is_symlink():
+            raise UsageError(f"{str(out)!r} is a symbolic link; give the folder it points to, or another name")
+        if out.exists() and not out.is_dir():
+            raise UsageError(f"{str(out)!r} exists and is not a folder")
+    except OSError as err:
+        raise UsageError(f"cannot use {str(out)!r} as a results folder: {err.strerror or err}") from None
+
+
 def _prepare_out(out: Path, force: bool, grid, command: list[str]) -> None:
-    """Create the results folder with its manifest in one step (so any folder that exists can resume)."""
+    """Create the results folder with its manifest in one step (so any folder that exists can resume).
+
+    ``--force`` replaces only a folder the results format recognises as a qbench run that holds
+    nothing qbench did not write (or an empty folder); never the working directory, its parents,
+    a home directory or a folder with a ``.git`` (:func:`bench.store.remove_run`).
+    """
+    from bench import store
     from bench.runner import create_run
 
+    _check_out(out)
     if out.exists():
         if not force:
             raise UsageError(f"results folder {str(out)!r} exists; use --force to replace it")
-        if not (out / "manifest.json").exists() and any(out.iterdir()):
-            raise UsageError(f"{str(out)!r} is not a results folder; refusing to replace it")
-        shutil.rmtree(out)
+        try:
+            store.remove_run(out)
+        except ValueError as err:
+            raise UsageError(str(err)) from None
+        except OSError as err:
+            raise UsageError(f"cannot replace {str(out)!r}: {err.strerror or err}") from None
     try:
         create_run(out, grid, command)
     except OSError as err:
@@ -239,7 +303,12 @@ _GRID_FLAGS = ("grid", "workers", "arrival", "service", "maxsize", "items", "dur
 
 
 def _resume_target(args: argparse.Namespace):
-    """The folder and grid of ``--resume RUN``, as the manifest recorded them."""
+    """The folder and grid of ``--resume RUN``, as the manifest recorded them.
+
+    Refuses a folder the results format does not recognise, another schema version, a manifest
+    without a grid, and input files (``empirical:``) whose content changed since the run began:
+    resuming would mix two datasets in one run.
+    """
     import dataclasses
 
     from bench import store
@@ -251,22 +320,46 @@ def _resume_target(args: argparse.Namespace):
         flag = given[0] if given[0] == "grid" else "--" + given[0].replace("_", "-")
         raise UsageError(f"--resume takes the grid from the run's manifest; drop {flag}")
     run = args.resume
-    try:
-        manifest = store.read_manifest(run)
-    except (OSError, ValueError):
-        raise UsageError(f"{str(run)!r} is not a results folder (no readable manifest.json)") from None
+    if not store.is_run(run):
+        raise UsageError(f"{str(run)!r} is not a results folder (no qbench manifest.json)")
+    manifest = store.read_manifest(run)
     version = manifest.get("schema_version")
     if version != store.SCHEMA_VERSION:
         raise UsageError(
             f"{str(run)!r} has schema version {version}; this qbench reads version {store.SCHEMA_VERSION}"
         )
+    if not isinstance(manifest.get("grid"), dict):
+        raise UsageError(f"{str(run)!r}: manifest.json holds no grid; cannot resume (start a new run)")
     grid = make_grid(manifest["grid"])  # it drops the None of the unused items/duration itself
+    _check_inputs(manifest.get("inputs") or [], grid, run)
     return run, dataclasses.replace(grid, engine=manifest.get("engine", "asyncio"), loop=manifest.get("loop", "asyncio")
                                     if grid.scale is not None else "asyncio")
 
 
+def _check_inputs(recorded: list, grid, run: Path) -> None:
+    """Refuse to resume when an input file's content differs from what the run first read."""
+    now = {path: digest for d in (*grid.arrival, *grid.service) for path, digest in d.inputs}
+    for entry in recorded:
+        path, digest = entry.get("path"), entry.get("sha256")
+        if now.get(path) != digest:
+            raise UsageError(f"input file {path!r} of {entry.get('spec')!r} changed since {str(run)!r} began "
+                             "(its sha256 differs); resuming would mix two datasets: start a new run")  # fmt: skip
+
+
+#: Memory a worker process may need: ~120 MB of imports plus a cell's batches and backlog.
+_JOB_MEMORY = 256 << 20
+
+
+def _max_jobs() -> int:
+    """Most worker processes: physical memory / :data:`_JOB_MEMORY` (at least 1, 64 if unknown)."""
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 64
+    return max(1, memory // _JOB_MEMORY)
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
-    import os
 
     from bench.executor import make_executor
     from bench.runner import run_grid
@@ -278,8 +371,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.scheduler is not None and args.executor != "dask":
         raise UsageError("--scheduler needs --executor dask")
     jobs = args.jobs or os.cpu_count() or 1
+    if jobs > _max_jobs():
+        raise UsageError(f"--jobs {jobs} is more than this machine can run: at most {_max_jobs()} (one worker "
+                         f"process per {_JOB_MEMORY >> 20} MB of memory)")
     command = ["qbench", *args.argv]
-    with make_executor(args.executor, jobs, args.scheduler) as executor:
+    with _stopped_by_signals(), make_executor(args.executor, jobs, args.scheduler) as executor:
         if args.resume is None:
             _prepare_out(out, args.force, grid, command)
         result = run_grid(out, grid, jobs=jobs, progress=not args.no_progress, command=command, executor=executor)
@@ -287,13 +383,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if result.interrupted:
         print(f"qbench: interrupted: {done} of {result.total} cells finished and kept in {out}; "
               f"continue with: qbench run --resume {out}", file=sys.stderr)
-        return 130
+        return 128 + (_Signalled.last or signal.SIGINT)
     resumed = f", {result.skipped} already done" if result.skipped else ""
     print(f"wrote {out} ({result.total} cells{resumed}, {grid.replications} replication(s) each) "
           f"in {result.wall_seconds:.1f}s")
     if not args.no_summary:
         _print_summary(out)
-    for cell, reason in result.capped:
+    for cell, reason in result.warned:
         print(f"qbench: warning: cell {cell} {reason}", file=sys.stderr)
     if args.report:
         _cmd_report(argparse.Namespace(run=out, no_progress=args.no_progress))
@@ -306,20 +402,64 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Signalled(KeyboardInterrupt):
+    """SIGTERM or SIGHUP arrived: stop the run as Ctrl-C does (finished cells kept, manifest
+    ``interrupted``). ``last`` holds the signal number for the exit status (128 + signal)."""
+
+    last: int | None = None
+
+
+class _stopped_by_signals:
+    """While a run runs, SIGTERM and SIGHUP (a killed terminal) interrupt it like Ctrl-C."""
+
+    _SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+    def __enter__(self) -> None:
+        self._saved = {sig: signal.signal(sig, self._raise) for sig in self._SIGNALS}
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, handler in self._saved.items():
+            signal.signal(sig, handler)
+
+    @staticmethod
+    def _raise(signum: int, frame: Any) -> None:
+        _Signalled.last = signum
+        raise _Signalled()
+
+
 def _print_summary(run: Path) -> None:
     from analysis.summary import summary_table
 
     print(summary_table(run))
 
 
+def _check_scale(flag: str, scale: float, shortest: float) -> None:
+    """Refuse a scale no event loop can keep: not finite, not > 0, above the grid's MAX_SCALE, or
+    making the shortest mean delay last less than the grid's MIN_REAL_DELAY of real time."""
+    from bench.grid import MAX_SCALE, MIN_REAL_DELAY
+
+    if not (math.isfinite(scale) and scale > 0):
+        raise UsageError(f"{flag} must be a finite number > 0, got {scale}")
+    if scale > MAX_SCALE:
+        raise UsageError(f"{flag} must be at most {MAX_SCALE:g}, got {scale:g}")
+    if scale * shortest < MIN_REAL_DELAY:
+        raise UsageError(f"{flag} {scale:g} makes a mean delay of {shortest:g} model s last {scale * shortest:.3g} real s, "
+                         f"below the ~{MIN_REAL_DELAY:g} s an event loop needs per event; use at least "
+                         f"{MIN_REAL_DELAY / shortest:.3g}")  # fmt: skip
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from bench.demo import demo
+    from bench.grid import MAX_SEED, MAX_WORKERS
 
-    if not args.scale > 0:
-        raise UsageError(f"--scale must be > 0, got {args.scale}")
+    _check_scale("--scale", args.scale, 1.0)  # the pusher sleeps 1 model second between items
     items = None if args.items == 0 else args.items
     if items is not None and items < 0:
         raise UsageError(f"--items must be >= 0, got {args.items}")
+    if args.workers > MAX_WORKERS:
+        raise UsageError(f"--workers must be at most {MAX_WORKERS:,} (each is an asyncio task), got {args.workers:,}")
+    if args.seed is not None and not 0 <= args.seed <= MAX_SEED:
+        raise UsageError(f"--seed must be in 0..2**128-1, got {args.seed}")
     asyncio.run(demo(lambda line: print(line, flush=True), scale=args.scale, items=items, workers=args.workers, seed=args.seed))
     return 0
 
@@ -344,9 +484,17 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+#: Bounds of the perf options: pyperf spawns --processes worker processes one after another.
+_PERF_BOUNDS = {"processes": (1, 100), "values": (1, 1000), "warmups": (0, 100)}
+
+
 def _cmd_perf(args: argparse.Namespace) -> int:
     from bench.perf import main as perf_main
 
+    for name, (low, high) in _PERF_BOUNDS.items():
+        value = getattr(args, name)
+        if value is not None and not low <= value <= high:
+            raise UsageError(f"--{name} must be in {low}..{high}, got {value}")
     argv = [flag for flag, on in (("--quick", args.quick), ("--rss", args.rss), ("--fast", args.fast),
                                   ("--rigorous", args.rigorous)) if on]
     for flag, value in (("-o", args.output), ("-p", args.processes), ("-n", args.values), ("-w", args.warmups)):
@@ -355,9 +503,27 @@ def _cmd_perf(args: argparse.Namespace) -> int:
     return perf_main(argv)
 
 
-def _cmd_fidelity(args: argparse.Namespace) -> int:
-    from bench.fidelity import fidelity_study
+#: Fewest and most items per fidelity run (its statistics need at least 20 items per scale).
+_FIDELITY_ITEMS = (20, 1_000_000)
 
+
+def _cmd_fidelity(args: argparse.Namespace) -> int:
+    from bench.clock import LOOPS
+    from bench.distributions import parse
+    from bench.fidelity import CELLS, fidelity_study
+
+    low, high = _FIDELITY_ITEMS
+    if not low <= args.items <= high:
+        raise UsageError(f"--items must be in {low}..{high:,}, got {args.items:,}")
+    shortest = min(parse(spec).mean for cell in CELLS for spec in cell[2:])  # the study's mean delays
+    for scale in args.scales or ():
+        _check_scale("--scales", scale, shortest)
+    for flag, values in (("--scales", args.scales), ("--loops", args.loops)):
+        if values and len(set(values)) < len(values):
+            raise UsageError(f"{flag} repeats a value: {','.join(map(str, values))}")
+    unknown = [name for name in args.loops or () if name not in LOOPS]
+    if unknown:
+        raise UsageError(f"--loops: unknown loop {unknown[0]!r} (known: {', '.join(LOOPS)})")
     for path in fidelity_study(args.out, items=args.items, scales=args.scales, loops=args.loops, log=print):
         print(f"wrote {path}")
     return 0
@@ -387,11 +553,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = _parser().parse_args(argv)
         args.argv = argv
         return _COMMANDS[args.command](args)
+    except BrokenPipeError:
+        # The reader went away (``qbench compare A B | head``): stop quietly, as a pipeline expects.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 128 + 13  # SIGPIPE
     except Exception as err:
         if not _is_usage_error(err):
             raise
-        print(f"qbench: error: {err}", file=sys.stderr)
+        print(f"qbench: error: {str(err).splitlines()[0] if str(err) else type(err).__name__}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("qbench: interrupted", file=sys.stderr)
-        return 130
+        return 128 + (_Signalled.last or signal.SIGINT)

@@ -37,6 +37,9 @@ __all__ = [
     "run_virtual",
     "loop_factory",
     "LOOPS",
+    "CLOCK_RANGE",
+    "HORIZON",
+    "RESOLUTION",
 ]
 
 _T = TypeVar("_T")
@@ -635,3 +638,13 @@ def parse_clock(spec: str) -> float | None:
             return scale
         raise ValueError(f"bad clock {spec!r}: scaled:F needs a finite factor F > 0, e.g. scaled:0.01")
     raise ValueError(f"bad clock {spec!r}: use virtual, real or scaled:F (e.g. scaled:0.01)")
+
+
+#: The virtual clock's range in seconds: it counts int64 nanoseconds (about 292 years). Delays and
+#: model times beyond it cannot be represented, so grids that could reach it are refused.
+CLOCK_RANGE = (2**63 - 1) / 1e9
+#: The longest model time, and the longest single delay, a run may use: half the clock's range
+#: (about 146 years), so that a time plus a delay never leaves the range.
+HORIZON = CLOCK_RANGE / 2
+#: The virtual clock's resolution in seconds: every delay is rounded to whole nanoseconds.
+RESOLUTION = 1e-9

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import csv
 import functools
+import hashlib
 import itertools
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
@@ -40,6 +42,9 @@ class Distribution:
         family: the family name, e.g. ``"exp"``.
         mean: the expected value, in model seconds.
         cv: coefficient of variation (std / mean); ``None`` where it is infinite or undefined.
+        high: the largest value a sample can take (``inf`` for unbounded families).
+        inputs: ``(path, sha256)`` of each file the distribution was read from (``empirical``),
+            so a run can record them and refuse to mix two versions of a file.
     """
 
     spec: str
@@ -47,6 +52,8 @@ class Distribution:
     mean: float
     cv: float | None
     _draw: Callable[[np.random.Generator, int], np.ndarray] = field(repr=False, compare=False)
+    high: float = math.inf
+    inputs: tuple[tuple[str, str], ...] = ()
 
     @property
     def scv(self) -> float | None:
@@ -61,7 +68,9 @@ class Distribution:
         return self.spec
 
     def __reduce__(self):
-        return _rebuild, (self.spec,)  # samplers are closures; the spec rebuilds them in another process
+        # Samplers are closures: the spec rebuilds them in another process, which checks that the
+        # input files still hold what was read here.
+        return _rebuild, (self.spec, self.inputs)
 
 
 class Stream:
@@ -73,13 +82,20 @@ class Stream:
 
     ``next`` is an attribute holding a callable: once first called it is ``next()`` over a chain
     of blocks, which runs entirely in C (the asyncio engine calls it twice per item).
+
+    Args:
+        dist: the distribution.
+        rng: the generator.
+        limit: the largest sample a reader can use (e.g. the range of a clock); a block holding a
+            larger one raises :class:`OverflowError` naming the spec, never a silently wrong value.
     """
 
-    __slots__ = ("_dist", "_rng", "_buf", "_pos", "_iter", "next")
+    __slots__ = ("_dist", "_rng", "_limit", "_buf", "_pos", "_iter", "next")
 
-    def __init__(self, dist: Distribution, rng: np.random.Generator) -> None:
+    def __init__(self, dist: Distribution, rng: np.random.Generator, limit: float = math.inf) -> None:
         self._dist = dist
         self._rng = rng
+        self._limit = limit
         self._buf: list[float] = []  # the block take() is reading, until next() takes over
         self._pos = 0
         self._iter: Iterator[float] | None = None
@@ -95,9 +111,18 @@ class Stream:
         rest, self._buf, self._pos = self._buf[self._pos :], [], 0
         if rest:
             yield rest
-        sample, rng = self._dist.sample, self._rng
         while True:
-            yield sample(rng, STREAM_CHUNK).tolist()
+            yield self._block().tolist()
+
+    def _block(self) -> np.ndarray:
+        """Draw one block, checking it against the limit."""
+        block = self._dist.sample(self._rng, STREAM_CHUNK)
+        if self._limit < math.inf and block.max() > self._limit:
+            raise OverflowError(
+                f"{self._dist.spec} drew {_show(float(block.max()))} s, beyond the limit of {_show(self._limit)} s "
+                "(the virtual clock's range)"
+            )
+        return block
 
     def take(self, n: int) -> np.ndarray:
         """Return the next ``n`` samples as an array (same values as ``n`` calls of :meth:`next`)."""
@@ -107,7 +132,7 @@ class Stream:
         filled = 0
         while filled < n:
             if self._pos == len(self._buf):
-                block = self._dist.sample(self._rng, STREAM_CHUNK)
+                block = self._block()
                 if n - filled >= STREAM_CHUNK:  # a whole block goes straight out, no list round trip
                     out[filled : filled + STREAM_CHUNK] = block
                     filled += STREAM_CHUNK
@@ -151,11 +176,16 @@ def parse(spec: str) -> Distribution:
     return build(text, *values)
 
 
-def _rebuild(spec: str) -> Distribution:
-    """Parse ``spec`` in another process; if that fails there (an empirical file gone), return a
-    distribution that raises the error when sampled, so the failure belongs to the cell that uses it."""
+def _rebuild(spec: str, inputs: tuple[tuple[str, str], ...] = ()) -> Distribution:
+    """Parse ``spec`` in another process; if that fails there (an empirical file gone or changed
+    since it was first read), return a distribution that raises the error when sampled, so the
+    failure belongs to the cell that uses it."""
     try:
-        return parse(spec)
+        dist = parse(spec)
+        if inputs and dist.inputs != inputs:
+            changed = next(path for (path, digest), now in zip(inputs, dist.inputs) if now[1] != digest)
+            raise SpecError(f"bad distribution spec {spec!r}: {changed!r} changed since the run read it")
+        return dist
     except SpecError as err:
         message = str(err)
 
@@ -169,19 +199,33 @@ def _fail(spec: str, why: str) -> SpecError:
     return SpecError(f"bad distribution spec {spec!r}: {why}")
 
 
+#: A plain decimal number: no underscores, hex or other forms Python's float() also takes.
+NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+_NON_FINITE = re.compile(r"[+-]?(inf|infinity|nan)", re.IGNORECASE)
+
+
 def _number(spec: str, text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise _fail(spec, f"{text.strip()!r} is not a number") from None
+    word = text.strip()
+    if _NON_FINITE.fullmatch(word):
+        raise _fail(spec, f"{word!r} is not finite")
+    if not NUMBER.fullmatch(word):
+        raise _fail(spec, f"{word!r} is not a number")
+    value = float(word)
     if not math.isfinite(value):
-        raise _fail(spec, f"{text.strip()!r} is not finite")
+        raise _fail(spec, f"{word!r} is not finite (too large for a float)")
     return value
+
+
+def _show(value: float) -> str:
+    """A number as short as ``%g`` when that is exact, else with every digit (so a bound and a
+    rejected value never print alike)."""
+    short = f"{value:g}"
+    return short if float(short) == value else repr(value)
 
 
 def _positive(spec: str, name: str, value: float) -> float:
     if value <= 0:
-        raise _fail(spec, f"{name} must be > 0, got {value:g}")
+        raise _fail(spec, f"{name} must be > 0, got {_show(value)}")
     return value
 
 
@@ -191,17 +235,19 @@ def _canon(family: str, *values: float) -> str:
 
 def _const(spec: str, value: float) -> Distribution:
     _positive(spec, "the value", value)
-    return Distribution(_canon("const", value), "const", value, 0.0, lambda rng, n: np.full(n, value))
+    return Distribution(_canon("const", value), "const", value, 0.0, lambda rng, n: np.full(n, value), value)
 
 
 def _uniform(spec: str, low: float, high: float) -> Distribution:
     if low < 0:
-        raise _fail(spec, f"LOW must be >= 0, got {low:g}")
+        raise _fail(spec, f"LOW must be >= 0, got {_show(low)}")
     if not high > low:
-        raise _fail(spec, f"HIGH must be above LOW, got {low:g}..{high:g}")
+        raise _fail(spec, f"HIGH must be above LOW, got {_show(low)}..{_show(high)}")
     mean = (low + high) / 2
     cv = (high - low) / math.sqrt(12) / mean
-    return Distribution(_canon("uniform", low, high), "uniform", mean, cv, lambda rng, n: rng.uniform(low, high, n))
+    return Distribution(
+        _canon("uniform", low, high), "uniform", mean, cv, lambda rng, n: rng.uniform(low, high, n), high
+    )
 
 
 def _exp(spec: str, mean: float) -> Distribution:
@@ -211,7 +257,7 @@ def _exp(spec: str, mean: float) -> Distribution:
 
 def _erlang(spec: str, k: float, mean: float) -> Distribution:
     if k < 1 or k != int(k):
-        raise _fail(spec, f"K must be a whole number >= 1, got {k:g}")
+        raise _fail(spec, f"K must be a whole number >= 1, got {_show(k)}")
     _positive(spec, "MEAN", mean)
     shape, scale = int(k), mean / k
     return Distribution(
@@ -222,8 +268,8 @@ def _erlang(spec: str, k: float, mean: float) -> Distribution:
 def _check_mean_cv(spec: str, mean: float, cv: float, low: float = 0.0, high: float = math.inf) -> None:
     _positive(spec, "MEAN", mean)
     if not (low < cv <= high):
-        bound = f"in ({low:g}, {high:g}]" if math.isfinite(high) else f"> {low:g}"
-        raise _fail(spec, f"CV must be {bound}, got {cv:g}")
+        bound = f"in ({_show(low)}, {_show(high)}]" if math.isfinite(high) else f"> {_show(low)}"
+        raise _fail(spec, f"CV must be {bound}, got {_show(cv)}")
 
 
 def _gamma(spec: str, mean: float, cv: float) -> Distribution:
@@ -259,7 +305,7 @@ def _weibull_shape(cv: float) -> float:
 
 
 def _weibull(spec: str, mean: float, cv: float) -> Distribution:
-    _check_mean_cv(spec, mean, cv, low=0.001, high=_weibull_cv(0.05))
+    _check_mean_cv(spec, mean, cv, low=0.001, high=100.0)
     k = _weibull_shape(cv)
     scale = mean / math.exp(math.lgamma(1 + 1 / k))
     return Distribution(
@@ -270,7 +316,7 @@ def _weibull(spec: str, mean: float, cv: float) -> Distribution:
 def _pareto(spec: str, mean: float, alpha: float) -> Distribution:
     _positive(spec, "MEAN", mean)
     if not alpha > 1:
-        raise _fail(spec, f"ALPHA must be > 1 for a finite mean, got {alpha:g}")
+        raise _fail(spec, f"ALPHA must be > 1 for a finite mean, got {_show(alpha)}")
     xm = mean * (alpha - 1) / alpha
     cv = 1 / math.sqrt(alpha * (alpha - 2)) if alpha > 2 else None
     return Distribution(
@@ -293,6 +339,9 @@ def _hyperexp(spec: str, mean: float, cv: float) -> Distribution:
 
 
 def _empirical(spec: str, rest: str) -> Distribution:
+    """Resample a file's durations. Bad values (empty cells aside: NaN, inf, negative, non-numeric)
+    are refused, not dropped: a file with them is a data problem the user should see, and dropping
+    them silently would bias the distribution."""
     if not rest.strip():
         raise _fail(spec, "empirical takes a file path, e.g. empirical:durations.csv")
     path_text, _, column = rest.partition("#")
@@ -300,35 +349,47 @@ def _empirical(spec: str, rest: str) -> Distribution:
     if not path.is_file():
         raise _fail(spec, f"file {str(path)!r} not found")
     try:
-        raw = _read_column(path, column.strip() or None)
+        content = path.read_bytes()
+        values, bad = _read_column(path, content, column.strip() or None)
     except SpecError as err:
         raise _fail(spec, str(err)) from None
     except Exception as err:  # a malformed file of any kind is one line, not a traceback
         raise _fail(spec, f"cannot read {str(path)!r}: {err.__class__.__name__}: {err}".splitlines()[0]) from None
-    values = raw[np.isfinite(raw) & (raw >= 0)]
+    if bad:
+        shown = ", ".join(f"row {row}: {value}" for row, value in bad[:3])
+        more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
+        raise _fail(spec, f"{len(bad)} bad value(s) in {str(path)!r} ({shown}{more}); "
+                          "durations must be finite numbers >= 0")  # fmt: skip
     if values.size == 0 or values.mean() <= 0:
         raise _fail(spec, f"{str(path)!r} holds no valid durations (finite numbers >= 0, mean > 0)")
     mean = float(values.mean())
     cv = float(values.std() / mean)
+    digest = hashlib.sha256(content).hexdigest()
 
     def draw(rng: np.random.Generator, n: int) -> np.ndarray:
         return values[rng.integers(0, values.size, n)]
 
-    return Distribution(spec, "empirical", mean, cv, draw)
+    return Distribution(spec, "empirical", mean, cv, draw, float(values.max()), ((str(path.resolve()), digest),))
 
 
-def _read_column(path: Path, column: str | None) -> np.ndarray:
+def _read_column(path: Path, content: bytes, column: str | None) -> tuple[np.ndarray, list[tuple[int, str]]]:
+    """The column's values and its bad entries as (1-based row, text); empty cells are skipped."""
     if path.suffix.lower() in {".parquet", ".pq"}:
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        table = pq.read_table(path)
+        table = pq.read_table(pa.BufferReader(content))
         names = table.column_names
         name = column or _first_numeric(names, [table.column(n).type for n in names])
         if name not in names:
             raise SpecError(f"column {name!r} not in {str(path)!r}")
-        return table.column(name).to_numpy(zero_copy_only=False).astype(np.float64)
-    with path.open(newline="") as fh:
-        rows = [r for r in csv.reader(fh) if r]
+        raw = table.column(name)
+        if not (pa.types.is_integer(raw.type) or pa.types.is_floating(raw.type)):
+            raise SpecError(f"column {name!r} of {str(path)!r} is {raw.type}, not numeric")
+        values = raw.drop_null().to_numpy(zero_copy_only=False).astype(np.float64)
+        rows = np.flatnonzero(~(np.isfinite(values) & (values >= 0)))
+        return values, [(int(r) + 1, _show(float(values[r]))) for r in rows]
+    rows = [r for r in csv.reader(content.decode("utf-8-sig").splitlines()) if r]
     if not rows:
         raise SpecError(f"{str(path)!r} is empty")
     header = rows[0]
@@ -339,8 +400,17 @@ def _read_column(path: Path, column: str | None) -> np.ndarray:
         if not has_header or column not in header:
             raise SpecError(f"column {column!r} not in {str(path)!r}")
         index = header.index(column)
-    cells = [_as_float(r[index]) if index < len(r) else None for r in body]
-    return np.array([c for c in cells if c is not None], dtype=np.float64)
+    values, bad = [], []
+    for number, row in enumerate(body, start=2 if has_header else 1):
+        text = row[index].strip() if index < len(row) else ""
+        if not text:
+            continue
+        value = _as_float(text)
+        if value is None or not math.isfinite(value) or value < 0:
+            bad.append((number, repr(text)))
+        else:
+            values.append(value)
+    return np.array(values, dtype=np.float64), bad
 
 
 def _first_numeric(names: list[str], types: list) -> str:
@@ -353,10 +423,10 @@ def _first_numeric(names: list[str], types: list) -> str:
 
 
 def _as_float(text: str) -> float | None:
-    try:
-        return float(text)
-    except ValueError:
-        return None
+    word = text.strip()
+    if NUMBER.fullmatch(word) or _NON_FINITE.fullmatch(word):
+        return float(word)
+    return None
 
 
 #: family name -> (number of parameters, builder); ``empirical`` takes a path instead.

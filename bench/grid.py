@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.clock import parse_clock
+from bench.clock import HORIZON, RESOLUTION, parse_clock
 from bench.distributions import Distribution, SpecError, Stream, parse
 
 __all__ = ["Cell", "Grid", "GridError", "load_grid", "make_grid", "override", "streams", "AXES", "SETTINGS"]
@@ -39,6 +39,32 @@ AXES = ("workers", "arrival", "service", "maxsize")
 SETTINGS = ("items", "duration", "replications", "seed", "clock", "max_backlog")
 #: A cell whose queue reaches this many items is stopped (status ``capped``): memory stays bounded.
 DEFAULT_MAX_BACKLOG = 1_000_000
+
+# -- what can run: every size input is bounded, and refused beyond its bound before anything runs --
+
+#: Most workers: each is an asyncio task, about 1.1 kB with its coroutine (measured with
+#: tracemalloc), so 100,000 take about 110 MB per process and start in a fraction of a second.
+MAX_WORKERS = 100_000
+#: Largest ``max_backlog``: a queued item costs about 300 bytes in the asyncio engine (the queue
+#: entry, the recorder's held columns, pending depth rows; measured: 420 MB peak RSS for a cell
+#: stopped at 1,000,000), so this bounds one cell's memory near 3 GB.
+MAX_BACKLOG = 10_000_000
+#: Most cells in a grid: the manifest lists every cell (about 0.5 kB of JSON each).
+MAX_CELLS = 100_000
+#: Most (cell, replication) rows: ``cells.parquet`` is read whole by the analysis (~0.5 kB a row).
+MAX_ROWS = 1_000_000
+#: Most items per replication: item ids travel as float64 through the recorder, exact up to 2**53.
+MAX_ITEMS = 2**53
+#: Largest root seed: ``numpy.random.SeedSequence`` takes up to 128 bits of entropy.
+MAX_SEED = 2**128 - 1
+#: Unbounded distributions (exp, gamma, ...) may have a mean of at most this share of the clock's
+#: range: a sample beyond the range then needs a 1000-fold excursion (and still fails its cell).
+TAIL_ROOM = 1000
+#: Real seconds below which an event loop cannot keep time: one iteration of asyncio's loop costs a
+#: few microseconds, so a mean delay or a whole run shorter than this is refused on a real clock.
+MIN_REAL_DELAY = 1e-5
+#: Largest clock scale (real seconds per model second).
+MAX_SCALE = 1e6
 _DEFAULTS: dict[str, Any] = {
     "maxsize": [0],
     "replications": 1,
@@ -139,7 +165,7 @@ def streams(seed: int, cell: Cell, replication: int) -> tuple[Stream, Stream]:
     """
     key = (zlib.crc32(cell.arrival.spec.encode()), zlib.crc32(cell.service.spec.encode()), cell.maxsize, replication)
     rngs = [np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(*key, p)))) for p in (0, 1)]
-    return Stream(cell.arrival, rngs[0]), Stream(cell.service, rngs[1])
+    return Stream(cell.arrival, rngs[0], HORIZON), Stream(cell.service, rngs[1], HORIZON)
 
 
 def load_grid(path: Path | str) -> dict[str, Any]:
@@ -173,7 +199,7 @@ def make_grid(raw: dict[str, Any]) -> Grid:
     for name in ("workers", "arrival", "service"):
         if name not in values:
             raise GridError(f"the grid needs a '{name}' axis")
-    workers = _axis(values, "workers", _whole(1))
+    workers = _axis(values, "workers", _whole(1, MAX_WORKERS, " (each worker is an asyncio task, ~1.1 kB)"))
     maxsize = _axis(values, "maxsize", _whole(0))
     arrival = _axis(values, "arrival", _spec)
     service = _axis(values, "service", _spec)
@@ -181,18 +207,22 @@ def make_grid(raw: dict[str, Any]) -> Grid:
     if (items is None) == (duration is None):
         raise GridError("give exactly one of 'items' (number of puts) or 'duration' (model seconds)")
     if items is not None:
-        items = _whole(1)("items", items)
+        items = _whole(1, MAX_ITEMS, " (item ids must stay exact in float64)")("items", items)
     if duration is not None:
-        duration = _positive("duration", duration)
+        duration = _duration(duration)
     replications = _whole(1)("replications", values["replications"])
-    seed = _whole(0)("seed", values["seed"])
+    seed = _whole(0, MAX_SEED, " (SeedSequence takes 128 bits)")("seed", values["seed"])
     clock = values["clock"]
     try:
         parse_clock(clock)
     except ValueError as err:
         raise GridError(str(err)) from None
-    max_backlog = _whole(1)("max_backlog", values["max_backlog"])
-    return Grid(workers, arrival, service, maxsize, items, duration, replications, seed, str(clock), max_backlog)
+    max_backlog = _whole(1, MAX_BACKLOG, " (a queued item costs ~300 bytes)")("max_backlog", values["max_backlog"])
+    grid = Grid(workers, arrival, service, maxsize, items, duration, replications, seed, str(clock), max_backlog)
+    _check_size(grid)
+    _check_range(grid)
+    _check_real_time(grid)
+    return grid
 
 
 def override(raw: dict[str, Any], **flags: Any) -> dict[str, Any]:
@@ -214,6 +244,8 @@ def _axis(values: dict[str, Any], name: str, check) -> tuple:
         raw = [raw]
     if not raw:
         raise GridError(f"axis '{name}' is empty")
+    if len(raw) > MAX_CELLS:
+        raise GridError(f"axis '{name}' has {len(raw):,} values; a grid holds at most {MAX_CELLS:,} cells")
     items = tuple(check(name, v) for v in raw)
     keys = [getattr(v, "spec", v) for v in items]
     dupes = sorted({str(k) for k in keys if keys.count(k) > 1})
@@ -222,7 +254,7 @@ def _axis(values: dict[str, Any], name: str, check) -> tuple:
     return items
 
 
-def _whole(low: int):
+def _whole(low: int, high: int | None = None, why: str = ""):
     def check(name: str, value: Any) -> int:
         if isinstance(value, bool) or not isinstance(value, int):
             if isinstance(value, float) and value.is_integer():
@@ -233,19 +265,88 @@ def _whole(low: int):
                 raise GridError(f"'{name}' must be a whole number >= {low}, got {value!r}")
         if value < low:
             raise GridError(f"'{name}' must be >= {low}, got {value}")
+        if high is not None and value > high:
+            raise GridError(f"'{name}' must be <= {high:,}{why}, got {value:,}")
         return value
 
     return check
 
 
-def _positive(name: str, value: Any) -> float:
+def _duration(value: Any) -> float:
+    name = "duration"
     try:
         number = float(value)
     except (TypeError, ValueError):
         raise GridError(f"'{name}' must be a number, got {value!r}") from None
     if isinstance(value, bool) or not math.isfinite(number) or number <= 0:
         raise GridError(f"'{name}' must be a finite number > 0, got {value!r}")
+    if not RESOLUTION <= number < HORIZON:
+        raise GridError(f"'{name}' must lie in [{RESOLUTION:g}, {HORIZON:.4g}) s: the virtual clock counts int64 "
+                        f"nanoseconds (a run may use half that range, about 146 years), got {number:g}")  # fmt: skip
     return number
+
+
+def _check_size(grid: Grid) -> None:
+    """Refuse grids too large to run (see the MAX_* bounds above)."""
+    cells = len(grid.workers) * len(grid.arrival) * len(grid.service) * len(grid.maxsize)
+    if cells > MAX_CELLS:
+        raise GridError(f"the grid has {cells:,} cells; at most {MAX_CELLS:,} (the manifest lists every cell)")
+    if cells * grid.replications > MAX_ROWS:
+        raise GridError(f"{cells:,} cells x {grid.replications:,} replications = {cells * grid.replications:,} rows; "
+                        f"at most {MAX_ROWS:,} (cells.parquet is read whole)")  # fmt: skip
+    too_big = [m for m in grid.maxsize if m > grid.max_backlog]
+    if too_big:
+        raise GridError(f"'maxsize' {too_big[0]:,} is above max_backlog {grid.max_backlog:,}: the run stops at "
+                        "max_backlog queued items anyway; use maxsize = 0 (unbounded) or raise max_backlog")  # fmt: skip
+
+
+def _check_range(grid: Grid) -> None:
+    """Refuse specs and lengths whose model times can pass the clock's range or fall below its
+    resolution (there every delay would round to zero)."""
+    for name, dists in (("arrival", grid.arrival), ("service", grid.service)):
+        for dist in dists:
+            where = f"{name}: {dist.spec!r}"
+            if dist.mean < RESOLUTION:
+                raise GridError(f"{where} has mean {dist.mean:g} s, below the clock's resolution of 1 ns: every "
+                                "delay would round to 0")  # fmt: skip
+            if math.isfinite(dist.high) and dist.high > HORIZON:
+                raise GridError(f"{where} can draw {dist.high:g} s, beyond the {HORIZON:.4g} s a delay may last "
+                                "(half the virtual clock's range of int64 nanoseconds, about 146 years)")  # fmt: skip
+            if math.isinf(dist.high) and dist.mean > HORIZON / TAIL_ROOM:
+                raise GridError(f"{where} has mean {dist.mean:g} s: an unbounded distribution may have a mean of "
+                                f"at most {HORIZON / TAIL_ROOM:.4g} s (1/{TAIL_ROOM} of the {HORIZON:.4g} s a run "
+                                "may span)")  # fmt: skip
+    slowest = min(grid.workers)
+    for arrival in grid.arrival:
+        if grid.items is not None:
+            for service in grid.service:
+                horizon = grid.items * max(arrival.mean, service.mean / slowest)
+                if horizon >= HORIZON:
+                    raise GridError(f"{grid.items:,} items of arrival {arrival.spec!r} and service {service.spec!r} "
+                                    f"take about {horizon:.3g} s, beyond the {HORIZON:.4g} s a run may span "
+                                    "(half the virtual clock's range); run fewer items")  # fmt: skip
+        elif grid.duration / arrival.mean > MAX_ITEMS:
+            raise GridError(f"a duration of {grid.duration:g} s holds about {grid.duration / arrival.mean:.3g} arrivals "
+                            f"of {arrival.spec!r}; at most {MAX_ITEMS:.3g} per replication")  # fmt: skip
+
+
+def _check_real_time(grid: Grid) -> None:
+    """On a scaled or real clock, refuse what no event loop can keep pace with."""
+    scale = grid.scale
+    if scale is None:
+        return
+    if scale > MAX_SCALE:
+        raise GridError(f"clock {grid.clock!r}: a scale above {MAX_SCALE:g} real seconds per model second cannot run")
+    for name, dists in (("arrival", grid.arrival), ("service", grid.service)):
+        for dist in dists:
+            real = dist.mean * scale
+            if real < MIN_REAL_DELAY:
+                raise GridError(f"clock {grid.clock!r}: the mean {name} {dist.spec!r} would last {real:.3g} real s, "
+                                f"below the ~{MIN_REAL_DELAY:g} s an event loop needs per event; use a scale of at "
+                                f"least {MIN_REAL_DELAY / dist.mean:.3g} or the virtual clock")  # fmt: skip
+    if grid.duration is not None and grid.duration * scale < MIN_REAL_DELAY:
+        raise GridError(f"clock {grid.clock!r}: a duration of {grid.duration:g} model s would last "
+                        f"{grid.duration * scale:.3g} real s; an event loop cannot keep time that short")
 
 
 def _spec(name: str, value: Any) -> Distribution:

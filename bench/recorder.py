@@ -61,6 +61,9 @@ class Recorder:
         self._t_last_put = 0.0
         self._busy = 0.0  # worker-seconds of finished services
         self.capped: tuple[float, int] | None = None  # (time, depth) when a backlog cap stopped the run
+        self.lag_total = 0.0  # model seconds by which timers woke late, summed (real loops only)
+        self.lag_max = 0.0
+        self.lag_count = 0
         # The hooks the scenario calls are the log's own (C functions when bench._speedups is built):
         #: ``arrive(item, t)``: the pusher starts putting ``item`` at ``t``.
         self.arrive: Callable[[int, float], None] = self._log.arrive
@@ -70,6 +73,18 @@ class Recorder:
         self.get: Callable[[int, int, float, int], None] = self._log.get
         #: ``done(item, t)``: ``item``'s service ended at ``t``.
         self.done: Callable[[int, float], None] = self._log.done
+
+    def late(self, seconds: float) -> None:
+        """A timer on a real loop woke ``seconds`` (model seconds) after it was due."""
+        self.lag_total += seconds
+        self.lag_count += 1
+        if seconds > self.lag_max:
+            self.lag_max = seconds
+
+    @property
+    def lag_mean(self) -> float:
+        """Mean lateness of the timers, model seconds (0 on a virtual clock, where none is late)."""
+        return self.lag_total / self.lag_count if self.lag_count else 0.0
 
     def cap(self, t: float, depth: int) -> None:
         """The run was stopped at ``t`` because the queue reached ``depth`` items."""

@@ -57,6 +57,12 @@ __all__ = ["RecurrenceResult", "run_recurrence", "BATCH"]
 BATCH = 65536
 
 _NS = 1_000_000_000
+#: Times are int64 nanoseconds, as on the virtual loop. A chunk whose times could pass 95% of that
+#: range is refused (sums would wrap); in a duration run, arrivals estimated past 75% of it (far
+#: beyond any duration the grid accepts, at most half the range) are dropped before the sums.
+_RANGE_NS = 2**63 - 1
+_BOUND_NS = 0.95 * _RANGE_NS
+_DROP_NS = 0.75 * _RANGE_NS
 
 
 @dataclass
@@ -73,10 +79,11 @@ class RecurrenceResult:
 
 
 def _ns(values: np.ndarray) -> np.ndarray:
-    """Seconds to integer nanoseconds as the virtual loop rounds a delay (half to even, >= 0)."""
+    """Seconds to integer nanoseconds as the virtual loop rounds a delay (half to even, >= 0;
+    clamped to the int64 range as the C loop clamps a deadline)."""
     scaled = values * _NS
     np.rint(scaled, out=scaled)
-    np.maximum(scaled, 0, out=scaled)
+    np.clip(scaled, 0, _BOUND_NS, out=scaled)
     return scaled.astype(np.int64)
 
 
@@ -136,6 +143,7 @@ class _Engine:
         n_arr = n - 1 if last_chunk else n
         a = _ns(self.arrivals.take(n_arr)) if n_arr > 0 else np.empty(0, dtype=np.int64)
         s = _ns(self.services.take(n))
+        a, s, n, n_arr, beyond = self._fit(a, s, n, n_arr)
         if self.m == 0:
             t_arrive = np.empty(n, dtype=np.int64)
             t_arrive[0] = self.next_arrive
@@ -155,12 +163,36 @@ class _Engine:
         else:
             t_arrive, t_put, t_get, worker, s = self._bounded(a, s, n)
             n = t_put.size
-        if last_chunk:
+        if last_chunk or beyond:
             self.done = True
         if n == 0:
             self.done = True
             return
         self.emit(first, t_arrive, t_put, t_get, s, worker)
+
+    def _fit(self, a: np.ndarray, s: np.ndarray, n: int, n_arr: int):
+        """Keep a chunk's int64 sums from wrapping: return ``(a, s, n, n_arr, beyond)``, where
+        ``beyond`` says that arrivals past the end of a duration run were dropped (the run ends).
+
+        Raises:
+            OverflowError: the chunk's times could pass the clock's range.
+        """
+        c = self.c
+        start = max(self.next_arrive, self.prev_done, int(self.free_ns.max()), max(self.heap) // c,
+                    int(self.ring_ns.max()) if self.m else 0, max(self.ring) // c if self.m else 0)  # fmt: skip
+        beyond = False
+        if start + float(a.sum()) >= _DROP_NS and self.limit is not None:
+            estimate = self.next_arrive + np.concatenate(([0.0], np.cumsum(a, dtype=np.float64)))[:n]
+            n = int(np.searchsorted(estimate, _DROP_NS, "left"))  # every later arrival is past the limit
+            n_arr = min(n_arr, n)
+            a, s, beyond = a[:n_arr], s[:n], True
+        if start + float(a.sum()) + float(s.sum()) >= _BOUND_NS:
+            raise OverflowError(
+                f"model times of this replication could pass the virtual clock's range ({_RANGE_NS / _NS:.4g} s, int64 "
+                "nanoseconds): the recurrence engine's sums would wrap; shorten the delays or the run, or use "
+                "--engine asyncio"
+            )
+        return a, s, n, n_arr, beyond
 
     def _lindley(self, t_put: np.ndarray, s: np.ndarray):
         total = np.cumsum(s)

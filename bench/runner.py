@@ -21,27 +21,32 @@ from pathlib import Path
 from typing import Any, Callable
 
 from bench import store
-from bench.clock import loop_factory, run_virtual
+from bench.clock import HORIZON, loop_factory, run_virtual
 from bench.executor import make_executor
 from bench.grid import Cell, Grid, streams
 from bench.recorder import Recorder
 from bench.scenario import Scenario, run_scenario
 from bench.summary import Summary
 
-__all__ = ["RunResult", "create_run", "run_cell", "run_grid"]
+__all__ = ["LAG_TOLERANCE", "RunResult", "create_run", "run_cell", "run_grid"]
+
+#: A replication on a scaled or real clock is ``lagged`` (its figures unreliable) when its timers woke
+#: late by more than this share of the cell's shortest mean delay (arrival or service), on average.
+LAG_TOLERANCE = 0.01
 
 
 @dataclass(frozen=True)
 class RunResult:
-    """What a run did: cells finished now, finished before (skipped), failed or stopped by the backlog
-    cap (with their messages), and whether it was interrupted."""
+    """What a run did: cells finished now, finished before (skipped), failed, or to be warned about
+    (stopped by the backlog cap, or lagging behind real time), with their messages, and whether it
+    was interrupted."""
 
     run: Path
     total: int
     finished: int
     skipped: int
     failed: list[tuple[int, str]]
-    capped: list[tuple[int, str]]
+    warned: list[tuple[int, str]]
     interrupted: bool
     wall_seconds: float
 
@@ -76,13 +81,17 @@ def _replicate(grid: Grid, cell: Cell, replication: int, sink: Any, on_progress)
         t_end = recorder.t_end
     else:
         recorder = Recorder(tee, on_progress=on_progress)
-        coro = run_scenario(scenario, arrivals, services, recorder, grid.scale or 1.0)
+        coro = run_scenario(scenario, arrivals, services, recorder, grid.scale)
         if grid.scale is None:
             t_end = run_virtual(coro)
         else:
             with asyncio.Runner(loop_factory=loop_factory(grid.loop)) as real:
                 t_end = real.run(coro)
         recorder.close(t_end)
+    if t_end >= HORIZON:  # past the span a run may use (at the range's end, a timer was clamped)
+        raise OverflowError(f"model time passed {HORIZON:.4g} s, half the virtual clock's range of int64 "
+                            "nanoseconds; shorten the run or its delays")  # fmt: skip
+    lag_mean = getattr(recorder, "lag_mean", 0.0)
     return {
         "n_put": recorder.n_put,
         "n_got": recorder.n_got,
@@ -92,17 +101,26 @@ def _replicate(grid: Grid, cell: Cell, replication: int, sink: Any, on_progress)
         "throughput": recorder.n_done / t_end if t_end > 0 else float("nan"),
         "utilisation": recorder.busy / (cell.workers * t_end) if t_end > 0 else float("nan"),
         **summary.finish(t_end),
-        **_status(recorder),
+        "clock_lag_mean": lag_mean,
+        "clock_lag_max": getattr(recorder, "lag_max", 0.0),
+        **_status(recorder, cell, lag_mean),
         "wall_seconds": time.perf_counter() - start,
     }
 
 
-def _status(recorder: Any) -> dict[str, Any]:
+def _status(recorder: Any, cell: Cell, lag_mean: float) -> dict[str, Any]:
     capped = recorder.capped  # a Recorder or a RecurrenceResult: both keep (time, depth) or None
-    if capped is None:
-        return {"status": "ok", "error": None}
-    t, depth = capped
-    return {"status": "capped", "error": f"backlog reached {depth} items at t={t:.6g}s (max_backlog); stopped early"}
+    if capped is not None:
+        t, depth = capped
+        return {"status": "capped",
+                "error": f"backlog reached {depth} items at t={t:.6g}s (max_backlog); stopped early"}  # fmt: skip
+    shortest = min(cell.arrival.mean, cell.service.mean)
+    if lag_mean > LAG_TOLERANCE * shortest:
+        return {"status": "lagged",
+                "error": f"the clock fell behind real time: timers woke {lag_mean:.3g} model s late on average, "
+                         f"{lag_mean / shortest:.0%} of the shortest mean delay ({shortest:g} s); figures are "
+                         "unreliable (use a larger scale or the virtual clock)"}  # fmt: skip
+    return {"status": "ok", "error": None}
 
 
 def _failed_rows(grid: Grid, cell: Cell, err: BaseException) -> list[dict[str, Any]]:
@@ -118,7 +136,7 @@ def _row_params(grid: Grid, cell: Cell, replication: int) -> dict[str, Any]:
         "duration": grid.duration,
         "clock": grid.clock,
         "engine": grid.engine,
-        "seed": grid.seed,
+        "seed": str(grid.seed),
     }
 
 
@@ -175,6 +193,7 @@ def _versions() -> dict[str, str]:
 def manifest(run: Path, grid: Grid, status: str, timings: dict[str, Any], command: list[str] | None) -> dict[str, Any]:
     """Build the ``manifest.json`` of a run."""
     return {
+        "format": store.FORMAT,
         "schema_version": store.SCHEMA_VERSION,
         "run": run.name,
         "status": status,
@@ -187,6 +206,8 @@ def manifest(run: Path, grid: Grid, status: str, timings: dict[str, Any], comman
             "streams": "numpy PCG64 from SeedSequence(seed, spawn_key=(crc32(arrival spec), crc32(service spec), "
             "maxsize, replication, purpose)); purpose 0 = arrivals, 1 = services; blocks of 4096 draws",
         },
+        "inputs": [{"spec": d.spec, "path": path, "sha256": digest}
+                   for d in (*grid.arrival, *grid.service) for path, digest in d.inputs],
         "engine": grid.engine,
         "loop": grid.loop if grid.scale is not None else "virtual",
         "clock": grid.clock,
@@ -260,7 +281,7 @@ def run_grid(
     store.write_manifest(run, manifest(run, grid, "running", {}, command))
     timings: dict[str, float] = {}
     failed: list[tuple[int, str]] = []
-    capped: list[tuple[int, str]] = []
+    warned: list[tuple[int, str]] = []
     bar_cells, bar_items = _bars(len(cells), len(cells) - len(todo), progress)
     interrupted = False
 
@@ -272,8 +293,8 @@ def run_grid(
         statuses = {r["status"] for r in rows}
         if "failed" in statuses:
             failed.append((cell.id, rows[0]["error"]))
-        elif "capped" in statuses:
-            capped.append((cell.id, next(r["error"] for r in rows if r["status"] == "capped")))
+        elif "capped" in statuses or "lagged" in statuses:
+            warned.append((cell.id, next(r["error"] for r in rows if r["status"] in ("capped", "lagged"))))
         bar_cells.update(1)
 
     owned = executor is None
@@ -293,4 +314,4 @@ def run_grid(
     wall = time.perf_counter() - start
     status = "interrupted" if interrupted else ("failed" if failed else "complete")
     store.write_manifest(run, manifest(run, grid, status, {"total_seconds": round(wall, 3), "cells": timings}, command))
-    return RunResult(run, len(cells), len(timings), len(cells) - len(todo), failed, capped, interrupted, wall)
+    return RunResult(run, len(cells), len(timings), len(cells) - len(todo), failed, warned, interrupted, wall)

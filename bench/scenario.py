@@ -58,7 +58,7 @@ class Scenario:
 
 
 async def run_scenario(
-    scenario: Scenario, arrivals: Stream, services: Stream, recorder: Recorder, scale: float = 1.0
+    scenario: Scenario, arrivals: Stream, services: Stream, recorder: Recorder, scale: float | None = None
 ) -> float:
     """Run the scenario on the running loop and return the model time at which it ended.
 
@@ -66,23 +66,36 @@ async def run_scenario(
         scenario: what to run.
         arrivals: inter-arrival times, one per item after the first.
         services: service times, one per item (drawn per item, so any worker count sees the same work).
-        recorder: receives every put, get and completion.
-        scale: real seconds per model second (1 on the virtual clock).
+        recorder: receives every put, get and completion (and, on a real loop, how late timers fired).
+        scale: ``None`` on a virtual clock; on a real loop, real seconds per model second. Then every
+            sleep is timed: the model seconds by which it woke late go to :meth:`Recorder.late`, and
+            a ``duration`` run ends when the main task actually wakes, not at the nominal duration.
     """
     loop = asyncio.get_running_loop()
     origin = loop.time()
     queue: asyncio.Queue = asyncio.Queue(scenario.maxsize)
     last = scenario.items - 1 if scenario.items is not None else -1
+    real = scale is not None
+    factor = scale if real else 1.0
 
     main = asyncio.current_task()
     cap = scenario.max_backlog or float("inf")
     capped: list[float] = []
 
     def now() -> float:
-        return (loop.time() - origin) / scale
+        return (loop.time() - origin) / factor
 
-    if origin == 0 and scale == 1:
+    if origin == 0 and not real:
         now = loop.time  # noqa: F811 - the same value, one call fewer per event
+
+    sleep = asyncio.sleep
+    if real:
+        late = recorder.late
+
+        async def sleep(delay: float) -> None:  # noqa: F811 - a timed sleep on a real loop
+            due = loop.time() + delay
+            await asyncio.sleep(delay)
+            late((loop.time() - due) / factor)
 
     async def pusher() -> None:
         item = 0
@@ -98,13 +111,13 @@ async def run_scenario(
             if item == last:
                 return
             item += 1
-            await asyncio.sleep(arrivals.next() * scale)
+            await sleep(arrivals.next() * factor)
 
     async def puller(worker: int) -> None:
         while True:
             item, service = await queue.get()
             recorder.get(item, worker, now(), queue.qsize())
-            await asyncio.sleep(service * scale)
+            await sleep(service * factor)
             recorder.done(item, now())
             queue.task_done()
 
@@ -115,7 +128,7 @@ async def run_scenario(
             await push
             await queue.join()
         else:
-            await asyncio.sleep(scenario.duration * scale)
+            await sleep(scenario.duration * factor)
     except asyncio.CancelledError:
         if not capped:
             raise
@@ -126,4 +139,6 @@ async def run_scenario(
         for task in (push, *pullers):
             task.cancel()
         await asyncio.gather(push, *pullers, return_exceptions=True)
-    return scenario.duration if scenario.duration is not None else now()
+    if scenario.duration is not None and not real:
+        return scenario.duration
+    return now()

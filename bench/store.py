@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -17,6 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 __all__ = [
+    "FORMAT",
     "SCHEMA_VERSION",
     "ITEMS_SCHEMA",
     "CELLS_SCHEMA",
@@ -30,9 +32,14 @@ __all__ = [
     "write_manifest",
     "read_manifest",
     "clean_partial",
+    "is_run",
+    "foreign_entries",
+    "remove_run",
 ]
 
-SCHEMA_VERSION = 1
+#: The manifest's ``format`` marker: a folder is a qbench run when its manifest says this.
+FORMAT = "qbench-results"
+SCHEMA_VERSION = 2
 _META = {b"qbench.schema_version": str(SCHEMA_VERSION).encode()}
 
 ITEMS_SCHEMA = pa.schema(
@@ -74,12 +81,14 @@ CELLS_SCHEMA = pa.schema(
     + _fields(pa.int64(), "maxsize")
     + _fields(pa.float64(), "arrival_mean arrival_cv service_mean service_cv offered_load rho")
     + [("items_target", pa.int64()), ("duration", pa.float64())]
-    + _fields(pa.string(), "clock engine")
-    + _fields(pa.int64(), "seed n_put n_got n_done")
-    + _fields(pa.float64(), "t_end t_last_put throughput utilisation")
+    + _fields(pa.string(), "clock engine seed")
+    + _fields(pa.int64(), "n_put n_got n_done")
+    + _fields(pa.float64(), "t_end t_last_put throughput utilisation arrival_rate blocked_fraction")
     + _fields(pa.float64(), "wait_mean wait_p50 wait_p95 wait_p99 sojourn_mean sojourn_p50 sojourn_p95 sojourn_p99")
     + [("depth_mean", pa.float64()), ("depth_max", pa.int64()), ("depth_final", pa.int64())]
     + [("backlog_slope", pa.float64())]
+    + _fields(pa.float64(), "arrival_obs_mean arrival_obs_sd service_obs_mean service_obs_sd")
+    + _fields(pa.float64(), "clock_lag_mean clock_lag_max")
     + _fields(pa.string(), "status error")
     + [("wall_seconds", pa.float64())],
     metadata=_META,
@@ -225,9 +234,119 @@ def read_manifest(run: Path) -> dict[str, Any]:
 
 
 def clean_partial(run: Path) -> Iterable[Path]:
-    """Delete temporary files left by an interrupted run; return what was removed."""
+    """Delete temporary files left by an interrupted run (only names qbench writes); return them."""
     removed = []
-    for tmp in [*run.glob(f"*{_TMP}"), *run.glob(f"*/*{_TMP}")]:
-        tmp.unlink(missing_ok=True)
-        removed.append(tmp)
+    tops = [run / f"{name}" for name in _TOP_FILES]
+    candidates = [p for top in tops for p in run.glob(f"{top.name}.*{_TMP}")]
+    candidates += [p for sub in _CELL_DIRS for p in (run / sub).glob(f"cell-*{_TMP}")]
+    for tmp in candidates:
+        if _OWN_TMP.fullmatch(tmp.name):
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
     return removed
+
+
+# -- recognising a run folder (what --force may replace) ----------------------------------------
+
+_TOP_FILES = ("manifest.json", "cells.parquet")
+_CELL_DIRS = ("items", "depth", "parts")
+_REPORT_DIR = "report"
+_CELL_FILE = re.compile(r"cell-\d{5,}\.parquet")
+_OWN_TMP = re.compile(r"(manifest\.json|cells\.parquet|cell-\d{5,}\.parquet)\.\d+\.tmp")
+_REPORT_FILE = re.compile(r"[\w.-]+\.(png|svg|html|md|csv|json)")
+#: Keys every qbench manifest has had since version 1 (version 2 adds ``format``).
+_MANIFEST_KEYS = {"schema_version", "run", "status", "grid", "cells"}
+
+
+def is_run(folder: Path) -> bool:
+    """Whether ``folder`` holds a qbench run: a ``manifest.json`` that the results format recognises
+    (a JSON object with qbench's ``format`` marker, or every key a version-1 manifest had)."""
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    if not isinstance(manifest, dict):
+        return False
+    return manifest.get("format") == FORMAT or _MANIFEST_KEYS <= manifest.keys()
+
+
+def foreign_entries(folder: Path) -> list[Path]:
+    """Entries of ``folder`` that qbench does not write in a run folder (empty for a pure run).
+
+    qbench writes ``manifest.json``, ``cells.parquet``, ``items/``, ``depth/`` and ``parts/``
+    holding only ``cell-NNNNN.parquet`` files, ``report/`` holding only chart and document files,
+    and their temporary names while writing. Symbolic links are always foreign.
+    """
+    foreign = []
+    for entry in folder.iterdir():
+        name = entry.name
+        if entry.is_symlink():
+            foreign.append(entry)
+        elif name in _TOP_FILES or _OWN_TMP.fullmatch(name):
+            if not entry.is_file():
+                foreign.append(entry)
+        elif name in _CELL_DIRS or name == _REPORT_DIR:
+            pattern = _REPORT_FILE if name == _REPORT_DIR else _CELL_FILE
+            if not entry.is_dir():
+                foreign.append(entry)
+                continue
+            for inner in entry.iterdir():
+                own = pattern.fullmatch(inner.name) or (name != _REPORT_DIR and _OWN_TMP.fullmatch(inner.name))
+                if inner.is_symlink() or not inner.is_file() or not own:
+                    foreign.append(inner)
+        else:
+            foreign.append(entry)
+    return foreign
+
+
+def _homes() -> set[Path]:
+    """Every user's home directory this machine knows of, resolved."""
+    homes = {Path.home()}
+    try:
+        import pwd
+
+        homes |= {Path(entry.pw_dir) for entry in pwd.getpwall() if entry.pw_dir}
+    except (ImportError, OSError):
+        pass
+    return {home.resolve() for home in homes}
+
+
+def _check_not_precious(folder: Path) -> None:
+    """Refuse the working directory, its parents, home directories and their parents, and any
+    folder holding a ``.git``, whatever else they hold."""
+    resolved = folder.resolve()
+    if Path.cwd().resolve().is_relative_to(resolved):
+        raise ValueError(f"{str(folder)!r} is the working directory or one of its parents; refusing to replace it")
+    if any(home.is_relative_to(resolved) for home in _homes()):
+        raise ValueError(f"{str(folder)!r} is a home directory or one of its parents; refusing to replace it")
+    if (resolved / ".git").exists():
+        raise ValueError(f"{str(folder)!r} holds a .git; refusing to replace it")
+
+
+def remove_run(folder: Path) -> None:
+    """Delete a run folder that holds nothing but what qbench writes, file by file, then the folder.
+
+    An empty folder is removed too. Never the working directory or a parent of it, a home directory
+    or a folder with a ``.git``, whatever they hold.
+
+    Raises:
+        ValueError: the folder may not be replaced (nothing is deleted then); the message is one line.
+    """
+    _check_not_precious(folder)
+    if not any(folder.iterdir()):
+        folder.rmdir()
+        return
+    if not is_run(folder):
+        raise ValueError(f"{str(folder)!r} is not a qbench results folder; refusing to replace it")
+    foreign = foreign_entries(folder)
+    if foreign:
+        raise ValueError(f"{str(folder)!r} holds files qbench did not write (e.g. {foreign[0].name!r}); "
+                         "refusing to replace it")
+    for sub in (*_CELL_DIRS, _REPORT_DIR):
+        if (folder / sub).is_dir():
+            for inner in (folder / sub).iterdir():
+                inner.unlink()
+            (folder / sub).rmdir()
+    for entry in folder.iterdir():
+        entry.unlink()
+    folder.rmdir()

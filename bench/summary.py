@@ -82,6 +82,34 @@ class _Latency:
         }
 
 
+class _Moments:
+    """Count, mean and sum of squared deviations of a stream of values (Chan et al.'s parallel
+    update, so batches combine without loss of precision)."""
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.mean = 0.0
+        self.m2 = 0.0
+
+    def add(self, values: np.ndarray) -> None:
+        k = values.size
+        if k == 0:
+            return
+        mean = float(values.mean())
+        m2 = float(((values - mean) ** 2).sum())
+        n = self.n + k
+        delta = mean - self.mean
+        self.mean += delta * k / n
+        self.m2 += m2 + delta * delta * self.n * k / n
+        self.n = n
+
+    def stats(self, name: str) -> dict[str, float]:
+        return {
+            f"{name}_obs_mean": self.mean if self.n else math.nan,
+            f"{name}_obs_sd": math.sqrt(self.m2 / (self.n - 1)) if self.n > 1 else math.nan,
+        }
+
+
 class _StepIntegral:
     """Integrals of a step function d(t) from t = 0: of d and of t·d, up to the last change seen."""
 
@@ -134,11 +162,25 @@ class Summary:
         self._window: tuple[float, float, float] | None = None  # (area, moment, length) of arrivals
         self._puts = 0
         self.depth_max = 0
+        self._arrivals = _Moments()  # the inter-arrival times the pusher slept
+        self._services = _Moments()  # the service times of finished items
+        self._blocked = 0.0  # seconds the pusher spent blocked in put (a full bounded queue)
+        self._last_put = math.nan  # t_put of the last item of the previous batch
 
     def items(self, columns: dict[str, np.ndarray]) -> None:
         """Add a batch of item rows."""
         self._wait.add(columns["wait"])
         self._sojourn.add(columns["sojourn"])
+        t_arrive, t_put = columns["t_arrive"], columns["t_put"]
+        if t_put.size:
+            slept = t_arrive[1:] - t_put[:-1]
+            if not math.isnan(self._last_put):
+                slept = np.concatenate(([t_arrive[0] - self._last_put], slept))
+            self._arrivals.add(slept)
+            self._last_put = float(t_put[-1])
+            self._blocked += float((t_put - t_arrive).sum())
+        service = columns["service"]
+        self._services.add(service[~np.isnan(service)])
 
     def depth(self, columns: dict[str, np.ndarray]) -> None:
         """Add a batch of depth changes."""
@@ -161,7 +203,12 @@ class Summary:
         """Return the statistics of the replication that ended at ``t_end``."""
         area, moment = self._whole.until(t_end)
         window = self._window or (area, moment, t_end)
+        period = self._last_put  # the arrival period: item 0 is put at 0
         return {
+            "arrival_rate": self._arrivals.n / period if period > 0 else math.nan,
+            "blocked_fraction": self._blocked / period if period > 0 else math.nan,
+            **self._arrivals.stats("arrival"),
+            **self._services.stats("service"),
             **self._wait.stats("wait"),
             **self._sojourn.stats("sojourn"),
             "depth_mean": area / t_end if t_end > 0 else math.nan,

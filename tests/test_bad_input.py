@@ -24,7 +24,16 @@ def _grid_file(tmp_path: Path, body: str) -> str:
 
 _GOOD_GRID = 'workers = [1]\narrival = ["exp:1"]\nservice = ["exp:0.5"]\n'
 
-# (id, argv after "run --out OUT", or "empirical" for an empty empirical file, fragment of the message)
+# Empirical files for the table below: name -> content (written into tmp_path, passed as --service).
+EMPIRICAL = {
+    "empty": "seconds\n",
+    "bad-rows": "seconds\nn/a\n-3\n",
+    "nan-row": "1.5\nnan\n2.5\n",
+    "inf-row": "seconds\n1.5\ninf\n",
+    "beyond-range": "seconds\n1.5\n1e12\n",
+}
+
+# (id, argv after "run --out OUT", or "empirical:NAME" for a file above, fragment of the message)
 RUN_TABLE = [
     ("unknown-family", ["--service", "normal:1:2"], "unknown family 'normal'"),
     ("wrong-arity", ["--service", "uniform:1"], "takes 2 parameter(s), got 1"),
@@ -50,8 +59,47 @@ RUN_TABLE = [
     ("seed-negative", ["--seed", "-1"], "'seed' must be >= 0"),
     ("bad-clock", ["--clock", "sideways"], "bad clock 'sideways'"),
     ("both-flags", ["--items", "5", "--duration", "5"], "not allowed with"),
-    ("empirical-empty", "empirical", "holds no valid durations"),
+    ("empirical-empty", "empirical:empty", "holds no valid durations"),
+    ("empirical-bad-rows", "empirical:bad-rows", "2 bad value(s)"),
+    ("empirical-nan-row", "empirical:nan-row", "1 bad value(s)"),
+    ("empirical-inf-row", "empirical:inf-row", "(row 3: 'inf')"),
+    ("empirical-beyond-range", "empirical:beyond-range", "can draw 1e+12 s, beyond the"),
     ("empirical-missing", ["--service", "empirical:/nonexistent/d.csv"], "not found"),
+    # sizes beyond what can run
+    ("workers-int64", ["--workers", "9223372036854775807"], "'workers' must be <= 100,000"),
+    ("workers-above-bound", ["--workers", "100001"], "'workers' must be <= 100,000"),
+    ("max-backlog-huge", ["--max-backlog", str(10**12)], "'max_backlog' must be <= 10,000,000"),
+    ("maxsize-above-cap", ["--maxsize", str(10**12)], "above max_backlog"),
+    ("maxsize-above-given-cap", ["--maxsize", "50", "--max-backlog", "40"], "'maxsize' 50 is above max_backlog 40"),
+    ("too-many-rows", ["--workers", "1,2", "--replications", "600000"], "at most 1,000,000"),
+    ("jobs-huge", ["--jobs", "100000"], "more than this machine can run"),
+    ("items-beyond-ids", ["--items", str(2**53 + 1)], "'items' must be <="),
+    ("seed-beyond-128-bits", ["--seed", str(2**128)], "'seed' must be <="),
+    # values outside the clock's range or below its resolution
+    ("const-beyond-range", ["--service", "const:1e12"], "beyond the"),
+    ("uniform-beyond-range", ["--arrival", "uniform:0:1e10"], "can draw 1e+10 s"),
+    ("unbounded-mean-huge", ["--service", "exp:1e9"], "an unbounded distribution may have a mean"),
+    ("arrival-below-resolution", ["--arrival", "const:1e-12"], "below the clock's resolution"),
+    ("service-below-resolution", ["--service", "uniform:0:1e-10"], "below the clock's resolution"),
+    ("duration-beyond-range", ["--duration", "1e11"], "'duration' must lie in"),
+    ("duration-tiny", ["--duration", "1e-300"], "'duration' must lie in"),
+    ("duration-huge", ["--duration", "1e300"], "'duration' must lie in"),
+    ("items-horizon", ["--arrival", "const:1e8", "--items", "1000"], "beyond the"),
+    ("duration-holds-too-many", ["--arrival", "const:1e-9", "--duration", "1e8"], "at most"),
+    # clocks no event loop can keep
+    ("scale-1e-6", ["--clock", "scaled:1e-6"], "an event loop needs"),
+    ("scale-1e-300", ["--clock", "scaled:1e-300"], "an event loop needs"),
+    ("scale-huge", ["--clock", "scaled:1e300"], "cannot run"),
+    ("scale-inf", ["--clock", "scaled:inf"], "bad clock"),
+    ("real-tiny-duration", ["--clock", "real", "--duration", "1e-6"], "cannot keep time that short"),
+    # numbers in forms Python reads but people do not write
+    ("spec-underscore", ["--service", "exp:1_0"], "'1_0' is not a number"),
+    ("workers-underscore", ["--workers", "1_0"], "not a whole number"),
+    ("items-underscore", ["--items", "1_0"], "not a whole number"),
+    ("duration-underscore", ["--duration", "1_0"], "not a number"),
+    ("seed-hex", ["--seed", "0x10"], "not a whole number"),
+    # a message whose bound and value read alike
+    ("cv-bound-message", ["--service", "weibull:1:371277"], "CV must be in (0.001, 100], got 371277"),
 ]
 
 GRID_TABLE = [
@@ -66,6 +114,14 @@ GRID_TABLE = [
     ("malformed", "workers = [1,\n", "is not valid TOML"),
     ("float-items", _GOOD_GRID + "items = 2.5\n", "'items' must be a whole number"),
     ("bad-clock", _GOOD_GRID + "items = 5\nclock = 'scaled:0'\n", "bad clock"),
+    ("workers-int64", 'workers = [9223372036854775807]\narrival = ["exp:1"]\nservice = ["exp:0.5"]\nitems = 5\n',
+     "'workers' must be <= 100,000"),
+    ("too-many-cells", "workers = [" + ",".join(map(str, range(1, 1001))) + "]\narrival = ["
+     + ",".join(f'"exp:{1 + i / 1000}"' for i in range(101)) + ']\nservice = ["exp:0.5"]\nitems = 5\n',
+     "the grid has 101,000 cells"),
+    ("max-backlog-huge", _GOOD_GRID + "items = 5\nmax_backlog = 100000000000\n", "'max_backlog' must be <="),
+    ("duration-beyond-range", _GOOD_GRID + "duration = 1e11\n", "'duration' must lie in"),
+    ("seed-string-huge", _GOOD_GRID + f"items = 5\nseed = '{2**130}'\n", "'seed' must be <="),
 ]
 
 
@@ -98,9 +154,9 @@ def _flags_with(extra: list[str]) -> list[str]:
 
 @pytest.mark.parametrize(("case", "extra", "fragment"), RUN_TABLE, ids=[row[0] for row in RUN_TABLE])
 def test_bad_run_flags(tmp_path, capsys, case, extra, fragment):
-    if extra == "empirical":
+    if isinstance(extra, str):
         data = tmp_path / "d.csv"
-        data.write_text("seconds\nn/a\n-3\n")
+        data.write_text(EMPIRICAL[extra.partition(":")[2]])
         extra = ["--service", f"empirical:{data}"]
     out = tmp_path / "out"
     _check(capsys, ["run", "--out", str(out), *_flags_with(extra)], fragment)
@@ -126,8 +182,53 @@ def test_existing_output_folder(tmp_path, capsys):
     out.mkdir()
     (out / "keep.txt").write_text("mine")
     _check(capsys, ["run", "--out", str(out), *BASE], "exists; use --force")
-    _check(capsys, ["run", "--out", str(out), *BASE, "--force"], "is not a results folder")
+    _check(capsys, ["run", "--out", str(out), *BASE, "--force"], "is not a qbench results folder")
     assert (out / "keep.txt").read_text() == "mine"
+
+
+# (id, argv of another command, fragment): each ends with exit 2 and one line, before anything runs.
+OTHER_TABLE = [
+    ("demo-scale-inf", ["demo", "--scale", "inf"], "--scale must be a finite number > 0"),
+    ("demo-scale-nan", ["demo", "--scale", "nan"], "--scale must be a finite number > 0"),
+    ("demo-scale-zero", ["demo", "--scale", "0"], "--scale must be a finite number > 0"),
+    ("demo-scale-tiny", ["demo", "--scale", "1e-300"], "an event loop needs"),
+    ("demo-scale-huge", ["demo", "--scale", "1e300"], "--scale must be at most"),
+    ("demo-workers-huge", ["demo", "--workers", "1000000000"], "--workers must be at most 100,000"),
+    ("demo-seed-negative", ["demo", "--seed", "-1"], "--seed must be in 0..2**128-1"),
+    ("demo-items-negative", ["demo", "--items", "-3"], "--items must be >= 0"),
+    ("fidelity-few-items", ["fidelity", "--items", "19"], "--items must be in 20.."),
+    ("fidelity-scale-zero", ["fidelity", "--scales", "0"], "--scales must be a finite number > 0"),
+    ("fidelity-scale-nan", ["fidelity", "--scales", "nan"], "--scales must be a finite number > 0"),
+    ("fidelity-scale-negative", ["fidelity", "--scales", "-1"], "--scales must be a finite number > 0"),
+    ("fidelity-scale-repeated", ["fidelity", "--scales", "0.01,0.01"], "--scales repeats a value"),
+    ("fidelity-scale-tiny", ["fidelity", "--scales", "1e-7"], "an event loop needs"),
+    ("fidelity-loop-unknown", ["fidelity", "--loops", "foo"], "unknown loop 'foo'"),
+    ("fidelity-loop-repeated", ["fidelity", "--loops", "asyncio,asyncio"], "--loops repeats a value"),
+    ("perf-processes-huge", ["perf", "-p", "100000"], "--processes must be in 1..100"),
+    ("perf-values-huge", ["perf", "-n", "100000"], "--values must be in 1..1000"),
+    ("perf-warmups-negative", ["perf", "-w", "-1"], "--warmups must be in 0..100"),
+]
+
+
+@pytest.mark.parametrize(("case", "argv", "fragment"), OTHER_TABLE, ids=[row[0] for row in OTHER_TABLE])
+def test_bad_input_to_other_commands(tmp_path, capsys, monkeypatch, case, argv, fragment):
+    monkeypatch.chdir(tmp_path)  # fidelity and perf would write under results/
+    _check(capsys, argv, fragment)
+    assert not any(tmp_path.iterdir())
+
+
+def test_output_folder_name_too_long(tmp_path, capsys):
+    _check(capsys, ["run", "--out", str(tmp_path / ("x" * 300)), *BASE], "is 300 bytes; at most")
+
+
+def test_output_folder_that_is_a_file_or_a_symlink(tmp_path, capsys):
+    (tmp_path / "a-file").write_text("mine")
+    _check(capsys, ["run", "--out", str(tmp_path / "a-file"), *BASE, "--force"], "exists and is not a folder")
+    assert (tmp_path / "a-file").read_text() == "mine"
+    (tmp_path / "target").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "target")
+    _check(capsys, ["run", "--out", str(tmp_path / "link"), *BASE, "--force"], "is a symbolic link")
+    assert (tmp_path / "link").is_symlink() and (tmp_path / "target").is_dir()
 
 
 def test_non_writable_output_folder(tmp_path, capsys):

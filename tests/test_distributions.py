@@ -165,7 +165,7 @@ def test_bad_specs_are_rejected_with_one_line_naming_the_spec(spec, why):
 
 def test_empirical_resamples_a_csv_column(tmp_path):
     path = tmp_path / "durations.csv"
-    path.write_text("job,seconds\na,1.0\nb,2.0\nc,3.0\nd,oops\ne,6.0\n")
+    path.write_text("job,seconds\na,1.0\nb,2.0\nc,3.0\nd,\ne,6.0\n")  # an empty cell is skipped
     dist = parse(f"empirical:{path}#seconds")
     assert dist.mean == pytest.approx(3.0)
     x = dist.sample(np.random.default_rng(1), 10_000)
@@ -182,6 +182,32 @@ def test_empirical_reads_the_first_numeric_parquet_column(tmp_path):
 
 def test_empirical_file_without_valid_numbers_is_rejected(tmp_path):
     path = tmp_path / "bad.csv"
-    path.write_text("x\nfoo\n-1\nnan\n")
+    path.write_text("x\n\n0\n")
     with pytest.raises(SpecError, match="no valid durations"):
         parse(f"empirical:{path}")
+
+
+@pytest.mark.parametrize("text", ["foo", "-1", "nan", "inf", "1_0", "0x10"])
+def test_empirical_file_with_a_bad_value_is_refused_naming_its_row(tmp_path, text):
+    """Refused, not dropped: dropping bad rows silently would change the distribution."""
+    path = tmp_path / "bad.csv"
+    path.write_text(f"x\n1.5\n{text}\n2.5\n")
+    with pytest.raises(SpecError, match=rf"1 bad value\(s\) .*\(row 3: '{text}'\)"):
+        parse(f"empirical:{path}")
+
+
+def test_empirical_parquet_with_a_bad_value_is_refused(tmp_path):
+    path = tmp_path / "d.parquet"
+    pq.write_table(pa.table({"d": [2.0, float("nan"), -4.0]}), path)
+    with pytest.raises(SpecError, match="2 bad value"):
+        parse(f"empirical:{path}")
+
+
+def test_empirical_records_the_files_hash_and_its_largest_value(tmp_path):
+    import hashlib
+
+    path = tmp_path / "d.csv"
+    path.write_text("1.5\n4.0\n")
+    dist = parse(f"empirical:{path}")
+    assert dist.high == 4.0
+    assert dist.inputs == ((str(path.resolve()), hashlib.sha256(path.read_bytes()).hexdigest()),)

@@ -171,3 +171,25 @@ def test_summary_statistics_agree_with_the_items(tmp_path):
             assert row[f"{name}_p{q}"] == pytest.approx(exact, rel=1.16e-3, abs=1e-9)  # half a log bin
     assert row.n_done == 20_000
     assert row.depth_max == pd.read_parquet(run / "depth").depth.max()
+
+
+def test_arrival_service_and_blocking_columns_agree_with_the_items(tmp_path):
+    """The columns a verdict reads beside the slope: what the pusher slept, how long it was blocked,
+    the achieved arrival rate and the services, each computed again from the item records."""
+    run = _run(tmp_path, workers=[1], arrival="exp:1", service="exp:2.5", maxsize=[0, 2], items=5000, seed=4)
+    items, cells = _items(run), pd.read_parquet(run / "cells.parquet").set_index("maxsize")
+    for maxsize, group in items.groupby("cell"):
+        row = cells.iloc[maxsize]
+        slept = group.t_arrive.to_numpy()[1:] - group.t_put.to_numpy()[:-1]
+        period = group.t_put.iloc[-1]
+        assert row.arrival_obs_mean == pytest.approx(slept.mean(), rel=1e-9)
+        assert row.arrival_obs_sd == pytest.approx(slept.std(ddof=1), rel=1e-9)
+        assert row.service_obs_mean == pytest.approx(group.service.mean(), rel=1e-9)
+        assert row.service_obs_sd == pytest.approx(group.service.std(ddof=1), rel=1e-9)
+        assert row.arrival_rate == pytest.approx((len(group) - 1) / period, rel=1e-12)
+        assert row.blocked_fraction == pytest.approx((group.t_put - group.t_arrive).sum() / period, rel=1e-9)
+    unbounded, bounded = cells.loc[0], cells.loc[2]
+    assert unbounded.blocked_fraction == 0.0
+    # rho = 2.5 on a queue of 2: the pusher waits most of the time and arrivals slow to the service rate.
+    assert bounded.blocked_fraction > 0.5
+    assert bounded.arrival_rate == pytest.approx(1 / 2.5, rel=0.1)

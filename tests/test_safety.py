@@ -1,0 +1,258 @@
+"""Nothing destroyed, nothing silently wrong: what ``--force`` may replace, resuming with changed
+inputs, signals, broken pipes, and model times that would leave the virtual clock's range."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from bench import store
+from bench.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+QBENCH = [sys.executable, "-m", "bench"]
+BASE = ["--workers", "1", "--arrival", "exp:1", "--service", "exp:0.5", "--items", "10", "--no-progress",
+        "--no-summary", "--jobs", "1"]  # fmt: skip
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder`` with its bytes (hidden ones included)."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _one_line_error(capsys, code: int, fragment: str) -> None:
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert len(err.strip().splitlines()) == 1 and fragment in err, err
+
+
+# -- --force replaces only qbench runs -----------------------------------------------------------
+
+
+def test_force_leaves_a_project_with_a_git_folder_and_a_manifest_untouched(tmp_path, capsys, monkeypatch):
+    project = tmp_path / "project"
+    (project / ".git").mkdir(parents=True)
+    (project / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    (project / "manifest.json").write_text(json.dumps({"name": "my-extension", "version": "1.0"}))
+    (project / "src").mkdir()
+    (project / "src" / "main.js").write_text("console.log('hi')\n")
+    before = _tree(project)
+    monkeypatch.chdir(project)
+    _one_line_error(capsys, main(["run", "--out", ".", "--force", *BASE]), "working directory")
+    monkeypatch.chdir(tmp_path)
+    _one_line_error(capsys, main(["run", "--out", str(project), "--force", *BASE]), "holds a .git")
+    assert _tree(project) == before
+
+
+def test_force_refuses_a_folder_whose_manifest_is_not_a_qbench_one(tmp_path, capsys):
+    extension = tmp_path / "extension"
+    (extension / "src").mkdir(parents=True)
+    (extension / "manifest.json").write_text(json.dumps({"manifest_version": 3, "name": "x"}))
+    (extension / "src" / "background.js").write_text("// code\n")
+    before = _tree(extension)
+    _one_line_error(capsys, main(["run", "--out", str(extension), "--force", *BASE]), "not a qbench results folder")
+    assert _tree(extension) == before
+
+
+def test_force_refuses_a_qbench_run_holding_files_qbench_did_not_write(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["run", "--out", str(run), *BASE]) == 0
+    (run / "notes.txt").write_text("my notes")
+    (run / "items" / "extra.csv").write_text("a,b\n")
+    before = _tree(run)
+    _one_line_error(capsys, main(["run", "--out", str(run), "--force", *BASE]), "holds files qbench did not write")
+    assert _tree(run) == before
+
+
+def test_force_refuses_the_parents_of_the_working_directory_and_home(tmp_path, capsys, monkeypatch):
+    inner = tmp_path / "a" / "b"
+    inner.mkdir(parents=True)
+    monkeypatch.chdir(inner)
+    _one_line_error(capsys, main(["run", "--out", str(tmp_path / "a"), "--force", *BASE]), "working directory")
+    home = tmp_path / "home"
+    assert main(["run", "--out", str(home), *BASE]) == 0  # even a pure qbench run, if it is a home
+    capsys.readouterr()
+    monkeypatch.setenv("HOME", str(home))
+    _one_line_error(capsys, main(["run", "--out", str(home), "--force", *BASE]), "home directory")
+    assert (home / "manifest.json").exists()
+
+
+def test_force_replaces_a_pure_qbench_run_and_an_empty_folder(tmp_path):
+    run = tmp_path / "run"
+    assert main(["run", "--out", str(run), *BASE, "--seed", "1"]) == 0
+    (run / "report").mkdir()
+    (run / "report" / "index.html").write_text("<html></html>")
+    assert main(["run", "--out", str(run), *BASE, "--seed", "2", "--force"]) == 0
+    assert json.loads((run / "manifest.json").read_text())["grid"]["seed"] == 2
+    assert not (run / "report").exists()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["run", "--out", str(empty), *BASE, "--force"]) == 0
+    assert store.is_run(empty)
+
+
+def test_a_version_1_run_is_recognised_by_its_manifest_keys(tmp_path):
+    old = tmp_path / "old"
+    old.mkdir()
+    keys = {"schema_version": 1, "run": "old", "status": "complete", "grid": {}, "cells": []}
+    (old / "manifest.json").write_text(json.dumps(keys))
+    assert store.is_run(old)
+    (old / "manifest.json").write_text(json.dumps({k: v for k, v in keys.items() if k != "cells"}))
+    assert not store.is_run(old)
+
+
+# -- resume -------------------------------------------------------------------------------------
+
+
+def test_resume_refuses_an_empirical_file_edited_since_the_run_began(tmp_path, capsys):
+    data = tmp_path / "durations.csv"
+    data.write_text("s\n" + "\n".join(str(0.2 + i / 100) for i in range(40)) + "\n")
+    run = tmp_path / "run"
+    args = ["--workers", "1", "--arrival", "exp:1", "--service", f"empirical:{data}", "--items", "50", "--no-progress",
+            "--no-summary", "--jobs", "1"]  # fmt: skip
+    assert main(["run", "--out", str(run), *args]) == 0
+    inputs = json.loads((run / "manifest.json").read_text())["inputs"]
+    assert [entry["path"] for entry in inputs] == [str(data.resolve())] and len(inputs[0]["sha256"]) == 64
+    assert main(["run", "--resume", str(run), "--no-progress", "--no-summary"]) == 0  # unchanged: fine
+    data.write_text(data.read_text() + "9.5\n")
+    _one_line_error(capsys, main(["run", "--resume", str(run), "--no-progress"]), "changed since")
+
+
+def test_a_worker_refuses_an_empirical_file_changed_after_the_grid_read_it(tmp_path):
+    import pickle
+
+    from bench.distributions import parse
+
+    data = tmp_path / "d.csv"
+    data.write_text("1.0\n2.0\n")
+    shipped = pickle.dumps(parse(f"empirical:{data}"))
+    data.write_text("1.0\n7.0\n")
+    import numpy as np
+
+    with pytest.raises(ValueError, match="changed since the run read it"):
+        pickle.loads(shipped).sample(np.random.default_rng(0), 3)
+
+
+def test_resume_refuses_a_manifest_without_a_grid_or_not_written_by_qbench(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["run", "--out", str(run), *BASE]) == 0
+    manifest = json.loads((run / "manifest.json").read_text())
+    del manifest["grid"]
+    manifest["format"] = store.FORMAT
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    _one_line_error(capsys, main(["run", "--resume", str(run)]), "holds no grid")
+    (run / "manifest.json").write_text(json.dumps({"schema_version": 2}))
+    _one_line_error(capsys, main(["run", "--resume", str(run)]), "not a results folder")
+
+
+# -- signals and pipes ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_and_sighup_leave_the_manifest_saying_interrupted(tmp_path, signum):
+    out = tmp_path / "run"
+    args = ["run", "--out", str(out), "--workers", "1,2,3,4", "--arrival", "exp:1", "--service", "exp:0.9",
+            "--items", "200000", "--replications", "2", "--jobs", "1", "--no-progress", "--no-summary"]  # fmt: skip
+    process = subprocess.Popen([*QBENCH, *args], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               text=True)  # fmt: skip
+    deadline = time.monotonic() + 30
+    while not (out / "manifest.json").exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.3)
+    process.send_signal(signum)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 128 + signum, err
+    assert json.loads((out / "manifest.json").read_text())["status"] == "interrupted"
+    assert "Traceback" not in err and "--resume" in err
+
+
+def test_a_closed_pipe_ends_compare_quietly(tmp_path):
+    run = tmp_path / "run"
+    assert main(["run", "--out", str(run), *BASE, "--replications", "2"]) == 0
+    process = subprocess.Popen([*QBENCH, "compare", str(run), str(run)], cwd=ROOT, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)  # fmt: skip
+    process.stdout.close()  # the reader (say, `head -0`) went away before anything was written
+    err = process.stderr.read().decode()
+    process.wait(timeout=60)
+    assert "Traceback" not in err and process.returncode in (0, 141), err
+
+
+# -- the clock's range at run time ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("engine", ["asyncio", "recurrence"])
+def test_a_cell_whose_times_pass_the_clocks_range_fails_with_a_message(tmp_path, engine):
+    """The grid refuses such specs up front; a grid built without those checks still fails the cell,
+    with its reason, on either engine — never negative or zero times with status ok."""
+    from bench.distributions import parse
+    from bench.grid import Grid
+    from bench.runner import create_run, run_cell
+
+    grid = Grid((1,), (parse("const:1e8"),), (parse("const:1"),), items=100, engine=engine)
+    run = tmp_path / "run"
+    create_run(run, grid)
+    rows = run_cell(run, grid, grid.cells()[0])
+    assert {r["status"] for r in rows} == {"failed"}
+    assert "OverflowError" in rows[0]["error"] and "range" in rows[0]["error"]
+
+
+def test_a_stream_refuses_a_sample_beyond_its_limit():
+    import numpy as np
+
+    from bench.distributions import Stream, parse
+
+    stream = Stream(parse("exp:1"), np.random.default_rng(0), limit=0.5)
+    with pytest.raises(OverflowError, match="exp:1 drew .* beyond the limit of 0.5 s"):
+        stream.next()
+
+
+# -- big seeds -----------------------------------------------------------------------------------
+
+
+def test_a_128_bit_seed_runs_and_is_kept_exactly(tmp_path):
+    seed = 2**128 - 1
+    run = tmp_path / "run"
+    assert main(["run", "--out", str(run), *BASE, "--seed", str(seed)]) == 0
+    assert json.loads((run / "manifest.json").read_text())["grid"]["seed"] == seed
+    assert pd.read_parquet(run / "cells.parquet")["seed"].tolist() == [str(seed)]
+
+
+# -- scaled time that falls behind ---------------------------------------------------------------
+
+
+def test_a_scaled_run_that_falls_behind_real_time_is_marked_lagged(tmp_path):
+    """At 10 us of real time per model second, arrivals every ~10 us: no event loop keeps pace."""
+    from bench.grid import make_grid
+    from bench.runner import create_run, run_cell
+
+    grid = make_grid(dict(workers=[2], arrival="exp:1", service="exp:1.5", items=3000, clock="scaled:1e-5"))
+    run = tmp_path / "run"
+    create_run(run, grid)
+    (row,) = run_cell(run, grid, grid.cells()[0])
+    assert row["status"] == "lagged", row
+    assert row["clock_lag_mean"] > 0.01 and "fell behind real time" in row["error"]
+    assert row["utilisation"] <= 1.0 and row["t_end"] >= row["t_last_put"]
+
+
+def test_virtual_time_is_never_late():
+    from bench.grid import make_grid
+    from bench.runner import _replicate
+
+    class _Null:
+        def items(self, columns):
+            pass
+
+        def depth(self, columns):
+            pass
+
+    grid = make_grid(dict(workers=[1], arrival="exp:1", service="exp:0.8", duration=500, seed=1))
+    stats = _replicate(grid, grid.cells()[0], 0, _Null(), None)
+    assert (stats["clock_lag_mean"], stats["clock_lag_max"], stats["status"]) == (0.0, 0.0, "ok")
