@@ -464,10 +464,26 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+class _writing:
+    """A failure to write a report or chart (read-only folder, full disk, a file in the way) is
+    bad input of the one-line kind, not a traceback."""
+
+    def __init__(self, where: Path) -> None:
+        self._where = where
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: Any, err: Any, tb: Any) -> None:
+        if isinstance(err, OSError) and not isinstance(err, BrokenPipeError):
+            raise UsageError(f"cannot write into {str(self._where)!r}: {err.strerror or err}") from None
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     from analysis.report import write_report
 
-    index = write_report(args.run, progress=not args.no_progress)
+    with _writing(args.run / "report"):
+        index = write_report(args.run, progress=not args.no_progress)
     print(f"report: {index}")
     return 0
 
@@ -478,9 +494,10 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     result = compare_runs(args.a, args.b, metrics=args.metrics)
     print(format_comparison(result, args.format))
     if args.chart is not None:
-        args.chart.mkdir(parents=True, exist_ok=True)
-        for path in plot_comparison(result, args.chart):
-            print(f"chart: {path}")
+        with _writing(args.chart):
+            args.chart.mkdir(parents=True, exist_ok=True)
+            for path in plot_comparison(result, args.chart):
+                print(f"chart: {path}")
     return 0
 
 
@@ -524,8 +541,9 @@ def _cmd_fidelity(args: argparse.Namespace) -> int:
     unknown = [name for name in args.loops or () if name not in LOOPS]
     if unknown:
         raise UsageError(f"--loops: unknown loop {unknown[0]!r} (known: {', '.join(LOOPS)})")
-    for path in fidelity_study(args.out, items=args.items, scales=args.scales, loops=args.loops, log=print):
-        print(f"wrote {path}")
+    with _writing(args.out):
+        for path in fidelity_study(args.out, items=args.items, scales=args.scales, loops=args.loops, log=print):
+            print(f"wrote {path}")
     return 0
 
 
