@@ -512,6 +512,8 @@ def _cmd_perf(args: argparse.Namespace) -> int:
         value = getattr(args, name)
         if value is not None and not low <= value <= high:
             raise UsageError(f"--{name} must be in {low}..{high}, got {value}")
+    if args.output is not None and not Path(args.output).resolve().parent.is_dir():
+        raise UsageError(f"--output {args.output!r}: its folder does not exist")
     argv = [flag for flag, on in (("--quick", args.quick), ("--rss", args.rss), ("--fast", args.fast),
                                   ("--rigorous", args.rigorous)) if on]
     for flag, value in (("-o", args.output), ("-p", args.processes), ("-n", args.values), ("-w", args.warmups)):

@@ -207,6 +207,7 @@ OTHER_TABLE = [
     ("perf-processes-huge", ["perf", "-p", "100000"], "--processes must be in 1..100"),
     ("perf-values-huge", ["perf", "-n", "100000"], "--values must be in 1..1000"),
     ("perf-warmups-negative", ["perf", "-w", "-1"], "--warmups must be in 0..100"),
+    ("perf-output-nowhere", ["perf", "-o", "/nonexistent/folder/x.json"], "its folder does not exist"),
 ]
 
 
