@@ -87,6 +87,20 @@ def _ns(values: np.ndarray) -> np.ndarray:
     return scaled.astype(np.int64)
 
 
+#: Up to 2**53 ns (about 104 days) an int64 converts to float64 exactly, so ``ns / 1e9`` is rounded
+#: once; beyond, the virtual loop divides Python ints (one correct rounding), and so must this engine.
+_EXACT_NS = 2**53
+
+
+def _seconds(ns: np.ndarray) -> np.ndarray:
+    """Integer nanoseconds to float seconds exactly as the virtual loop's ``time()`` gives them."""
+    out = ns / _NS
+    if ns.size and int(ns.max()) > _EXACT_NS:
+        big = ns > _EXACT_NS
+        out[big] = [v / _NS for v in ns[big].tolist()]
+    return out
+
+
 class _Engine:
     def __init__(self, scenario: Scenario, arrivals: Stream, services: Stream, sink: Any, on_progress, batch: int):
         self.sc = scenario
@@ -114,6 +128,9 @@ class _Engine:
         self.done = False
         self.t_end_ns = 0  # items run: the latest t_done so far
         self.held = None  # items computed but not yet sent (in service or queued), as column arrays
+        empty = np.empty(0, dtype=np.int64)
+        self._carry = (empty, empty)  # draws of a chunk cut short by _fit, used first by the next
+        self.latest = 0  # the latest time held in the state (free times, ring, prev_done), ns
         self.capped = None  # (t_put in ns, item) of the put that made the queue reach max_backlog
 
     # -- one chunk of items ------------------------------------------------------------------------
@@ -141,8 +158,7 @@ class _Engine:
         first = self.next_item
         last_chunk = self.items is not None and first + n == self.items
         n_arr = n - 1 if last_chunk else n
-        a = _ns(self.arrivals.take(n_arr)) if n_arr > 0 else np.empty(0, dtype=np.int64)
-        s = _ns(self.services.take(n))
+        a, s = self._draw(n, n_arr)
         a, s, n, n_arr, beyond = self._fit(a, s, n, n_arr)
         if self.m == 0:
             t_arrive = np.empty(n, dtype=np.int64)
@@ -168,31 +184,72 @@ class _Engine:
         if n == 0:
             self.done = True
             return
+        self.latest = max(self.latest, int(t_get[-1] + s.max()))  # FIFO: the last get is the latest
         self.emit(first, t_arrive, t_put, t_get, s, worker)
+        if self.limit is not None:
+            self._clamp_state()
 
     def _fit(self, a: np.ndarray, s: np.ndarray, n: int, n_arr: int):
         """Keep a chunk's int64 sums from wrapping: return ``(a, s, n, n_arr, beyond)``, where
         ``beyond`` says that arrivals past the end of a duration run were dropped (the run ends).
 
+        Every time a chunk computes is at most ``start + sum(a) + sum(s)/c + max(s)`` (greedy list
+        scheduling never leaves a worker idle while work waits: Graham's bound), where ``start`` is
+        the latest time in the engine's state. In a duration run nothing past the limit is observed,
+        so services are clamped to it, the state is clamped to it after each chunk
+        (:meth:`_clamp_state`), and a chunk whose bound is still too high is cut short, its unused
+        draws carried to the next chunk (no draw is lost, the streams' order is kept).
+
         Raises:
-            OverflowError: the chunk's times could pass the clock's range.
+            OverflowError: an ``items`` run whose times could pass the clock's range.
         """
         c = self.c
-        start = max(self.next_arrive, self.prev_done, int(self.free_ns.max()), max(self.heap) // c,
-                    int(self.ring_ns.max()) if self.m else 0, max(self.ring) // c if self.m else 0)  # fmt: skip
+        if self.limit is not None:
+            np.minimum(s, self.limit, out=s)  # a service ending past the limit ends past it either way
+        start = max(self.next_arrive, self.latest)
         beyond = False
-        if start + float(a.sum()) >= _DROP_NS and self.limit is not None:
+        if start + a.sum(dtype=np.float64) >= _DROP_NS and self.limit is not None:
             estimate = self.next_arrive + np.concatenate(([0.0], np.cumsum(a, dtype=np.float64)))[:n]
             n = int(np.searchsorted(estimate, _DROP_NS, "left"))  # every later arrival is past the limit
             n_arr = min(n_arr, n)
             a, s, beyond = a[:n_arr], s[:n], True
-        if start + float(a.sum()) + float(s.sum()) >= _BOUND_NS:
-            raise OverflowError(
-                f"model times of this replication could pass the virtual clock's range ({_RANGE_NS / _NS:.4g} s, int64 "
-                "nanoseconds): the recurrence engine's sums would wrap; shorten the delays or the run, or use "
-                "--engine asyncio"
-            )
+        if n and start + a.sum(dtype=np.float64) + s.sum(dtype=np.float64) / c + float(s.max()) >= _BOUND_NS:
+            if self.limit is None:
+                raise OverflowError(
+                    f"model times of this replication could pass the virtual clock's range "
+                    f"({_RANGE_NS / _NS:.4g} s, int64 nanoseconds); shorten the delays or the run"
+                )
+            grown = start + np.cumsum(a, dtype=np.float64) + np.cumsum(s, dtype=np.float64) / c + float(s.max())
+            k = max(1, int(np.searchsorted(grown, _BOUND_NS, "left")))
+            self._carry = (a[k:], s[k:])
+            a, s, n, n_arr, beyond = a[:k], s[:k], k, k, False
         return a, s, n, n_arr, beyond
+
+    def _clamp_state(self) -> None:
+        """In a duration run, a worker free (or an item taken) after the limit is the same as one
+        free at the limit: nothing after it is observed. Clamping keeps the state's times in range."""
+        limit, c = self.limit, self.c
+        if self.latest <= limit:
+            return
+        self.latest = limit
+        np.minimum(self.free_ns, limit, out=self.free_ns)
+        np.minimum(self.ring_ns, limit, out=self.ring_ns)
+        self.prev_done = min(self.prev_done, limit)
+        if max(self.heap) >= limit * c:
+            self.heap = [min(e // c, limit) * c + e % c for e in self.heap]
+            heapq.heapify(self.heap)
+        self.ring = [min(e, limit * c) for e in self.ring]
+
+    def _draw(self, n: int, n_arr: int) -> tuple[np.ndarray, np.ndarray]:
+        """The next ``n_arr`` arrivals and ``n`` services in ns, draws carried from the last chunk first."""
+        carried_a, carried_s = self._carry
+        self._carry = (carried_a[:0], carried_s[:0])
+        more_a, more_s = max(n_arr - carried_a.size, 0), max(n - carried_s.size, 0)
+        a = _ns(self.arrivals.take(more_a)) if more_a else np.empty(0, dtype=np.int64)
+        s = _ns(self.services.take(more_s)) if more_s else np.empty(0, dtype=np.int64)
+        if carried_s.size:
+            a, s = np.concatenate((carried_a, a))[:n_arr], np.concatenate((carried_s, s))[:n]
+        return a, s
 
     def _lindley(self, t_put: np.ndarray, s: np.ndarray):
         total = np.cumsum(s)
@@ -370,13 +427,13 @@ class _Engine:
         else:
             got = np.ones(k, dtype=bool)
         done = got & (t_done < end) if end is not None else got
-        f_put = t_put / _NS
+        f_put = _seconds(t_put)
         if end is None:  # items run, no cap: every item was taken and finished
-            f_get, f_done = t_get / _NS, t_done / _NS
+            f_get, f_done = _seconds(t_get), _seconds(t_done)
             service = f_done - f_get
         else:
-            f_get = np.where(got, t_get / _NS, np.nan)
-            f_done = np.where(done, t_done / _NS, np.nan)
+            f_get = np.where(got, _seconds(t_get), np.nan)
+            f_done = np.where(done, _seconds(t_done), np.nan)
             worker = np.where(got, worker, -1)
             service = f_done - f_get
         r = self.result
@@ -395,7 +452,7 @@ class _Engine:
                 {
                     "item": item[lo:hi],
                     "worker": worker[lo:hi],
-                    "t_arrive": t_arrive[lo:hi] / _NS,
+                    "t_arrive": _seconds(t_arrive[lo:hi]),
                     "t_put": f_put[lo:hi],
                     "t_get": f_get[lo:hi],
                     "t_done": f_done[lo:hi],
@@ -453,7 +510,7 @@ class _Engine:
             self.depth = int(depth[-1])
         for lo in range(0, order.size, self.batch):
             hi = lo + self.batch
-            self.sink.depth({"t": t[order[lo:hi]] / _NS, "depth": depth[lo:hi], "event": step[lo:hi]})
+            self.sink.depth({"t": _seconds(t[order[lo:hi]]), "depth": depth[lo:hi], "event": step[lo:hi]})
         return at_put
 
 

@@ -121,8 +121,13 @@ async def run_scenario(
             recorder.done(item, now())
             queue.task_done()
 
+    def pusher_ended(task: asyncio.Task) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            main.cancel()  # the pusher failed (e.g. a draw beyond the clock's range): stop now, raise it
+
     pullers = [asyncio.create_task(puller(w), name=f"puller-{w}") for w in range(scenario.workers)]
     push = asyncio.create_task(pusher(), name="pusher")
+    push.add_done_callback(pusher_ended)
     try:
         if scenario.duration is None:
             await push
@@ -130,6 +135,9 @@ async def run_scenario(
         else:
             await sleep(scenario.duration * factor)
     except asyncio.CancelledError:
+        if push.done() and not push.cancelled() and push.exception() is not None:
+            main.uncancel()
+            raise push.exception() from None
         if not capped:
             raise
         main.uncancel()

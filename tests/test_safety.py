@@ -256,3 +256,26 @@ def test_virtual_time_is_never_late():
     grid = make_grid(dict(workers=[1], arrival="exp:1", service="exp:0.8", duration=500, seed=1))
     stats = _replicate(grid, grid.cells()[0], 0, _Null(), None)
     assert (stats["clock_lag_mean"], stats["clock_lag_max"], stats["status"]) == (0.0, 0.0, "ok")
+
+
+def test_a_pusher_that_fails_in_a_duration_run_fails_the_replication():
+    """The pusher's error used to vanish in a duration run (it died, nothing more arrived, status ok)."""
+    import numpy as np
+
+    from bench.clock import run_virtual
+    from bench.distributions import Stream, parse
+    from bench.recorder import Recorder
+    from bench.scenario import Scenario, run_scenario
+
+    class _Null:
+        def items(self, columns):
+            pass
+
+        def depth(self, columns):
+            pass
+
+    scenario = Scenario(2, parse("exp:1"), parse("exp:1"), duration=10_000.0)
+    arrivals = Stream(parse("exp:1"), np.random.default_rng(1))
+    services = Stream(parse("exp:1"), np.random.default_rng(2), limit=6.0)  # some draw in 4096 exceeds 6
+    with pytest.raises(OverflowError, match="beyond the limit of 6 s"):
+        run_virtual(run_scenario(scenario, arrivals, services, Recorder(_Null())))
