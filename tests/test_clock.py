@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from bench.clock import ACCELERATED, Deadlock, VirtualEventLoop, parse_clock, run_virtual
+from bench.clock import Deadlock, VirtualEventLoop, parse_clock, run_virtual
 
 
 def test_time_starts_at_zero_and_jumps_to_the_next_timer():
@@ -349,26 +349,6 @@ def test_loop_is_usable_from_a_plain_thread():
     assert result == [42]
 
 
-@pytest.mark.skipif(not ACCELERATED, reason="bench._speedups is not built: both runs would be pure Python")
-def test_without_the_c_extension_a_run_writes_the_same_data(tmp_path):
-    """Block bench._speedups (as on a machine without a compiler): the pure-Python loop and row log
-    take over and write the very same items and depth files."""
-    import pandas as pd
-
-    args = ["run", "--workers", "2", "--arrival", "exp:1", "--service", "exp:1.5", "--maxsize", "3",
-            "--items", "3000", "--replications", "1", "--seed", "5"]
-    block = "import sys; sys.modules['bench._speedups'] = None\nfrom bench import clock\nassert not clock.ACCELERATED\n"
-    for name, prelude in (("c", ""), ("py", block)):
-        program = prelude + f"from bench.cli import main\nraise SystemExit(main({args + ['--out', str(tmp_path / name)]!r}))\n"
-        out = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=120)
-        assert out.returncode == 0, out.stderr
-    for table in ("items", "depth"):
-        c = pd.read_parquet(tmp_path / "c" / table / "cell-00000.parquet")
-        py = pd.read_parquet(tmp_path / "py" / table / "cell-00000.parquet")
-        assert len(c) > 3000 if table == "depth" else len(c) == 3000
-        pd.testing.assert_frame_equal(py, c)
-
-
 def _sleep_on(cls) -> float:
     """Sleep 2.5 s on a loop of class ``cls``; return the loop's time after."""
 
@@ -401,17 +381,3 @@ def test_a_subclass_cannot_silently_lose_its_scheduling_override():
 
     for cls in (Named, PyTracing):
         assert _sleep_on(cls) == 2.5
-
-
-def test_the_c_parts_refuse_use_before_init():
-    from bench.clock import ACCELERATED
-
-    if not ACCELERATED:
-        pytest.skip("bench._speedups is not built")
-    from bench import _speedups
-
-    core, log = _speedups.Core.__new__(_speedups.Core), _speedups.Log.__new__(_speedups.Log)
-    for call in (lambda: core.call_soon(print), lambda: core.call_later(1, print), lambda: core.run(None),
-                 lambda: log.put(1, 2.0, 3)):  # fmt: skip
-        with pytest.raises(RuntimeError, match="__init__"):
-            call()
