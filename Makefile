@@ -7,7 +7,7 @@ PERF_STAMP := $(VENV)/.installed-perf
 RUN    ?= results/default
 ARGS   ?=
 # the C speed-ups, one per Python module (see setup.py)
-C_SRC  := bench/_speedups.c bench/_recorder.c bench/_recurrence.c
+C_SRC  := bench/loop/_core.c bench/_recorder.c bench/_recurrence.c
 
 .PHONY: install test bench report perf clean
 

@@ -3,7 +3,7 @@
 Each is ``optional=True``: where no C compiler is found the install still succeeds and the module
 runs its pure-Python twin (its ``ACCELERATED`` flag is then False):
 
-* ``bench._speedups`` speeds up :mod:`bench.clock` (the virtual loop's core);
+* ``bench.loop._core`` speeds up :mod:`bench.loop` (the virtual loop's hot path);
 * ``bench._recorder`` speeds up :mod:`bench.recorder` (the row log);
 * ``bench._recurrence`` speeds up :mod:`bench.recurrence` (the earliest-free-server loops).
 """
@@ -11,7 +11,7 @@ runs its pure-Python twin (its ``ACCELERATED`` flag is then False):
 from setuptools import Extension, setup
 
 _EXTENSIONS = {
-    "bench._speedups": "bench/_speedups.c",
+    "bench.loop._core": "bench/loop/_core.c",
     "bench._recorder": "bench/_recorder.c",
     "bench._recurrence": "bench/_recurrence.c",
 }

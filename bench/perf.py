@@ -10,13 +10,13 @@ table shows items/s = 1 / mean):
 
 * ``<model>/<engine>`` for the models ``mm1`` (M/M/1, ρ = 0.8), ``mm2`` (M/M/2, ρ = 0.9) and
   ``seed`` (``const:1`` arrivals, ``uniform:0:5`` service, 2 workers) and the engines
-  - ``asyncio``: bench/scenario.py on :class:`~bench.clock.VirtualEventLoop`, recording every item
+  - ``asyncio``: bench/scenario.py on :class:`~bench.loop.VirtualEventLoop`, recording every item
     and depth change into a :class:`~bench.recorder.Recorder` whose sink is the streaming
     :class:`~bench.summary.Summary` (parquet writing is left out: the peers do not write files);
-  - ``asyncio-py``: the same with the pure-Python fallback (:class:`~bench.clock.PyVirtualEventLoop`
+  - ``asyncio-py``: the same with the pure-Python fallback (:class:`~bench.loop.PyVirtualEventLoop`
     and the recorder's :class:`~bench.recorder.PyLog`), what runs where no C compiler was found at
     install time (mm2 only);
-  - ``asyncio-ref``: the same on :class:`~bench.clock.ReferenceVirtualEventLoop` (mm2 only);
+  - ``asyncio-ref``: the same on :class:`~bench.loop.ReferenceVirtualEventLoop` (mm2 only);
   - ``recurrence``: bench/recurrence.py with the same sink;
   - ``simpy-store`` / ``simpy-resource``: the same pusher/puller model written for SimPy with a
     ``Store`` (the pusher/puller shape) and with a ``Resource`` (the idiomatic M/M/c), keeping each
@@ -83,8 +83,8 @@ def _cell(model: str):
 
 
 def _run_asyncio(model: str, n: int, loop: str = "fast") -> float:
-    from bench.clock import PyVirtualEventLoop, ReferenceVirtualEventLoop, VirtualEventLoop
     from bench.grid import streams
+    from bench.loop import PyVirtualEventLoop, ReferenceVirtualEventLoop, VirtualEventLoop
     from bench.recorder import PyLog, Recorder
     from bench.scenario import Scenario, run_scenario
     from bench.summary import Summary
@@ -224,9 +224,9 @@ _RUNNERS = {
 
 def _accelerators() -> dict[str, bool]:
     """Which optional C extension is built: its name -> the ``ACCELERATED`` flag of the module it speeds up."""
-    from bench import clock, recorder, recurrence
+    from bench import loop, recorder, recurrence
 
-    return {"bench._speedups": clock.ACCELERATED, "bench._recorder": recorder.ACCELERATED,
+    return {"bench.loop._core": loop.ACCELERATED, "bench._recorder": recorder.ACCELERATED,
             "bench._recurrence": recurrence.ACCELERATED}  # fmt: skip
 
 

@@ -1,6 +1,6 @@
 """The recurrence engine: FIFO G/G/c computed exactly from its recurrences, no event loop.
 
-It reproduces what the asyncio engine (:mod:`bench.scenario` on a :class:`~bench.clock.VirtualEventLoop`)
+It reproduces what the asyncio engine (:mod:`bench.scenario` on a :class:`~bench.loop.VirtualEventLoop`)
 records, item by item, from the same random streams:
 
 * services are drawn one per item, in item order (the pusher draws item ``i``'s service when it

@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from bench.clock import VirtualEventLoop
 from bench.grid import Cell, streams
+from bench.loop import VirtualEventLoop
 from bench.recorder import BATCH, Recorder
 from bench.scenario import Scenario, run_scenario
 

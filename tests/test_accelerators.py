@@ -17,14 +17,14 @@ import pytest
 
 from engine_helpers import Collect, run_asyncio
 
-from bench import clock, recorder, recurrence
+from bench import loop, recorder, recurrence
 from bench.cli import main
 from bench.distributions import parse
 from bench.grid import Cell
 from bench.scenario import Scenario
 
 #: each extension -> the flag of the module it speeds up
-FLAGS = {"bench._speedups": clock.ACCELERATED, "bench._recorder": recorder.ACCELERATED,
+FLAGS = {"bench.loop._core": loop.ACCELERATED, "bench._recorder": recorder.ACCELERATED,
          "bench._recurrence": recurrence.ACCELERATED}  # fmt: skip
 ALL_BUILT = all(FLAGS.values())
 
@@ -34,17 +34,19 @@ _RUN = ["run", "--workers", "2", "--arrival", "exp:1", "--service", "exp:1.5", "
 _ENGINES = ("asyncio", "recurrence")
 
 #: what a run blocks: one extension at a time, then all three (a machine without a C compiler)
-_BLOCKED = [("bench._speedups",), ("bench._recorder",), ("bench._recurrence",), tuple(FLAGS)]
+_BLOCKED = [("bench.loop._core",), ("bench._recorder",), ("bench._recurrence",), tuple(FLAGS)]
 
 _BLOCKED_RUN = """
 import sys
 blocked = {blocked!r}
 for name in blocked:
     sys.modules[name] = None
-from bench import clock, recorder, recurrence
-flags = {{"bench._speedups": clock.ACCELERATED, "bench._recorder": recorder.ACCELERATED,
+from bench import loop, recorder, recurrence
+flags = {{"bench.loop._core": loop.ACCELERATED, "bench._recorder": recorder.ACCELERATED,
           "bench._recurrence": recurrence.ACCELERATED}}
 assert flags == {{name: name not in blocked for name in flags}}, flags
+assert (loop.VirtualEventLoop is loop.PyVirtualEventLoop) == ("bench.loop._core" in blocked)
+assert (recorder.Log is recorder.PyLog) == ("bench._recorder" in blocked)
 from bench.cli import main
 for engine in {engines!r}:
     code = main({args!r} + ["--engine", engine, "--out", {out!r} + "/" + engine])
@@ -107,11 +109,11 @@ def test_the_python_row_log_records_the_same_rows():
             np.testing.assert_array_equal(py[kind][name], c[kind][name], err_msg=f"{kind}.{name}")
 
 
-@pytest.mark.skipif(not clock.ACCELERATED, reason="bench._speedups is not built")
+@pytest.mark.skipif(not loop.ACCELERATED, reason="bench.loop._core is not built")
 def test_the_loop_core_refuses_use_before_init():
-    from bench import _speedups
+    from bench.loop import _core
 
-    core = _speedups.Core.__new__(_speedups.Core)
+    core = _core.Core.__new__(_core.Core)
     for call in (lambda: core.call_soon(print), lambda: core.call_later(1, print), lambda: core.run(None)):
         with pytest.raises(RuntimeError, match="__init__"):
             call()

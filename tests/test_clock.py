@@ -11,7 +11,8 @@ import time
 
 import pytest
 
-from bench.clock import Deadlock, VirtualEventLoop, parse_clock, run_virtual
+from bench.clock import parse_clock
+from bench.loop import Deadlock, VirtualEventLoop, run_virtual
 
 
 def test_time_starts_at_zero_and_jumps_to_the_next_timer():
@@ -274,7 +275,7 @@ def test_cancelled_timers_never_run_and_do_not_accumulate():
 
 _TRACE_PROGRAM = """
 import asyncio, hashlib, random
-from bench.clock import run_virtual
+from bench.loop import run_virtual
 async def main():
     rng = random.Random(5)
     loop = asyncio.get_running_loop()
@@ -361,10 +362,10 @@ def _sleep_on(cls) -> float:
 
 
 def test_a_subclass_cannot_silently_lose_its_scheduling_override():
-    from bench.clock import ACCELERATED, PyVirtualEventLoop
+    from bench.loop import ACCELERATED, PyVirtualEventLoop
 
     if not ACCELERATED:
-        pytest.skip("bench._speedups is not built: VirtualEventLoop is the Python loop")
+        pytest.skip("bench.loop._core is not built: VirtualEventLoop is the Python loop")
     with pytest.raises(TypeError, match="call_later.*PyVirtualEventLoop"):
 
         class Tracing(VirtualEventLoop):
@@ -381,3 +382,19 @@ def test_a_subclass_cannot_silently_lose_its_scheduling_override():
 
     for cls in (Named, PyTracing):
         assert _sleep_on(cls) == 2.5
+
+
+def test_the_loop_package_runs_on_its_own(tmp_path):
+    """bench.loop imports only the standard library and its own modules: a renamed copy of it (with
+    its C core, when built) runs a program with nothing else on the path, not even site-packages."""
+    import shutil
+    from pathlib import Path
+
+    import bench.loop
+
+    shutil.copytree(Path(bench.loop.__file__).parent, tmp_path / "vloop", ignore=shutil.ignore_patterns("__pycache__"))
+    program = ("import asyncio, sys, vloop\nassert not [m for m in sys.modules if m.startswith('bench')]\n"
+               "print(vloop.ACCELERATED, vloop.run_virtual(asyncio.sleep(5, result=7)))")  # fmt: skip
+    out = subprocess.run([sys.executable, "-S", "-E", "-c", program], cwd=tmp_path, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == [str(bench.loop.ACCELERATED), "7"]

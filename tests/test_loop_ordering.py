@@ -13,9 +13,9 @@ import pytest
 
 from engine_helpers import Collect, run_asyncio
 
-from bench.clock import ACCELERATED, Deadlock, PyVirtualEventLoop, ReferenceVirtualEventLoop, VirtualEventLoop
 from bench.distributions import parse
 from bench.grid import Cell
+from bench.loop import ACCELERATED, Deadlock, PyVirtualEventLoop, ReferenceVirtualEventLoop, VirtualEventLoop
 from bench.scenario import Scenario
 
 #: the fast loops under test: the pure-Python one and, when the extension is built, the C one

@@ -1,18 +1,19 @@
-/* Optional C speed-up of the virtual loop; its pure-Python twin is used when this is not built.
+/* Optional C speed-up of the virtual loop (bench.loop); its pure-Python twin is used when this is
+ * not built (bench.loop.ACCELERATED says which).
  *
- * Core (bench/clock.py's VirtualEventLoop): the hot path of the virtual loop. It keeps the virtual
+ * Core (bench/loop/cloop.py's VirtualEventLoop): the hot path of the virtual loop. It keeps the virtual
  * clock (integer nanoseconds) and a binary heap of Timer objects ordered by (deadline, scheduling
  * sequence). Its methods are installed on the loop as instance attributes, so asyncio's own code
  * (Task, Future, asyncio.sleep, Queue) calls them without a Python frame:
  *
  *   call_soon / call_later / call_at   same signatures and semantics as asyncio's
  *   time / time_ns                     the virtual clock
- *   run(loop)                          iterations until loop._stopping (see bench/clock.py)
+ *   run(loop)                          iterations until loop._stopping (see bench/loop/pyloop.py)
  *
  * Each iteration keeps asyncio's order: the callbacks ready at its start run first (FIFO), then the
  * timers that fell due, in (deadline, sequence) order; callbacks scheduled meanwhile wait for the
- * next iteration. bench/clock.py holds the pure-Python version of the same loop (the fallback) and
- * the plain reference loop the tests compare both against.
+ * next iteration. bench/loop/pyloop.py holds the pure-Python version of the same loop (the
+ * fallback) and bench/loop/reference.py the plain reference loop the tests compare both against.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -232,7 +233,7 @@ static PyGetSetDef Handle_getset[] = {
 
 static PyTypeObject Handle_Type = {
     PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "bench._speedups.Handle",
+    .tp_name = "bench.loop._core.Handle",
     .tp_doc = "A ready callback of the virtual loop, with the public interface of asyncio.Handle.",
     .tp_basicsize = sizeof(HandleObject),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
@@ -298,7 +299,7 @@ static PyMethodDef Timer_methods[] = {
 
 static PyTypeObject Timer_Type = {
     PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "bench._speedups.Timer",
+    .tp_name = "bench.loop._core.Timer",
     .tp_doc = "A timer of the virtual loop, with the public interface of asyncio.TimerHandle.",
     .tp_basicsize = sizeof(TimerObject),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
@@ -973,9 +974,9 @@ static PyGetSetDef Core_getset[] = {
 
 static PyTypeObject Core_Type = {
     PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "bench._speedups.Core",
+    .tp_name = "bench.loop._core.Core",
     .tp_doc = "Core(ready, start_ns, set_result_unless_cancelled, to_ns): the clock, the timer heap and "
-              "the run loop of bench.clock.VirtualEventLoop.",
+              "the run loop of bench.loop.VirtualEventLoop.",
     .tp_basicsize = sizeof(CoreObject),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
     .tp_new = PyType_GenericNew,
@@ -991,13 +992,13 @@ static PyTypeObject Core_Type = {
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT,
-    .m_name = "bench._speedups",
-    .m_doc = "Optional C speed-up of the virtual loop's core (bench.clock); its Python twin is PyVirtualEventLoop.",
+    .m_name = "bench.loop._core",
+    .m_doc = "Optional C speed-up of the virtual loop's core (bench.loop); its Python twin is PyVirtualEventLoop.",
     .m_size = -1,
 };
 
 PyMODINIT_FUNC
-PyInit__speedups(void)
+PyInit__core(void)
 {
 #define INTERN(var, text)                                   \
     if ((var = PyUnicode_InternFromString(text)) == NULL) \
