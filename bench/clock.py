@@ -10,7 +10,11 @@ from __future__ import annotations
 import asyncio
 from typing import Callable
 
-__all__ = ["parse_clock", "loop_factory", "LOOPS"]
+__all__ = [
+    "parse_clock",
+    "loop_factory",
+    "LOOPS",
+]
 
 LOOPS = ("asyncio", "uvloop")
 
