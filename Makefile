@@ -6,10 +6,12 @@ STAMP  := $(VENV)/.installed
 PERF_STAMP := $(VENV)/.installed-perf
 RUN    ?= results/default
 ARGS   ?=
+# the C speed-ups, one per Python module (see setup.py)
+C_SRC  := bench/loop/_core.c bench/_recorder.c bench/_recurrence.c
 
 .PHONY: install test bench report perf clean
 
-$(STAMP): pyproject.toml setup.py bench/_speedups.c
+$(STAMP): pyproject.toml setup.py $(C_SRC)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
@@ -34,4 +36,5 @@ perf: $(PERF_STAMP)
 	$(PY) -m bench perf $(ARGS)
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache bench/*.so
+	rm -rf $(VENV) build *.egg-info .pytest_cache
+	find bench -name '*.so' -delete

@@ -4,10 +4,11 @@ The public surface: the virtual-time loops, distributions, the scenario, the rec
 grids, executors and the runner.
 """
 
-from bench.clock import Deadlock, ReferenceVirtualEventLoop, VirtualEventLoop, parse_clock, run_virtual
+from bench.clock import parse_clock
 from bench.distributions import Distribution, SpecError, Stream, parse
 from bench.executor import ExecutorError, make_executor
 from bench.grid import Cell, Grid, GridError, load_grid, make_grid, streams
+from bench.loop import Deadlock, ReferenceVirtualEventLoop, VirtualEventLoop, run_virtual
 from bench.recurrence import run_recurrence
 from bench.runner import RunResult, create_run, run_cell, run_grid
 from bench.scenario import Scenario, run_scenario

@@ -23,9 +23,10 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from bench.clock import loop_factory, run_virtual
+from bench.clock import loop_factory
 from bench.distributions import parse
 from bench.grid import Cell, streams
+from bench.loop import run_virtual
 from bench.recorder import Recorder
 from bench.scenario import Scenario, run_scenario
 

@@ -30,10 +30,11 @@ from typing import Any
 
 import numpy as np
 
-from bench.clock import HORIZON, RESOLUTION, parse_clock
+from bench.clock import parse_clock
 from bench.distributions import Distribution, SpecError, Stream, parse
+from bench.loop import CLOCK_RANGE, RESOLUTION
 
-__all__ = ["Cell", "Grid", "GridError", "load_grid", "make_grid", "override", "streams", "AXES", "SETTINGS"]
+__all__ = ["Cell", "Grid", "GridError", "HORIZON", "load_grid", "make_grid", "override", "streams", "AXES", "SETTINGS"]
 
 AXES = ("workers", "arrival", "service", "maxsize")
 SETTINGS = ("items", "duration", "replications", "seed", "clock", "max_backlog")
@@ -41,6 +42,10 @@ SETTINGS = ("items", "duration", "replications", "seed", "clock", "max_backlog")
 DEFAULT_MAX_BACKLOG = 1_000_000
 
 # -- what can run: every size input is bounded, and refused beyond its bound before anything runs --
+
+#: The longest model time, and the longest single delay, a run may use: half the virtual clock's
+#: range (about 146 years), so that a time plus a delay never leaves the range.
+HORIZON = CLOCK_RANGE / 2
 
 #: Most workers: each is an asyncio task, about 1.1 kB with its coroutine (measured with
 #: tracemalloc), so 100,000 take about 110 MB per process and start in a fraction of a second.

@@ -10,12 +10,13 @@ table shows items/s = 1 / mean):
 
 * ``<model>/<engine>`` for the models ``mm1`` (M/M/1, ρ = 0.8), ``mm2`` (M/M/2, ρ = 0.9) and
   ``seed`` (``const:1`` arrivals, ``uniform:0:5`` service, 2 workers) and the engines
-  - ``asyncio``: bench/scenario.py on :class:`~bench.clock.VirtualEventLoop`, recording every item
+  - ``asyncio``: bench/scenario.py on :class:`~bench.loop.VirtualEventLoop`, recording every item
     and depth change into a :class:`~bench.recorder.Recorder` whose sink is the streaming
     :class:`~bench.summary.Summary` (parquet writing is left out: the peers do not write files);
-  - ``asyncio-py``: the same with the pure-Python fallback (:class:`~bench.clock.PyVirtualEventLoop`
-    and the recorder's Python row log), what runs where ``bench._speedups`` could not be built (mm2 only);
-  - ``asyncio-ref``: the same on :class:`~bench.clock.ReferenceVirtualEventLoop` (mm2 only);
+  - ``asyncio-py``: the same with the pure-Python fallback (:class:`~bench.loop.PyVirtualEventLoop`
+    and the recorder's :class:`~bench.recorder.PyLog`), what runs where no C compiler was found at
+    install time (mm2 only);
+  - ``asyncio-ref``: the same on :class:`~bench.loop.ReferenceVirtualEventLoop` (mm2 only);
   - ``recurrence``: bench/recurrence.py with the same sink;
   - ``simpy-store`` / ``simpy-resource``: the same pusher/puller model written for SimPy with a
     ``Store`` (the pusher/puller shape) and with a ``Resource`` (the idiomatic M/M/c), keeping each
@@ -82,10 +83,9 @@ def _cell(model: str):
 
 
 def _run_asyncio(model: str, n: int, loop: str = "fast") -> float:
-    from bench import recorder as recorder_module
-    from bench.clock import PyVirtualEventLoop, ReferenceVirtualEventLoop, VirtualEventLoop
     from bench.grid import streams
-    from bench.recorder import Recorder
+    from bench.loop import PyVirtualEventLoop, ReferenceVirtualEventLoop, VirtualEventLoop
+    from bench.recorder import PyLog, Recorder
     from bench.scenario import Scenario, run_scenario
     from bench.summary import Summary
 
@@ -100,11 +100,7 @@ def _run_asyncio(model: str, n: int, loop: str = "fast") -> float:
 
     start = time.perf_counter()
     summary = Summary(n)
-    saved, recorder_module._speedups = recorder_module._speedups, (None if loop == "py" else recorder_module._speedups)
-    try:
-        recorder = Recorder(summary)  # "py": with the recorder's Python row log too
-    finally:
-        recorder_module._speedups = saved
+    recorder = Recorder(summary, log=PyLog if loop == "py" else None)  # "py": with the Python row log too
     arrivals, services = streams(_SEED, cell, 0)
     with asyncio.Runner(loop_factory=factory) as runner:
         t_end = runner.run(run_scenario(scenario, arrivals, services, recorder))
@@ -224,6 +220,14 @@ _RUNNERS = {
     "simpy-resource": _run_simpy_resource,
     "ciw": _run_ciw,
 }
+
+
+def _accelerators() -> dict[str, bool]:
+    """Which optional C extension is built: its name -> the ``ACCELERATED`` flag of the module it speeds up."""
+    from bench import loop, recorder, recurrence
+
+    return {"bench.loop._core": loop.ACCELERATED, "bench._recorder": recorder.ACCELERATED,
+            "bench._recurrence": recurrence.ACCELERATED}  # fmt: skip
 
 
 def _time_func(loops: int, engine: str, model: str, n: int) -> float:
@@ -354,18 +358,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     runner.argparser.add_argument("--quick", action="store_true", help="a tenth of the items (smoke run)")
     runner.parse_args(argv)
-    from bench.clock import ACCELERATED
+    built = _accelerators()
+    built_names = ", ".join(name for name, ok in built.items() if ok) or "none"
 
     plan = _plan(quick)
     if not worker:
         _prepare(plan)
-        core = "its C core (bench._speedups)" if ACCELERATED else "pure Python (bench._speedups is not built: no C compiler?)"
+        missing = ", ".join(name for name, ok in built.items() if not ok)
         print(f"qbench perf: {len(plan)} model benchmarks + raw queue throughput; output {runner.args.output}", flush=True)
-        print(f"qbench perf: the asyncio engine runs VirtualEventLoop with {core}", flush=True)
+        print(f"qbench perf: C speed-ups built: {built_names}"
+              + (f"; NOT built (no C compiler?), pure Python instead: {missing}" if missing else ""), flush=True)  # fmt: skip
     results = {}
     for model, engine, n in plan:
         name = f"{model}/{engine}"
-        metadata = {"items": n, "unit_note": "seconds per item", "qbench_speedups": "built" if ACCELERATED else "not built"}
+        metadata = {"items": n, "unit_note": "seconds per item", "qbench_speedups": built_names}
         bench = runner.bench_time_func(name, _time_func, engine, model, n, inner_loops=n, metadata=metadata)
         if bench is not None:
             results[name] = items_per_second(bench)

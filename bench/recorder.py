@@ -4,20 +4,19 @@ The scenario calls :meth:`Recorder.arrive`, :meth:`~Recorder.put`, :meth:`~Recor
 :meth:`~Recorder.done`. The recorder keeps only items that are not yet finished (plus one batch),
 hands finished items to its sink in item order, and depth changes in event order, as numpy column
 dicts. Memory is bounded by the backlog, not by the number of items recorded.
+
+The hooks append to a row log: :class:`PyLog` in Python, or the same log in C from the optional
+extension ``bench._recorder`` when it was built (:data:`ACCELERATED` says whether; :data:`Log` is
+the one used by default). The extension is imported in one place, at the bottom of this module.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Protocol
+from typing import Any, Callable, Protocol
 
 import numpy as np
 
-try:
-    from bench import _speedups
-except ImportError:  # built without a C compiler: _PyLog does the same
-    _speedups = None
-
-__all__ = ["Recorder", "Sink", "BATCH"]
+__all__ = ["Recorder", "Sink", "BATCH", "Log", "PyLog", "ACCELERATED"]
 
 #: Rows handed to the sink at a time.
 BATCH = 65536
@@ -40,19 +39,28 @@ class Recorder:
         sink: receives batches of item and depth rows.
         batch: rows per batch.
         on_progress: called with the number of finished items each time a batch of items goes out.
+        log: the row log's class, called as ``log(batch, on_full)``; by default :data:`Log` (the C
+            log when ``bench._recorder`` is built); :class:`PyLog` for the pure-Python one.
 
     Each hook appends a fixed-width row ``(kind, item, t, value)`` to a flat log (in C when
-    ``bench._speedups`` is built, a few dozen nanoseconds); the log is turned into numpy columns every
+    ``bench._recorder`` is built, a few dozen nanoseconds); the log is turned into numpy columns every
     ``batch`` puts. Items not yet finished are carried over as numpy arrays, so memory
     is bounded by the backlog plus a batch. The counters (``n_put``, ``busy``, …) are up to date
     whenever they are read.
     """
 
-    def __init__(self, sink: Sink, batch: int = BATCH, on_progress: Callable[[int], None] | None = None) -> None:
+    def __init__(
+        self,
+        sink: Sink,
+        batch: int = BATCH,
+        on_progress: Callable[[int], None] | None = None,
+        *,
+        log: Callable[[int, Callable[[], None]], Any] | None = None,
+    ) -> None:
         self._sink = sink
         self._batch = batch
         self._on_progress = on_progress
-        self._log = (_speedups.Log if _speedups is not None else _PyLog)(batch, self._collect)
+        self._log = (Log if log is None else log)(batch, self._collect)
         self._base = 0  # item id of the first row still held
         self._held = {name: np.empty(0, dtype) for name, dtype in _HELD}
         self._n_put = 0
@@ -64,7 +72,7 @@ class Recorder:
         self.lag_total = 0.0  # model seconds by which timers woke late, summed (real loops only)
         self.lag_max = 0.0
         self.lag_count = 0
-        # The hooks the scenario calls are the log's own (C functions when bench._speedups is built):
+        # The hooks the scenario calls are the log's own (C functions when bench._recorder is built):
         #: ``arrive(item, t)``: the pusher starts putting ``item`` at ``t``.
         self.arrive: Callable[[int, float], None] = self._log.arrive
         #: ``put(item, t, depth)``: ``item`` entered the queue at ``t``; it now holds ``depth`` items.
@@ -234,9 +242,15 @@ _HELD = (
 _FILL = {"t_arrive": np.nan, "t_put": np.nan, "depth_at_put": -1, "t_get": np.nan, "worker": -1, "t_done": np.nan}
 
 
-class _PyLog:
-    """The row log in Python, used when ``bench._speedups`` is not built: the same interface as
-    ``_speedups.Log``. Each hook is a closure extending one list, the cheapest call Python has."""
+class PyLog:
+    """The recorder's row log in Python, used when ``bench._recorder`` is not built: the same
+    interface as ``bench._recorder.Log``. Each hook is a closure extending one list, the cheapest
+    call Python has.
+
+    Args:
+        batch: puts between two calls of ``on_full``.
+        on_full: called after every ``batch`` puts (the recorder then takes the rows).
+    """
 
     def __init__(self, batch: int, on_full: Callable[[], None]) -> None:
         self._rows: list[float] = []
@@ -270,3 +284,17 @@ class _PyLog:
 
     def __len__(self) -> int:
         return len(self._rows) // 4
+
+
+# -- the accelerator: bench._recorder (C) replaces PyLog as the default log when it was built ------
+
+#: The row log :class:`Recorder` uses by default: ``bench._recorder.Log`` when built, else :class:`PyLog`.
+Log = PyLog
+#: True when the recorder's row log runs in C (``bench._recorder`` was built).
+ACCELERATED = False
+try:
+    from bench._recorder import Log
+except ImportError:  # built without a C compiler: PyLog does the same
+    pass
+else:
+    ACCELERATED = True

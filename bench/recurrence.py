@@ -1,6 +1,6 @@
 """The recurrence engine: FIFO G/G/c computed exactly from its recurrences, no event loop.
 
-It reproduces what the asyncio engine (:mod:`bench.scenario` on a :class:`~bench.clock.VirtualEventLoop`)
+It reproduces what the asyncio engine (:mod:`bench.scenario` on a :class:`~bench.loop.VirtualEventLoop`)
 records, item by item, from the same random streams:
 
 * services are drawn one per item, in item order (the pusher draws item ``i``'s service when it
@@ -33,6 +33,10 @@ same instant (here: the lowest index); every time is the same.
 Batches go to the same sinks as the asyncio engine's :class:`~bench.recorder.Recorder` (a
 :class:`~bench.summary.Summary`, a :class:`~bench.store.CellWriter`), so the files and the
 summary row have the same schema. Memory is bounded by the batch size plus the backlog.
+
+The earliest-free-server loops (several workers, or a bounded queue) run in C when the optional
+extension ``bench._recurrence`` was built (:data:`ACCELERATED` says whether; it is imported in one
+place, at the bottom of this module), in Python otherwise, with the same results.
 """
 
 from __future__ import annotations
@@ -46,12 +50,7 @@ import numpy as np
 from bench.distributions import Stream
 from bench.scenario import Scenario
 
-try:
-    from bench import _speedups
-except ImportError:  # built without a C compiler: the Python loops below do the same
-    _speedups = None
-
-__all__ = ["RecurrenceResult", "run_recurrence", "BATCH"]
+__all__ = ["RecurrenceResult", "run_recurrence", "BATCH", "ACCELERATED"]
 
 #: Items computed (and rows handed to the sink) at a time.
 BATCH = 65536
@@ -132,6 +131,7 @@ class _Engine:
         self._carry = (empty, empty)  # draws of a chunk cut short by _fit, used first by the next
         self.latest = 0  # the latest time held in the state (free times, ring, prev_done), ns
         self.capped = None  # (t_put in ns, item) of the put that made the queue reach max_backlog
+        self.in_c = ACCELERATED  # the server loops in C (bench._recurrence) or in Python, for the whole run
 
     # -- one chunk of items ------------------------------------------------------------------------
 
@@ -261,22 +261,22 @@ class _Engine:
         return t_get, np.zeros(t_put.size, dtype=np.int64)
 
     def _assign(self, t_put: np.ndarray, s: np.ndarray):
-        """The earliest-free-server loop in C (``bench._speedups.assign``); same result as below."""
+        """The earliest-free-server loop in C (``bench._recurrence.assign``); same result as below."""
         t_get = np.empty(t_put.size, dtype=np.int64)
         worker = np.empty(t_put.size, dtype=np.int64)
-        _speedups.assign(np.ascontiguousarray(t_put), np.ascontiguousarray(s), self.free_ns, t_get, worker)
+        _c_assign(np.ascontiguousarray(t_put), np.ascontiguousarray(s), self.free_ns, t_get, worker)
         return t_get, worker
 
     def _bounded_c(self, a: np.ndarray, s: np.ndarray, n: int):
-        """The bounded-queue loop in C (``bench._speedups.bounded``); same result as :meth:`_bounded`.
+        """The bounded-queue loop in C (``bench._recurrence.bounded``); same result as :meth:`_bounded`.
 
         Its state lives in arrays (unscaled ns): free times per worker and the ring of t_get."""
         a_full = np.zeros(n, dtype=np.int64)
         a_full[: a.size] = a
         state = np.array([self.next_arrive, self.next_item, -1 if self.limit is None else self.limit], dtype=np.int64)
         t_arrive, t_put, t_get, worker = (np.empty(n, dtype=np.int64) for _ in range(4))
-        k, stop = _speedups.bounded(a_full, np.ascontiguousarray(s), self.free_ns, self.ring_ns, state,
-                                    t_arrive, t_put, t_get, worker)  # fmt: skip
+        k, stop = _c_bounded(a_full, np.ascontiguousarray(s), self.free_ns, self.ring_ns, state,
+                             t_arrive, t_put, t_get, worker)  # fmt: skip
         self.next_arrive = int(state[0])
         if stop:
             self.done = True
@@ -308,7 +308,7 @@ class _Engine:
 
     def _heap(self, t_put: np.ndarray, s: np.ndarray):
         c = self.c
-        if _speedups is not None:
+        if self.in_c:
             return self._assign(t_put, s)
         if c == 2:
             return self._two(t_put, s)
@@ -329,7 +329,7 @@ class _Engine:
         return (enc - worker) // c, worker
 
     def _bounded(self, a: np.ndarray, s: np.ndarray, n: int):
-        if _speedups is not None:
+        if self.in_c:
             return self._bounded_c(a, s, n)
         c, m = self.c, self.m
         heap, ring = self.heap, self.ring
@@ -536,3 +536,16 @@ def run_recurrence(
         the replication's counters (like a :class:`~bench.recorder.Recorder`'s) and ``t_end``.
     """
     return _Engine(scenario, arrivals, services, sink, on_progress, batch).run()
+
+
+
+# -- the accelerator: bench._recurrence (C) runs the server loops of _Engine when it was built -------
+
+#: True when the earliest-free-server loops run in C (``bench._recurrence`` was built).
+ACCELERATED = False
+try:
+    from bench._recurrence import assign as _c_assign, bounded as _c_bounded
+except ImportError:  # built without a C compiler: _Engine's Python loops do the same
+    pass
+else:
+    ACCELERATED = True

@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 from bench import store
-from bench.clock import HORIZON, loop_factory, run_virtual
+from bench.clock import loop_factory
 from bench.executor import make_executor
-from bench.grid import Cell, Grid, streams
+from bench.grid import HORIZON, Cell, Grid, streams
+from bench.loop import run_virtual
 from bench.recorder import Recorder
 from bench.scenario import Scenario, run_scenario
 from bench.summary import Summary

@@ -4,7 +4,7 @@ This is the program the harness measures, written as a user would write it: the 
 ``i`` and then sleeps its inter-arrival time; each puller takes an item, sleeps its service time and
 marks it done. Instrumentation hooks report every put, get and completion to a
 :class:`~bench.recorder.Recorder`. The same coroutine runs on a virtual clock (scale 1 on a
-:class:`~bench.clock.VirtualEventLoop`) or on a real loop with every delay multiplied by ``scale``;
+:class:`~bench.loop.VirtualEventLoop`) or on a real loop with every delay multiplied by ``scale``;
 timestamps are always recorded in model seconds.
 """
 
@@ -121,9 +121,13 @@ async def run_scenario(
             recorder.done(item, now())
             queue.task_done()
 
+    def pusher_failed(task: asyncio.Task) -> bool:
+        """The pusher raised an error (e.g. a draw beyond the clock's range), not an interrupt."""
+        return task.done() and not task.cancelled() and isinstance(task.exception(), Exception)
+
     def pusher_ended(task: asyncio.Task) -> None:
-        if not task.cancelled() and task.exception() is not None:
-            main.cancel()  # the pusher failed (e.g. a draw beyond the clock's range): stop now, raise it
+        if pusher_failed(task):
+            main.cancel()  # stop now and raise the pusher's error
 
     pullers = [asyncio.create_task(puller(w), name=f"puller-{w}") for w in range(scenario.workers)]
     push = asyncio.create_task(pusher(), name="pusher")
@@ -135,7 +139,7 @@ async def run_scenario(
         else:
             await sleep(scenario.duration * factor)
     except asyncio.CancelledError:
-        if push.done() and not push.cancelled() and push.exception() is not None:
+        if pusher_failed(push):
             main.uncancel()
             raise push.exception() from None
         if not capped:

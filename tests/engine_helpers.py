@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from bench.clock import VirtualEventLoop
 from bench.grid import Cell, streams
+from bench.loop import VirtualEventLoop
 from bench.recorder import BATCH, Recorder
 from bench.scenario import Scenario, run_scenario
 
@@ -32,10 +32,11 @@ class Collect:
 
 
 def run_asyncio(scenario: Scenario, cell: Cell, seed: int, sink: Any, *, loop_factory=VirtualEventLoop,
-                batch: int = BATCH) -> tuple[Recorder, float]:  # fmt: skip
-    """Run replication 0 of ``scenario`` on a loop from ``loop_factory``, recording into ``sink``;
-    return the (closed) recorder and the end time."""
-    recorder = Recorder(sink, batch=batch)
+                batch: int = BATCH, log=None) -> tuple[Recorder, float]:  # fmt: skip
+    """Run replication 0 of ``scenario`` on a loop from ``loop_factory``, recording into ``sink``
+    (through the row log ``log``, the recorder's default if None); return the (closed) recorder
+    and the end time."""
+    recorder = Recorder(sink, batch=batch, log=log)
     arrivals, services = streams(seed, cell, 0)
     with asyncio.Runner(loop_factory=loop_factory) as runner:
         t_end = runner.run(run_scenario(scenario, arrivals, services, recorder))

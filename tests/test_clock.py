@@ -11,7 +11,8 @@ import time
 
 import pytest
 
-from bench.clock import ACCELERATED, Deadlock, VirtualEventLoop, parse_clock, run_virtual
+from bench.clock import parse_clock
+from bench.loop import Deadlock, VirtualEventLoop, run_virtual
 
 
 def test_time_starts_at_zero_and_jumps_to_the_next_timer():
@@ -274,7 +275,7 @@ def test_cancelled_timers_never_run_and_do_not_accumulate():
 
 _TRACE_PROGRAM = """
 import asyncio, hashlib, random
-from bench.clock import run_virtual
+from bench.loop import run_virtual
 async def main():
     rng = random.Random(5)
     loop = asyncio.get_running_loop()
@@ -349,26 +350,6 @@ def test_loop_is_usable_from_a_plain_thread():
     assert result == [42]
 
 
-@pytest.mark.skipif(not ACCELERATED, reason="bench._speedups is not built: both runs would be pure Python")
-def test_without_the_c_extension_a_run_writes_the_same_data(tmp_path):
-    """Block bench._speedups (as on a machine without a compiler): the pure-Python loop and row log
-    take over and write the very same items and depth files."""
-    import pandas as pd
-
-    args = ["run", "--workers", "2", "--arrival", "exp:1", "--service", "exp:1.5", "--maxsize", "3",
-            "--items", "3000", "--replications", "1", "--seed", "5"]
-    block = "import sys; sys.modules['bench._speedups'] = None\nfrom bench import clock\nassert not clock.ACCELERATED\n"
-    for name, prelude in (("c", ""), ("py", block)):
-        program = prelude + f"from bench.cli import main\nraise SystemExit(main({args + ['--out', str(tmp_path / name)]!r}))\n"
-        out = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=120)
-        assert out.returncode == 0, out.stderr
-    for table in ("items", "depth"):
-        c = pd.read_parquet(tmp_path / "c" / table / "cell-00000.parquet")
-        py = pd.read_parquet(tmp_path / "py" / table / "cell-00000.parquet")
-        assert len(c) > 3000 if table == "depth" else len(c) == 3000
-        pd.testing.assert_frame_equal(py, c)
-
-
 def _sleep_on(cls) -> float:
     """Sleep 2.5 s on a loop of class ``cls``; return the loop's time after."""
 
@@ -381,10 +362,10 @@ def _sleep_on(cls) -> float:
 
 
 def test_a_subclass_cannot_silently_lose_its_scheduling_override():
-    from bench.clock import ACCELERATED, PyVirtualEventLoop
+    from bench.loop import ACCELERATED, PyVirtualEventLoop
 
     if not ACCELERATED:
-        pytest.skip("bench._speedups is not built: VirtualEventLoop is the Python loop")
+        pytest.skip("bench.loop._core is not built: VirtualEventLoop is the Python loop")
     with pytest.raises(TypeError, match="call_later.*PyVirtualEventLoop"):
 
         class Tracing(VirtualEventLoop):
@@ -403,15 +384,17 @@ def test_a_subclass_cannot_silently_lose_its_scheduling_override():
         assert _sleep_on(cls) == 2.5
 
 
-def test_the_c_parts_refuse_use_before_init():
-    from bench.clock import ACCELERATED
+def test_the_loop_package_runs_on_its_own(tmp_path):
+    """bench.loop imports only the standard library and its own modules: a renamed copy of it (with
+    its C core, when built) runs a program with nothing else on the path, not even site-packages."""
+    import shutil
+    from pathlib import Path
 
-    if not ACCELERATED:
-        pytest.skip("bench._speedups is not built")
-    from bench import _speedups
+    import bench.loop
 
-    core, log = _speedups.Core.__new__(_speedups.Core), _speedups.Log.__new__(_speedups.Log)
-    for call in (lambda: core.call_soon(print), lambda: core.call_later(1, print), lambda: core.run(None),
-                 lambda: log.put(1, 2.0, 3)):  # fmt: skip
-        with pytest.raises(RuntimeError, match="__init__"):
-            call()
+    shutil.copytree(Path(bench.loop.__file__).parent, tmp_path / "vloop", ignore=shutil.ignore_patterns("__pycache__"))
+    program = ("import asyncio, sys, vloop\nassert not [m for m in sys.modules if m.startswith('bench')]\n"
+               "print(vloop.ACCELERATED, vloop.run_virtual(asyncio.sleep(5, result=7)))")  # fmt: skip
+    out = subprocess.run([sys.executable, "-S", "-E", "-c", program], cwd=tmp_path, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == [str(bench.loop.ACCELERATED), "7"]

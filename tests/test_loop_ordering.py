@@ -13,10 +13,9 @@ import pytest
 
 from engine_helpers import Collect, run_asyncio
 
-from bench import recorder as recorder_module
-from bench.clock import ACCELERATED, Deadlock, PyVirtualEventLoop, ReferenceVirtualEventLoop, VirtualEventLoop
 from bench.distributions import parse
 from bench.grid import Cell
+from bench.loop import ACCELERATED, Deadlock, PyVirtualEventLoop, ReferenceVirtualEventLoop, VirtualEventLoop
 from bench.scenario import Scenario
 
 #: the fast loops under test: the pure-Python one and, when the extension is built, the C one
@@ -291,18 +290,6 @@ def test_an_interrupted_iteration_resumes_in_the_same_order():
     ]
     for cls, trace in zip(FAST, fast):
         assert trace == ref, cls.__name__
-
-
-@pytest.mark.skipif(not ACCELERATED, reason="bench._speedups is not built")
-def test_the_pure_python_fallback_records_the_same_rows(monkeypatch):
-    config = (2, "const:0.5", "exp:1.1", 2, 700, None)  # bounded, with many batches of 101 rows
-    t_c, c = _scenario_trace(VirtualEventLoop, *config)
-    monkeypatch.setattr(recorder_module, "_speedups", None)  # the recorder's Python row log
-    t_py, py = _scenario_trace(PyVirtualEventLoop, *config)
-    assert t_py == t_c
-    for kind in ("items", "depth"):
-        for name in c[kind]:
-            np.testing.assert_array_equal(py[kind][name], c[kind][name], err_msg=f"{kind}.{name}")
 
 
 def _handler_interrupt_trace(loop_cls):

@@ -9,7 +9,7 @@ import pytest
 from bench import perf
 
 
-@pytest.mark.parametrize("engine", ["asyncio", "asyncio-ref", "recurrence", "simpy-store", "simpy-resource", "ciw"])
+@pytest.mark.parametrize("engine", ["asyncio", "asyncio-py", "asyncio-ref", "recurrence", "simpy-store", "simpy-resource", "ciw"])
 def test_every_engine_runs_a_small_model(engine, tmp_path, monkeypatch):
     if not perf._available(engine):
         pytest.skip(f"{engine} is not installed (extra 'perf')")

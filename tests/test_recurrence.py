@@ -176,13 +176,13 @@ def test_cli_rejects_recurrence_on_a_scaled_clock(tmp_path, capsys):
 def test_the_c_server_loops_and_the_python_ones_give_the_same_items(workers, maxsize, length, monkeypatch):
     from bench import recurrence
 
-    if recurrence._speedups is None:
-        pytest.skip("bench._speedups is not built")
+    if not recurrence.ACCELERATED:
+        pytest.skip("bench._recurrence is not built")
     # const arrivals and a service of mean ~workers: ties at every arrival, blocked puts when bounded
     cell = Cell(0, workers, parse("const:1"), parse(f"uniform:0:{2 * workers + 0.2}"), maxsize)
     scenario = Scenario(workers, cell.arrival, cell.service, maxsize, length.get("items"), length.get("duration"))
     c, c_stats = _recurrence(scenario, cell, 4, batch=333)
-    monkeypatch.setattr(recurrence, "_speedups", None)
+    monkeypatch.setattr(recurrence, "ACCELERATED", False)  # the engine's Python loops
     py, py_stats = _recurrence(scenario, cell, 4, batch=333)
     assert c.table("items")["item"].size > 500
     for kind in ("items", "depth"):

@@ -262,7 +262,7 @@ def test_a_pusher_that_fails_in_a_duration_run_fails_the_replication():
     """The pusher's error used to vanish in a duration run (it died, nothing more arrived, status ok)."""
     import numpy as np
 
-    from bench.clock import run_virtual
+    from bench.loop import run_virtual
     from bench.distributions import Stream, parse
     from bench.recorder import Recorder
     from bench.scenario import Scenario, run_scenario

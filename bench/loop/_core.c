@@ -1,29 +1,24 @@
-/* Optional C speed-ups of qbench; each has a pure-Python twin, used when this is not built.
+/* Optional C speed-up of the virtual loop (bench.loop); its pure-Python twin is used when this is
+ * not built (bench.loop.ACCELERATED says which).
  *
- * Core (bench/clock.py's VirtualEventLoop): the hot path of the virtual loop. It keeps the virtual
+ * Core (bench/loop/cloop.py's VirtualEventLoop): the hot path of the virtual loop. It keeps the virtual
  * clock (integer nanoseconds) and a binary heap of Timer objects ordered by (deadline, scheduling
  * sequence). Its methods are installed on the loop as instance attributes, so asyncio's own code
  * (Task, Future, asyncio.sleep, Queue) calls them without a Python frame:
  *
  *   call_soon / call_later / call_at   same signatures and semantics as asyncio's
  *   time / time_ns                     the virtual clock
- *   run(loop)                          iterations until loop._stopping (see bench/clock.py)
+ *   run(loop)                          iterations until loop._stopping (see bench/loop/pyloop.py)
  *
  * Each iteration keeps asyncio's order: the callbacks ready at its start run first (FIFO), then the
  * timers that fell due, in (deadline, sequence) order; callbacks scheduled meanwhile wait for the
- * next iteration. bench/clock.py holds the pure-Python version of the same loop (the fallback) and
- * the plain reference loop the tests compare both against.
- *
- * Log (bench/recorder.py): the recorder's row log, appended to by the scenario's hooks.
- *
- * assign() and bounded() (bench/recurrence.py): the earliest-free-server loops of the recurrence
- * engine, unbounded and bounded queue.
+ * next iteration. bench/loop/pyloop.py holds the pure-Python version of the same loop (the
+ * fallback) and bench/loop/reference.py the plain reference loop the tests compare both against.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <math.h>
 #include <stdint.h>
-#include <string.h>
 
 #define NS 1000000000LL
 #define EXACT_LIMIT 9007199254740992LL /* 2**53: int64 <-> double is exact below it */
@@ -238,7 +233,7 @@ static PyGetSetDef Handle_getset[] = {
 
 static PyTypeObject Handle_Type = {
     PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "bench._speedups.Handle",
+    .tp_name = "bench.loop._core.Handle",
     .tp_doc = "A ready callback of the virtual loop, with the public interface of asyncio.Handle.",
     .tp_basicsize = sizeof(HandleObject),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
@@ -304,7 +299,7 @@ static PyMethodDef Timer_methods[] = {
 
 static PyTypeObject Timer_Type = {
     PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "bench._speedups.Timer",
+    .tp_name = "bench.loop._core.Timer",
     .tp_doc = "A timer of the virtual loop, with the public interface of asyncio.TimerHandle.",
     .tp_basicsize = sizeof(TimerObject),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
@@ -979,9 +974,9 @@ static PyGetSetDef Core_getset[] = {
 
 static PyTypeObject Core_Type = {
     PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "bench._speedups.Core",
+    .tp_name = "bench.loop._core.Core",
     .tp_doc = "Core(ready, start_ns, set_result_unless_cancelled, to_ns): the clock, the timer heap and "
-              "the run loop of bench.clock.VirtualEventLoop.",
+              "the run loop of bench.loop.VirtualEventLoop.",
     .tp_basicsize = sizeof(CoreObject),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
     .tp_new = PyType_GenericNew,
@@ -993,381 +988,17 @@ static PyTypeObject Core_Type = {
     .tp_getset = Core_getset,
 };
 
-/* -- Log: the recorder's flat row log ---------------------------------------------------------------- */
-
-/* Rows of four doubles (kind, item, t, value), appended by the scenario's hooks without a Python
- * frame; bench/recorder.py turns them into numpy columns every `batch` puts. */
-typedef struct {
-    PyObject_HEAD
-    double *rows;
-    Py_ssize_t n, cap; /* doubles */
-    Py_ssize_t batch, puts_left;
-    PyObject *on_full;
-} LogObject;
-
-enum { KIND_ARRIVE = 0, KIND_PUT = 1, KIND_DONE = 2, KIND_GET = 3 };
-
-static inline int
-as_double(PyObject *o, double *out)
-{
-    if (PyFloat_CheckExact(o))
-        *out = PyFloat_AS_DOUBLE(o);
-    else if (PyLong_CheckExact(o))
-        *out = PyLong_AsDouble(o);
-    else
-        *out = PyFloat_AsDouble(o);
-    return (*out == -1.0 && PyErr_Occurred()) ? -1 : 0;
-}
-
-static int
-log_row(LogObject *log, double kind, PyObject *const *argv, Py_ssize_t nargs, Py_ssize_t want, const char *name)
-{
-    double v[3] = {0.0, 0.0, 0.0};
-    if (nargs != want) {
-        PyErr_Format(PyExc_TypeError, "%s() takes %zd arguments (%zd given)", name, want, nargs);
-        return -1;
-    }
-    for (Py_ssize_t i = 0; i < nargs; i++)
-        if (as_double(argv[i], &v[i]))
-            return -1;
-    if (log->n + 4 > log->cap) {
-        Py_ssize_t cap = log->cap ? log->cap * 2 : 4096;
-        double *rows = PyMem_Realloc(log->rows, cap * sizeof(double));
-        if (rows == NULL) {
-            PyErr_NoMemory();
-            return -1;
-        }
-        log->rows = rows;
-        log->cap = cap;
-    }
-    double *row = log->rows + log->n;
-    log->n += 4;
-    row[0] = kind;
-    row[1] = v[0];
-    row[2] = v[1];
-    row[3] = v[2];
-    return 0;
-}
-
-static PyObject *
-Log_arrive(LogObject *self, PyObject *const *argv, Py_ssize_t nargs)
-{
-    if (log_row(self, KIND_ARRIVE, argv, nargs, 2, "arrive"))
-        return NULL;
-    Py_RETURN_NONE;
-}
-
-static PyObject *
-Log_done(LogObject *self, PyObject *const *argv, Py_ssize_t nargs)
-{
-    if (log_row(self, KIND_DONE, argv, nargs, 2, "done"))
-        return NULL;
-    Py_RETURN_NONE;
-}
-
-static PyObject *
-Log_put(LogObject *self, PyObject *const *argv, Py_ssize_t nargs)
-{
-    if (self->on_full == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "Log.__init__() was not called");
-        return NULL;
-    }
-    if (log_row(self, KIND_PUT, argv, nargs, 3, "put"))
-        return NULL;
-    if (--self->puts_left == 0)
-        return PyObject_CallNoArgs(self->on_full);
-    Py_RETURN_NONE;
-}
-
-static PyObject *
-Log_get(LogObject *self, PyObject *const *argv, Py_ssize_t nargs)
-{
-    double worker;
-    if (nargs != 4) {
-        PyErr_Format(PyExc_TypeError, "get() takes 4 arguments (%zd given)", nargs);
-        return NULL;
-    }
-    if (as_double(argv[1], &worker))
-        return NULL;
-    PyObject *rest[3] = {argv[0], argv[2], argv[3]};
-    if (log_row(self, KIND_GET + worker, rest, 3, 3, "get"))
-        return NULL;
-    Py_RETURN_NONE;
-}
-
-static PyObject *
-Log_take(LogObject *self, PyObject *Py_UNUSED(ignored))
-{
-    PyObject *out = PyBytes_FromStringAndSize((const char *)self->rows, self->n * (Py_ssize_t)sizeof(double));
-    if (out == NULL)
-        return NULL;
-    self->n = 0;
-    self->puts_left = self->batch;
-    return out;
-}
-
-static Py_ssize_t
-Log_len(LogObject *self)
-{
-    return self->n / 4;
-}
-
-static int
-Log_init(LogObject *self, PyObject *args, PyObject *kwds)
-{
-    static char *kwlist[] = {"batch", "on_full", NULL};
-    Py_ssize_t batch;
-    PyObject *on_full;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "nO", kwlist, &batch, &on_full))
-        return -1;
-    if (batch < 1) {
-        PyErr_SetString(PyExc_ValueError, "batch must be >= 1");
-        return -1;
-    }
-    self->batch = self->puts_left = batch;
-    self->n = 0;
-    Py_XSETREF(self->on_full, Py_NewRef(on_full));
-    return 0;
-}
-
-static int
-Log_traverse(LogObject *self, visitproc visit, void *arg)
-{
-    Py_VISIT(self->on_full);
-    return 0;
-}
-
-static int
-Log_tp_clear(LogObject *self)
-{
-    Py_CLEAR(self->on_full);
-    return 0;
-}
-
-static void
-Log_dealloc(LogObject *self)
-{
-    PyObject_GC_UnTrack(self);
-    Log_tp_clear(self);
-    PyMem_Free(self->rows);
-    Py_TYPE(self)->tp_free((PyObject *)self);
-}
-
-static PyMethodDef Log_methods[] = {
-    {"arrive", (PyCFunction)(void (*)(void))Log_arrive, METH_FASTCALL, "arrive(item, t): the pusher starts putting item."},
-    {"put", (PyCFunction)(void (*)(void))Log_put, METH_FASTCALL,
-     "put(item, t, depth): item entered the queue; every `batch` puts calls on_full()."},
-    {"get", (PyCFunction)(void (*)(void))Log_get, METH_FASTCALL, "get(item, worker, t, depth): a worker took item."},
-    {"done", (PyCFunction)(void (*)(void))Log_done, METH_FASTCALL, "done(item, t): item's service ended."},
-    {"take", (PyCFunction)Log_take, METH_NOARGS, "Return the rows as bytes of float64 (kind, item, t, value) and clear."},
-    {NULL},
-};
-
-static PySequenceMethods Log_as_sequence = {.sq_length = (lenfunc)Log_len};
-
-static PyTypeObject Log_Type = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "bench._speedups.Log",
-    .tp_doc = "Log(batch, on_full): the recorder's row log (see bench/recorder.py).",
-    .tp_basicsize = sizeof(LogObject),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
-    .tp_new = PyType_GenericNew,
-    .tp_init = (initproc)Log_init,
-    .tp_traverse = (traverseproc)Log_traverse,
-    .tp_clear = (inquiry)Log_tp_clear,
-    .tp_dealloc = (destructor)Log_dealloc,
-    .tp_methods = Log_methods,
-    .tp_as_sequence = &Log_as_sequence,
-};
-
-/* -- assign: the earliest-free-server recurrence of bench/recurrence.py --------------------------------- */
-
-static int
-int64_buffer(PyObject *o, Py_buffer *view, int writable, const char *name)
-{
-    if (PyObject_GetBuffer(o, view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0)))
-        return -1;
-    const char *f = view->format ? view->format : "B";
-    if (*f == '<' || *f == '=' || *f == '@')
-        f++;
-    if (view->itemsize != 8 || view->ndim != 1 || (strcmp(f, "l") && strcmp(f, "q"))) {
-        PyErr_Format(PyExc_TypeError, "assign(): %s must be a 1-d int64 array", name);
-        PyBuffer_Release(view);
-        return -1;
-    }
-    return 0;
-}
-
-static inline int
-sooner(const int64_t *free, Py_ssize_t a, Py_ssize_t b)
-{
-    return free[a] < free[b] || (free[a] == free[b] && a < b);
-}
-
-static void
-server_sift(Py_ssize_t *heap, Py_ssize_t n, const int64_t *free, Py_ssize_t i)
-{
-    Py_ssize_t x = heap[i];
-    for (;;) {
-        Py_ssize_t c = 2 * i + 1;
-        if (c >= n)
-            break;
-        if (c + 1 < n && sooner(free, heap[c + 1], heap[c]))
-            c++;
-        if (!sooner(free, heap[c], x))
-            break;
-        heap[i] = heap[c];
-        i = c;
-    }
-    heap[i] = x;
-}
-
-/* The workers 0..c-1 as a heap ordered by (free time, index); NULL with MemoryError set. */
-static Py_ssize_t *
-server_heap(const int64_t *free, Py_ssize_t c)
-{
-    Py_ssize_t *heap = PyMem_Malloc(c * sizeof(Py_ssize_t));
-    if (heap == NULL) {
-        PyErr_NoMemory();
-        return NULL;
-    }
-    for (Py_ssize_t w = 0; w < c; w++)
-        heap[w] = w;
-    for (Py_ssize_t i = c / 2 - 1; i >= 0; i--)
-        server_sift(heap, c, free, i);
-    return heap;
-}
-
-static PyObject *
-speedups_assign(PyObject *module, PyObject *const *argv, Py_ssize_t nargs)
-{
-    static const char *names[] = {"t_put", "service", "free", "t_get", "worker"};
-    Py_buffer b[5];
-    int got = 0;
-    PyObject *result = NULL;
-    Py_ssize_t *heap = NULL;
-    if (nargs != 5) {
-        PyErr_SetString(PyExc_TypeError, "assign(t_put, service, free, t_get, worker) takes 5 arguments");
-        return NULL;
-    }
-    for (; got < 5; got++)
-        if (int64_buffer(argv[got], &b[got], got >= 2, names[got]))
-            goto done;
-    Py_ssize_t n = b[0].shape[0], c = b[2].shape[0];
-    if (b[1].shape[0] != n || b[3].shape[0] != n || b[4].shape[0] != n || c < 1) {
-        PyErr_SetString(PyExc_ValueError, "assign(): t_put, service, t_get and worker need one length, free >= 1");
-        goto done;
-    }
-    const int64_t *t_put = b[0].buf, *service = b[1].buf;
-    int64_t *free = b[2].buf, *t_get = b[3].buf, *worker = b[4].buf;
-    if ((heap = server_heap(free, c)) == NULL)
-        goto done;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        Py_ssize_t w = heap[0];
-        int64_t g = t_put[i] > free[w] ? t_put[i] : free[w];
-        t_get[i] = g;
-        worker[i] = w;
-        free[w] = g + service[i];
-        server_sift(heap, c, free, 0);
-    }
-    result = Py_NewRef(Py_None);
-done:
-    PyMem_Free(heap);
-    while (got-- > 0)
-        PyBuffer_Release(&b[got]);
-    return result;
-}
-
-/* bounded(a, service, free, ring, state, t_arrive, t_put, t_get, worker) -> (k, stop): the same
- * with a queue of capacity m = len(ring): item i enters the queue (t_put) only once item i - m has
- * been taken, and the pusher's next arrival counts from its put. state = [next arrival, next item,
- * limit or -1]; items whose arrival or put would reach the limit are not run (stop = True). */
-static PyObject *
-speedups_bounded(PyObject *module, PyObject *const *argv, Py_ssize_t nargs)
-{
-    static const char *names[] = {"a", "service", "free", "ring", "state", "t_arrive", "t_put", "t_get", "worker"};
-    Py_buffer b[9];
-    int got = 0, stop = 0;
-    PyObject *result = NULL;
-    Py_ssize_t *heap = NULL, k = 0;
-    if (nargs != 9) {
-        PyErr_SetString(PyExc_TypeError,
-                        "bounded(a, service, free, ring, state, t_arrive, t_put, t_get, worker) takes 9 arguments");
-        return NULL;
-    }
-    for (; got < 9; got++)
-        if (int64_buffer(argv[got], &b[got], got >= 2, names[got]))
-            goto done;
-    Py_ssize_t n = b[1].shape[0], c = b[2].shape[0], m = b[3].shape[0];
-    if (b[0].shape[0] != n || b[4].shape[0] != 3 || c < 1 || m < 1 || b[5].shape[0] < n || b[6].shape[0] < n ||
-        b[7].shape[0] < n || b[8].shape[0] < n) {
-        PyErr_SetString(PyExc_ValueError, "bounded(): inconsistent lengths");
-        goto done;
-    }
-    const int64_t *a = b[0].buf, *service = b[1].buf;
-    int64_t *free = b[2].buf, *ring = b[3].buf, *state = b[4].buf;
-    int64_t *t_arrive = b[5].buf, *t_put = b[6].buf, *t_get = b[7].buf, *worker = b[8].buf;
-    int64_t next = state[0], i = state[1], limit = state[2];
-    if ((heap = server_heap(free, c)) == NULL)
-        goto done;
-    for (; k < n; k++) {
-        if (limit >= 0 && next >= limit) {
-            stop = 1;
-            break;
-        }
-        Py_ssize_t slot = (Py_ssize_t)(i % m);
-        int64_t p = next;
-        if (i >= m && ring[slot] > p)
-            p = ring[slot];
-        if (limit >= 0 && p >= limit) {
-            stop = 1; /* the pusher is blocked in put when time runs out: dropped */
-            break;
-        }
-        Py_ssize_t w = heap[0];
-        int64_t g = p > free[w] ? p : free[w];
-        t_arrive[k] = next;
-        t_put[k] = p;
-        t_get[k] = g;
-        worker[k] = w;
-        free[w] = g + service[k];
-        server_sift(heap, c, free, 0);
-        ring[slot] = g;
-        next = p + a[k];
-        i++;
-    }
-    state[0] = next;
-    state[1] = i;
-    result = Py_BuildValue("nO", k, stop ? Py_True : Py_False);
-done:
-    PyMem_Free(heap);
-    while (got-- > 0)
-        PyBuffer_Release(&b[got]);
-    return result;
-}
-
-static PyMethodDef module_methods[] = {
-    {"assign", (PyCFunction)(void (*)(void))speedups_assign, METH_FASTCALL,
-     "assign(t_put, service, free, t_get, worker): FIFO G/G/c in int64 ns. Each item in turn goes to "
-     "the worker free earliest (ties: the lowest index); fills t_get and worker, updates free."},
-    {"bounded", (PyCFunction)(void (*)(void))speedups_bounded, METH_FASTCALL,
-     "bounded(a, service, free, ring, state, t_arrive, t_put, t_get, worker) -> (k, stop): the same "
-     "with a queue of capacity len(ring), where a blocked put delays the pusher."},
-    {NULL},
-};
-
 /* -- the module ---------------------------------------------------------------------------------- */
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT,
-    .m_name = "bench._speedups",
-    .m_doc = "Optional C speed-ups: the virtual loop's core (bench.clock), the recorder's row log "
-             "(bench.recorder) and the G/G/c server loop (bench.recurrence); each has a Python twin.",
+    .m_name = "bench.loop._core",
+    .m_doc = "Optional C speed-up of the virtual loop's core (bench.loop); its Python twin is PyVirtualEventLoop.",
     .m_size = -1,
-    .m_methods = module_methods,
 };
 
 PyMODINIT_FUNC
-PyInit__speedups(void)
+PyInit__core(void)
 {
 #define INTERN(var, text)                                   \
     if ((var = PyUnicode_InternFromString(text)) == NULL) \
@@ -1382,16 +1013,14 @@ PyInit__speedups(void)
     INTERN(str_raise_deadlock, "_raise_deadlock");
     INTERN(str_context, "context");
 #undef INTERN
-    if (PyType_Ready(&Handle_Type) < 0 || PyType_Ready(&Timer_Type) < 0 || PyType_Ready(&Core_Type) < 0 ||
-        PyType_Ready(&Log_Type) < 0)
+    if (PyType_Ready(&Handle_Type) < 0 || PyType_Ready(&Timer_Type) < 0 || PyType_Ready(&Core_Type) < 0)
         return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL)
         return NULL;
     if (PyModule_AddObjectRef(m, "Core", (PyObject *)&Core_Type) < 0 ||
         PyModule_AddObjectRef(m, "Handle", (PyObject *)&Handle_Type) < 0 ||
-        PyModule_AddObjectRef(m, "Timer", (PyObject *)&Timer_Type) < 0 ||
-        PyModule_AddObjectRef(m, "Log", (PyObject *)&Log_Type) < 0) {
+        PyModule_AddObjectRef(m, "Timer", (PyObject *)&Timer_Type) < 0) {
         Py_DECREF(m);
         return NULL;
     }

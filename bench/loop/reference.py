@@ -1,0 +1,173 @@
+"""The reference virtual-time loop, the specification of the fast loops, and :class:`Deadlock`.
+
+:class:`ReferenceVirtualEventLoop` is a plain ``asyncio.SelectorEventLoop`` with a virtual clock:
+one asyncio iteration per ``_run_once``, asyncio's own handles, a heap of
+``(deadline ns, sequence, TimerHandle)``. It is written for clarity, not speed: the fast loops
+(:mod:`bench.loop.pyloop`, :mod:`bench.loop.cloop`) are tested against it for identical event
+traces. This module also holds the integer-nanosecond conversion every loop of the package uses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+from typing import Any, Callable
+
+__all__ = ["Deadlock", "ReferenceVirtualEventLoop"]
+
+_NS = 1_000_000_000
+#: The virtual clock's range in seconds: it counts int64 nanoseconds (about 292 years; the C core
+#: clamps deadlines beyond it, the Python loops do not).
+CLOCK_RANGE = (2**63 - 1) / _NS
+#: The virtual clock's resolution in seconds: every delay is rounded to whole nanoseconds.
+RESOLUTION = 1 / _NS
+
+
+class Deadlock(RuntimeError):
+    """Every task is waiting and nothing (no ready callback, timer or executor job) can wake one."""
+
+
+def _ns(seconds: float) -> int:
+    return round(seconds * _NS)
+
+
+class ReferenceVirtualEventLoop(asyncio.SelectorEventLoop):
+    """The plain virtual-time loop: one asyncio iteration per ``_run_once``, stock handles.
+
+    Args:
+        start: the virtual time, in seconds, at which the clock starts.
+
+    It is the specification :class:`VirtualEventLoop` and :class:`PyVirtualEventLoop` are tested
+    against (same event traces).
+    """
+
+    def __init__(self, start: float = 0.0) -> None:
+        super().__init__()
+        self._now_ns = _ns(start)
+        self._now_s = self._now_ns / _NS  # time() in seconds, kept with _now_ns
+        self._timers: list[tuple[int, int, asyncio.TimerHandle]] = []
+        self._seq = itertools.count()
+        self._cancelled_timers = 0
+        self._external = 0  # executor jobs in flight; the clock waits for them
+
+    # -- the clock -------------------------------------------------------------------------------
+
+    def time(self) -> float:
+        """Return the virtual time in seconds."""
+        return self._now_ns / _NS
+
+    def time_ns(self) -> int:
+        """Return the virtual time in integer nanoseconds (exact at any magnitude)."""
+        return self._now_ns
+
+    # -- scheduling ------------------------------------------------------------------------------
+
+    def call_later(self, delay: float, callback: Callable[..., Any], *args: Any, context: Any = None):
+        """Schedule ``callback`` after ``delay`` virtual seconds (exact integer-nanosecond arithmetic)."""
+        if delay is None:
+            raise TypeError("delay must not be None")
+        return self._schedule(self._now_ns + max(_ns(delay), 0), callback, args, context)
+
+    def call_at(self, when: float, callback: Callable[..., Any], *args: Any, context: Any = None):
+        """Schedule ``callback`` at virtual time ``when`` (seconds)."""
+        if when is None:
+            raise TypeError("when cannot be None")
+        return self._schedule(_ns(when), callback, args, context)
+
+    def _schedule(self, when_ns: int, callback, args, context) -> asyncio.TimerHandle:
+        self._check_closed()
+        if self._debug:
+            self._check_thread()
+            self._check_callback(callback, "call_at")
+        timer = asyncio.TimerHandle(when_ns / _NS, callback, args, self, context)
+        if timer._source_traceback:
+            del timer._source_traceback[-1]
+        heapq.heappush(self._timers, (when_ns, next(self._seq), timer))
+        timer._scheduled = True
+        return timer
+
+    def _timer_handle_cancelled(self, handle: asyncio.TimerHandle) -> None:
+        if handle._scheduled:
+            self._cancelled_timers += 1
+
+    # -- executor work takes zero virtual time ---------------------------------------------------
+
+    def run_in_executor(self, executor, func, *args):
+        """Like :meth:`asyncio.AbstractEventLoop.run_in_executor`; the clock waits for the job."""
+        future = super().run_in_executor(executor, func, *args)
+        self._external += 1
+        future.add_done_callback(self._external_done)
+        return future
+
+    def _external_done(self, _future: Any) -> None:
+        self._external -= 1
+
+    async def shutdown_default_executor(self, *args: Any, **kwargs: Any) -> None:
+        """Shut the default executor down, waiting for it in real time."""
+        self._external += 1
+        try:
+            await super().shutdown_default_executor(*args, **kwargs)
+        finally:
+            self._external -= 1
+
+    # -- one iteration ---------------------------------------------------------------------------
+
+    def _run_once(self) -> None:
+        ready = self._ready
+        timers = self._timers
+        self._drop_cancelled_timers()
+        if self._external and not ready:
+            # Wait in real time for executor jobs; their completion arrives via the self-pipe.
+            self._process_events(self._selector.select(None))
+        if not ready and not self._stopping:
+            if timers:
+                if timers[0][0] > self._now_ns:
+                    self._now_ns = timers[0][0]
+                    self._now_s = self._now_ns / _NS
+            elif not self._external:
+                raise Deadlock(self._deadlock_message())
+        now = self._now_ns
+        while timers and timers[0][0] <= now:
+            handle = heapq.heappop(timers)[2]
+            if handle._cancelled:
+                self._cancelled_timers -= 1
+            else:
+                handle._scheduled = False
+                ready.append(handle)
+        for _ in range(len(ready)):
+            handle = ready.popleft()
+            if not handle._cancelled:
+                handle._run()
+        handle = None  # break reference cycles when a callback raised
+
+    def _drop_cancelled_timers(self) -> None:
+        timers = self._timers
+        if self._cancelled_timers > 64 and self._cancelled_timers * 2 > len(timers):
+            kept = []
+            for entry in timers:
+                if entry[2]._cancelled:
+                    entry[2]._scheduled = False
+                else:
+                    kept.append(entry)
+            heapq.heapify(kept)
+            self._timers = kept
+            self._cancelled_timers = 0
+            return
+        while timers and timers[0][2]._cancelled:
+            heapq.heappop(timers)[2]._scheduled = False
+            self._cancelled_timers -= 1
+
+    def _deadlock_message(self) -> str:
+        blocked = []
+        for task in sorted(asyncio.all_tasks(self), key=lambda t: t.get_name()):
+            coro = task.get_coro()
+            frame = getattr(coro, "cr_frame", None)
+            where = f" at {frame.f_code.co_filename.rsplit('/', 1)[-1]}:{frame.f_lineno}" if frame else ""
+            blocked.append(f"{task.get_name()} ({getattr(coro, '__qualname__', coro)}{where})")
+        names = ", ".join(blocked[:10]) + (f", and {len(blocked) - 10} more" if len(blocked) > 10 else "")
+        return (
+            f"deadlock at virtual t={self.time():.9g}s: every task waits and no timer or executor job "
+            f"is pending; blocked: {names or 'no task (a bare future is awaited)'}"
+        )
+
