@@ -20,6 +20,8 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
+from bench.errors import InputError
+
 __all__ = ["PARAMETERS", "ResultsError", "Run", "SCHEMA_VERSION", "open_run", "read_depth", "read_items"]
 
 #: The schema version of results folders this package reads.
@@ -34,7 +36,7 @@ PARAMETERS = (
 _SCHEMA_KEY = b"qbench.schema_version"
 
 
-class ResultsError(ValueError):
+class ResultsError(InputError):
     """A folder that cannot be read as a results folder; the message is one line."""
 
 

@@ -1,43 +1,64 @@
 """qbench: run asyncio pusher/puller queues over a grid of configurations, in virtual or scaled time.
 
-The public surface: the virtual-time loops, distributions, the scenario, the recurrence engine,
-grids, executors and the runner.
+The public surface, imported on first use (so ``qbench --help`` and each command load only what
+they need): the virtual-time loops, distributions, the scenario, the engines' entry points, grids,
+executors, the runner and the error raised for bad input.
 """
 
-from bench.clock import parse_clock
-from bench.distributions import Distribution, SpecError, Stream, parse
-from bench.executor import ExecutorError, make_executor
-from bench.grid import Cell, Grid, GridError, load_grid, make_grid, streams
-from bench.loop import Deadlock, ReferenceVirtualEventLoop, VirtualEventLoop, run_virtual
-from bench.recurrence import run_recurrence
-from bench.runner import RunResult, create_run, run_cell, run_grid
-from bench.scenario import Scenario, run_scenario
+from __future__ import annotations
 
-__version__ = "0.1.0"
+import importlib
+from importlib import metadata
+from typing import Any
 
-__all__ = [
-    "Cell",
-    "Deadlock",
-    "Distribution",
-    "ExecutorError",
-    "Grid",
-    "GridError",
-    "ReferenceVirtualEventLoop",
-    "RunResult",
-    "Scenario",
-    "SpecError",
-    "Stream",
-    "VirtualEventLoop",
-    "create_run",
-    "load_grid",
-    "make_executor",
-    "make_grid",
-    "parse",
-    "parse_clock",
-    "run_cell",
-    "run_grid",
-    "run_recurrence",
-    "run_scenario",
-    "run_virtual",
-    "streams",
-]
+#: Public name -> the module that defines it.
+_WHERE = {
+    "Cell": "bench.grid",
+    "Deadlock": "bench.loop",
+    "Distribution": "bench.distributions",
+    "ExecutorError": "bench.executor",
+    "Grid": "bench.grid",
+    "GridError": "bench.grid",
+    "InputError": "bench.errors",
+    "PyVirtualEventLoop": "bench.loop",
+    "ReferenceVirtualEventLoop": "bench.loop",
+    "Replication": "bench.replication",
+    "RunResult": "bench.runner",
+    "Scenario": "bench.scenario",
+    "SpecError": "bench.distributions",
+    "Stream": "bench.distributions",
+    "VirtualEventLoop": "bench.loop",
+    "create_run": "bench.runner",
+    "load_grid": "bench.grid",
+    "make_executor": "bench.executor",
+    "make_grid": "bench.grid",
+    "parse": "bench.distributions",
+    "parse_clock": "bench.grid",
+    "run_asyncio": "bench.asyncio_engine",
+    "run_cell": "bench.runner",
+    "run_grid": "bench.runner",
+    "run_recurrence": "bench.recurrence",
+    "run_scenario": "bench.scenario",
+    "run_virtual": "bench.loop",
+    "streams": "bench.grid",
+}
+
+__all__ = sorted(_WHERE)
+
+try:
+    __version__ = metadata.version("qbench")
+except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+    __version__ = "0+unknown"
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name's module on first use (PEP 562)."""
+    if name not in _WHERE:
+        raise AttributeError(f"module 'bench' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_WHERE[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, NoReturn, Sequence
 
+from bench.errors import InputError
+
 __all__ = ["main"]
 
 _RUN_EXAMPLES = """\
@@ -40,8 +42,8 @@ examples:
 """
 
 
-class UsageError(Exception):
-    """Bad input from the user: printed as one line, exit status 2."""
+class UsageError(InputError):
+    """Bad input from the user found by the command line itself: printed as one line, exit status 2."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -135,10 +137,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--replications", type=_number(_int), help="seeded runs per cell")
     run.add_argument("--seed", type=_number(_int), help="root seed, 0 to 2**128-1 (default 0)")
     run.add_argument("--clock", help="virtual (default), scaled:F or real")
-    run.add_argument("--engine", choices=("asyncio", "recurrence"), default="asyncio",
+    run.add_argument("--engine", choices=("asyncio", "recurrence"),
                      help="asyncio (default: the real program on the clock) or recurrence (exact FIFO G/G/c "
                      "recurrences, virtual clock only, much faster)")
-    run.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio",
+    run.add_argument("--loop", choices=("asyncio", "uvloop"),
                      help="event loop for scaled and real clocks (default asyncio; uvloop needs the uvloop extra)")
     run.add_argument("--max-backlog", type=_number(_int), help="stop a cell whose queue reaches N items (default 1000000)")
     run.add_argument("--jobs", type=_positive_int, help="worker processes (default: all cores)")
@@ -186,21 +188,10 @@ def _parser() -> argparse.ArgumentParser:
     perf = sub.add_parser(
         "perf",
         help="pyperf suite: the engines against SimPy and Ciw, items/s and ratios",
-        description="Run the pyperf suite (bench/perf.py): JSON under results/perf/, a table of items/s and ratios.",
-        epilog="examples:\n  qbench perf                 JSON under results/perf/, ratio table printed\n"
-        "  qbench perf --quick         a smoke run with a tenth of the items\n"
-        "  qbench perf --rss           peak RSS of a 500k-item and a 5M-item cell\n"
-        "  python -m pyperf compare_to results/perf/A.json results/perf/B.json",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        add_help=False,  # its options, --help included, are pyperf's parser's (bench/studies/perf.py)
+        description="Run the pyperf suite: JSON under results/perf/, a table of items/s and ratios.",
     )
-    perf.add_argument("--quick", action="store_true", help="a tenth of the items (smoke run)")
-    perf.add_argument("--rss", action="store_true", help="measure peak RSS of a 500k- and a 5M-item cell instead")
-    perf.add_argument("--fast", action="store_true", help="pyperf --fast")
-    perf.add_argument("--rigorous", action="store_true", help="pyperf --rigorous")
-    perf.add_argument("-o", "--output", help="pyperf JSON file (default results/perf/perf-DATE.json)")
-    perf.add_argument("-p", "--processes", type=_positive_int, help="pyperf worker processes (default 2)")
-    perf.add_argument("-n", "--values", type=_positive_int, help="values per process (default 3)")
-    perf.add_argument("-w", "--warmups", type=_number(_int), help="warm-up values per process (default 1)")
+    perf.add_argument("options", nargs=argparse.REMAINDER, help="pyperf's options and --quick, --rss (see --help)")
 
     fidelity = sub.add_parser(
         "fidelity",
@@ -231,26 +222,10 @@ def _grid_from_args(args: argparse.Namespace):
         seed=args.seed,
         clock=args.clock,
         max_backlog=args.max_backlog,
+        engine=args.engine,
+        loop=args.loop,
     )
     return make_grid(merged)
-
-
-def _with_engine(grid, args: argparse.Namespace):
-    import dataclasses
-
-    from bench.clock import loop_factory
-
-    engine, loop = args.engine, args.loop
-    if engine == "recurrence" and grid.scale is not None:
-        raise UsageError(f"--engine recurrence computes in virtual time; it cannot run on clock {grid.clock!r}")
-    if loop != "asyncio":
-        if grid.scale is None:
-            raise UsageError(f"--loop {loop} is for scaled and real clocks; the virtual clock has its own loop")
-        try:
-            loop_factory(loop)
-        except ValueError as err:
-            raise UsageError(str(err)) from None
-    return dataclasses.replace(grid, engine=engine, loop=loop)
 
 
 #: Longest results-folder name: the folder is first built as ``.NAME.creating-PID`` beside it,
@@ -299,7 +274,7 @@ def _prepare_out(out: Path, force: bool, grid, command: list[str]) -> None:
 
 
 _GRID_FLAGS = ("grid", "workers", "arrival", "service", "maxsize", "items", "duration", "replications", "seed", "clock",
-               "max_backlog", "force")
+               "max_backlog", "engine", "loop", "force")
 
 
 def _resume_target(args: argparse.Namespace):
@@ -309,13 +284,10 @@ def _resume_target(args: argparse.Namespace):
     without a grid, and input files (``empirical:``) whose content changed since the run began:
     resuming would mix two datasets in one run.
     """
-    import dataclasses
-
     from bench import store
     from bench.grid import make_grid
 
     given = [name for name in _GRID_FLAGS if getattr(args, name) not in (None, False)]
-    given += [name for name in ("engine", "loop") if getattr(args, name) != "asyncio"]
     if given:
         flag = given[0] if given[0] == "grid" else "--" + given[0].replace("_", "-")
         raise UsageError(f"--resume takes the grid from the run's manifest; drop {flag}")
@@ -332,8 +304,7 @@ def _resume_target(args: argparse.Namespace):
         raise UsageError(f"{str(run)!r}: manifest.json holds no grid; cannot resume (start a new run)")
     grid = make_grid(manifest["grid"])  # it drops the None of the unused items/duration itself
     _check_inputs(manifest.get("inputs") or [], grid, run)
-    return run, dataclasses.replace(grid, engine=manifest.get("engine", "asyncio"), loop=manifest.get("loop", "asyncio")
-                                    if grid.scale is not None else "asyncio")
+    return run, grid
 
 
 def _check_inputs(recorded: list, grid, run: Path) -> None:
@@ -367,7 +338,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.resume is not None:
         out, grid = _resume_target(args)
     else:
-        out, grid = args.out, _with_engine(_grid_from_args(args), args)
+        out, grid = args.out, _grid_from_args(args)
     if args.scheduler is not None and args.executor != "dask":
         raise UsageError("--scheduler needs --executor dask")
     jobs = args.jobs or os.cpu_count() or 1
@@ -449,7 +420,7 @@ def _check_scale(flag: str, scale: float, shortest: float) -> None:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from bench.demo import demo
+    from bench.studies.demo import demo
     from bench.grid import MAX_SEED, MAX_WORKERS
 
     _check_scale("--scale", args.scale, 1.0)  # the pusher sleeps 1 model second between items
@@ -501,25 +472,10 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
-#: Bounds of the perf options: pyperf spawns --processes worker processes one after another.
-_PERF_BOUNDS = {"processes": (1, 100), "values": (1, 1000), "warmups": (0, 100)}
-
-
 def _cmd_perf(args: argparse.Namespace) -> int:
-    from bench.perf import main as perf_main
+    from bench.studies.perf import main as perf_main
 
-    for name, (low, high) in _PERF_BOUNDS.items():
-        value = getattr(args, name)
-        if value is not None and not low <= value <= high:
-            raise UsageError(f"--{name} must be in {low}..{high}, got {value}")
-    if args.output is not None and not Path(args.output).resolve().parent.is_dir():
-        raise UsageError(f"--output {args.output!r}: its folder does not exist")
-    argv = [flag for flag, on in (("--quick", args.quick), ("--rss", args.rss), ("--fast", args.fast),
-                                  ("--rigorous", args.rigorous)) if on]
-    for flag, value in (("-o", args.output), ("-p", args.processes), ("-n", args.values), ("-w", args.warmups)):
-        if value is not None:
-            argv += [flag, str(value)]
-    return perf_main(argv)
+    return perf_main(args.options)
 
 
 #: Fewest and most items per fidelity run (its statistics need at least 20 items per scale).
@@ -527,9 +483,9 @@ _FIDELITY_ITEMS = (20, 1_000_000)
 
 
 def _cmd_fidelity(args: argparse.Namespace) -> int:
-    from bench.clock import LOOPS
     from bench.distributions import parse
-    from bench.fidelity import CELLS, fidelity_study
+    from bench.grid import LOOPS
+    from bench.studies.fidelity import CELLS, fidelity_study
 
     low, high = _FIDELITY_ITEMS
     if not low <= args.items <= high:
@@ -553,24 +509,21 @@ _COMMANDS = {"run": _cmd_run, "demo": _cmd_demo, "report": _cmd_report, "compare
              "perf": _cmd_perf, "fidelity": _cmd_fidelity}
 
 
-#: The other errors that mean bad input, by module: a module never imported raised none of them, so
-#: checking needs no import (analysis.load alone would cost every command a second of start-up).
-_USAGE_ERRORS = {"bench.distributions": "SpecError", "bench.grid": "GridError", "bench.executor": "ExecutorError",
-                 "analysis.load": "ResultsError"}
-
-
 def _is_usage_error(err: Exception) -> bool:
-    if isinstance(err, UsageError):
-        return True
-    return any(module in sys.modules and isinstance(err, getattr(sys.modules[module], name))
-               for module, name in _USAGE_ERRORS.items())  # fmt: skip
+    """Bad input (:class:`bench.errors.InputError`, which every input check raises), printed as one line."""
+    from bench.errors import InputError
+
+    return isinstance(err, InputError)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     try:
         argv = list(sys.argv[1:] if argv is None else argv)
-        args = _parser().parse_args(argv)
+        if argv[:1] == ["perf"]:  # its options are pyperf's parser's: parsed there, once
+            args = argparse.Namespace(command="perf", options=argv[1:])
+        else:
+            args = _parser().parse_args(argv)
         args.argv = argv
         return _COMMANDS[args.command](args)
     except BrokenPipeError:

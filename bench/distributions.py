@@ -6,7 +6,8 @@ spec into a :class:`Distribution` that knows its ``mean`` and ``cv`` and draws v
 from a :class:`numpy.random.Generator`. A bad spec raises :class:`SpecError` with one line naming
 the spec and what is wrong.
 
-This module depends only on numpy (and pyarrow, lazily, to read parquet for ``empirical``).
+This module depends only on numpy (and pyarrow, lazily, to read parquet for ``empirical``) and
+:mod:`bench.errors`.
 """
 
 from __future__ import annotations
@@ -23,13 +24,15 @@ from typing import Callable, Iterator
 
 import numpy as np
 
+from bench.errors import InputError
+
 __all__ = ["Distribution", "SpecError", "Stream", "parse", "FAMILIES", "STREAM_CHUNK"]
 
 #: Samples are drawn in blocks of this size, so every engine that reads a stream sees the same numbers.
 STREAM_CHUNK = 4096
 
 
-class SpecError(ValueError):
+class SpecError(InputError):
     """A distribution spec that cannot be used; the message is one line naming the spec."""
 
 

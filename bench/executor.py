@@ -21,6 +21,8 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable
 
+from bench.errors import InputError
+
 __all__ = ["ExecutorError", "WorkerDied", "SerialExecutor", "ProcessExecutor", "DaskExecutor", "make_executor"]
 
 Task = Callable[..., list]
@@ -28,7 +30,7 @@ Finished = Callable[[Any, list], None]
 Progress = Callable[[int], None]
 
 
-class ExecutorError(RuntimeError):
+class ExecutorError(InputError):
     """The executor cannot start (e.g. an unreachable scheduler); the message is one line."""
 
 

@@ -11,11 +11,17 @@ A grid file holds axes (lists) and settings (scalars)::
     seed = 1
     clock = "virtual"                       # or "scaled:0.01", or "real"
     max_backlog = 1000000                   # stop a cell whose queue reaches this many items
+    engine = "asyncio"                      # or "recurrence" (exact FIFO recurrences, virtual clock only)
+    loop = "asyncio"                        # the real loop of scaled and real clocks, or "uvloop"
 
 Random numbers come from one ``numpy.random.SeedSequence(seed)``: each (arrival, service, maxsize,
 replication) and purpose (0 = arrivals, 1 = services) gets its own stream, keyed by the specs'
 text rather than their position in the grid. Cells that differ only in ``workers`` therefore see the
 same arrivals and service times (common random numbers), and so do two runs with the same seed.
+
+The grid owns every setting: each is read from the file or a flag, validated here (engine and
+clock compatibility, a loop that is installed, sizes that can run, times inside the virtual
+clock's range), written to the manifest by :meth:`Grid.to_dict` and read back from it on resume.
 """
 
 from __future__ import annotations
@@ -26,18 +32,26 @@ import tomllib
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
-from bench.clock import parse_clock
+import asyncio
 from bench.distributions import Distribution, SpecError, Stream, parse
+from bench.errors import InputError
 from bench.loop import CLOCK_RANGE, RESOLUTION
+from bench.replication import ENGINES
+from bench.scenario import Scenario
 
-__all__ = ["Cell", "Grid", "GridError", "HORIZON", "load_grid", "make_grid", "override", "streams", "AXES", "SETTINGS"]
+__all__ = [
+    "AXES", "Cell", "Grid", "GridError", "HORIZON", "LOOPS", "SETTINGS", "load_grid", "loop_factory", "make_grid",
+    "override", "parse_clock", "streams",
+]  # fmt: skip
 
 AXES = ("workers", "arrival", "service", "maxsize")
-SETTINGS = ("items", "duration", "replications", "seed", "clock", "max_backlog")
+SETTINGS = ("items", "duration", "replications", "seed", "clock", "max_backlog", "engine", "loop")
+#: Real event loops for scaled and real clocks.
+LOOPS = ("asyncio", "uvloop")
 #: A cell whose queue reaches this many items is stopped (status ``capped``): memory stays bounded.
 DEFAULT_MAX_BACKLOG = 1_000_000
 
@@ -76,10 +90,12 @@ _DEFAULTS: dict[str, Any] = {
     "seed": 0,
     "clock": "virtual",
     "max_backlog": DEFAULT_MAX_BACKLOG,
+    "engine": "asyncio",
+    "loop": "asyncio",
 }
 
 
-class GridError(ValueError):
+class GridError(InputError):
     """A grid file or grid flag that cannot be run; the message is one line."""
 
 
@@ -141,6 +157,23 @@ class Grid:
         """Real seconds per model second under the grid's clock; ``None`` in virtual time."""
         return parse_clock(self.clock)
 
+    @property
+    def loop_factory(self) -> Callable[[], asyncio.AbstractEventLoop] | None:
+        """The real event loop of a scaled or real clock; ``None`` in virtual time."""
+        return None if self.scale is None else loop_factory(self.loop)
+
+    def scenario(self, cell: Cell) -> Scenario:
+        """The program one replication of ``cell`` runs under this grid's settings."""
+        return Scenario(
+            workers=cell.workers,
+            arrival=cell.arrival,
+            service=cell.service,
+            maxsize=cell.maxsize,
+            items=self.items,
+            duration=self.duration,
+            max_backlog=self.max_backlog,
+        )
+
     def cells(self) -> list[Cell]:
         """Return every cell, ``workers`` varying fastest."""
         combos = itertools.product(self.arrival, self.service, self.maxsize, self.workers)
@@ -159,7 +192,51 @@ class Grid:
             "seed": self.seed,
             "clock": self.clock,
             "max_backlog": self.max_backlog,
+            "engine": self.engine,
+            "loop": self.loop,
         }
+
+
+def loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop]:
+    """Return a factory of real event loops for scaled and real clocks: ``asyncio`` or ``uvloop``.
+
+    Raises:
+        GridError: an unknown name, or ``uvloop`` when it is not installed (extra ``uvloop``).
+    """
+    if name == "asyncio":
+        return asyncio.new_event_loop
+    if name == "uvloop":
+        try:
+            import uvloop
+        except ImportError:
+            raise GridError("loop 'uvloop' needs the uvloop package (the project's 'uvloop' extra)") from None
+        return uvloop.new_event_loop
+    raise GridError(f"bad loop {name!r}: use one of {', '.join(LOOPS)}")
+
+
+def parse_clock(spec: str) -> float | None:
+    """Parse a clock spec: ``virtual`` gives ``None``; ``scaled:F`` gives F; ``real`` gives 1.0.
+
+    Under ``scaled:F`` one model second lasts F real seconds on a real event loop.
+
+    Raises:
+        GridError: anything else, or F not a finite number > 0.
+    """
+    text = str(spec).strip().lower()
+    if text == "virtual":
+        return None
+    if text == "real":
+        return 1.0
+    kind, _, factor = text.partition(":")
+    if kind == "scaled":
+        try:
+            scale = float(factor)
+        except ValueError:
+            scale = float("nan")
+        if scale > 0 and scale != float("inf"):
+            return scale
+        raise GridError(f"bad clock {spec!r}: scaled:F needs a finite factor F > 0, e.g. scaled:0.01")
+    raise GridError(f"bad clock {spec!r}: use virtual, real or scaled:F (e.g. scaled:0.01)")
 
 
 def streams(seed: int, cell: Cell, replication: int) -> tuple[Stream, Stream]:
@@ -217,13 +294,13 @@ def make_grid(raw: dict[str, Any]) -> Grid:
         duration = _duration(duration)
     replications = _whole(1)("replications", values["replications"])
     seed = _whole(0, MAX_SEED, " (SeedSequence takes 128 bits)")("seed", values["seed"])
-    clock = values["clock"]
-    try:
-        parse_clock(clock)
-    except ValueError as err:
-        raise GridError(str(err)) from None
+    clock = str(values["clock"])
+    parse_clock(clock)
     max_backlog = _whole(1, MAX_BACKLOG, " (a queued item costs ~300 bytes)")("max_backlog", values["max_backlog"])
-    grid = Grid(workers, arrival, service, maxsize, items, duration, replications, seed, str(clock), max_backlog)
+    engine, loop = _choice("engine", values["engine"], ENGINES), _choice("loop", values["loop"], LOOPS)
+    grid = Grid(workers, arrival, service, maxsize, items, duration, replications, seed, clock, max_backlog, engine,
+                loop)  # fmt: skip
+    _check_engine(grid)
     _check_size(grid)
     _check_range(grid)
     _check_real_time(grid)
@@ -289,6 +366,23 @@ def _duration(value: Any) -> float:
         raise GridError(f"'{name}' must lie in [{RESOLUTION:g}, {HORIZON:.4g}) s: the virtual clock counts int64 "
                         f"nanoseconds (a run may use half that range, about 146 years), got {number:g}")  # fmt: skip
     return number
+
+
+def _choice(name: str, value: Any, known: tuple[str, ...]) -> str:
+    if value not in known:
+        raise GridError(f"'{name}' must be one of {', '.join(known)}, got {value!r}")
+    return value
+
+
+def _check_engine(grid: Grid) -> None:
+    """The engine must run on the grid's clock, and a real loop other than asyncio's needs a real
+    clock and its package."""
+    if grid.engine == "recurrence" and grid.scale is not None:
+        raise GridError(f"the recurrence engine computes in virtual time; it cannot run on clock {grid.clock!r}")
+    if grid.loop != "asyncio":
+        if grid.scale is None:
+            raise GridError(f"loop {grid.loop!r} is for scaled and real clocks; the virtual clock has its own loop")
+        loop_factory(grid.loop)
 
 
 def _check_size(grid: Grid) -> None:

@@ -31,7 +31,7 @@ exactly the instant of the put. Which worker takes an item can differ when sever
 same instant (here: the lowest index); every time is the same.
 
 Batches go to the same sinks as the asyncio engine's :class:`~bench.recorder.Recorder` (a
-:class:`~bench.summary.Summary`, a :class:`~bench.store.CellWriter`), so the files and the
+:class:`~bench.replication_stats.ReplicationStats`, a :class:`~bench.store.CellWriter`), so the files and the
 summary row have the same schema. Memory is bounded by the batch size plus the backlog.
 
 The earliest-free-server loops (several workers, or a bounded queue) run in C when the optional
@@ -41,16 +41,18 @@ place, at the bottom of this module), in Python otherwise, with the same results
 
 from __future__ import annotations
 
+import asyncio
 import heapq
-from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
 
 from bench.distributions import Stream
+from bench.recorder import Sink
+from bench.replication import Replication
 from bench.scenario import Scenario
 
-__all__ = ["RecurrenceResult", "run_recurrence", "BATCH", "ACCELERATED"]
+__all__ = ["run_recurrence", "BATCH", "ACCELERATED"]
 
 #: Items computed (and rows handed to the sink) at a time.
 BATCH = 65536
@@ -62,19 +64,6 @@ _NS = 1_000_000_000
 _RANGE_NS = 2**63 - 1
 _BOUND_NS = 0.95 * _RANGE_NS
 _DROP_NS = 0.75 * _RANGE_NS
-
-
-@dataclass
-class RecurrenceResult:
-    """What a replication did: the same counters a :class:`~bench.recorder.Recorder` keeps."""
-
-    n_put: int = 0
-    n_got: int = 0
-    n_done: int = 0
-    t_end: float = 0.0
-    t_last_put: float = 0.0
-    busy: float = 0.0
-    capped: tuple[float, int] | None = None  # (time, max_backlog) when the backlog cap stopped the run
 
 
 def _ns(values: np.ndarray) -> np.ndarray:
@@ -101,7 +90,8 @@ def _seconds(ns: np.ndarray) -> np.ndarray:
 
 
 class _Engine:
-    def __init__(self, scenario: Scenario, arrivals: Stream, services: Stream, sink: Any, on_progress, batch: int):
+    def __init__(self, scenario: Scenario, arrivals: Stream, services: Stream, sink: Any, on_progress, batch: int,
+                 accelerated: bool) -> None:  # fmt: skip
         self.sc = scenario
         self.arrivals = arrivals
         self.services = services
@@ -123,7 +113,7 @@ class _Engine:
         self.pending_i = np.empty(0, dtype=np.int64)
         self.depth = 0
         self.cap = scenario.max_backlog  # stop when a put makes the queue this long (None: never)
-        self.result = RecurrenceResult()
+        self.result = Replication()
         self.done = False
         self.t_end_ns = 0  # items run: the latest t_done so far
         self.held = None  # items computed but not yet sent (in service or queued), as column arrays
@@ -131,11 +121,11 @@ class _Engine:
         self._carry = (empty, empty)  # draws of a chunk cut short by _fit, used first by the next
         self.latest = 0  # the latest time held in the state (free times, ring, prev_done), ns
         self.capped = None  # (t_put in ns, item) of the put that made the queue reach max_backlog
-        self.in_c = ACCELERATED  # the server loops in C (bench._recurrence) or in Python, for the whole run
+        self.in_c = ACCELERATED and accelerated  # the server loops in C (bench._recurrence) or in Python
 
     # -- one chunk of items ------------------------------------------------------------------------
 
-    def run(self) -> RecurrenceResult:
+    def run(self) -> Replication:
         while not self.done:
             n = self.batch
             if self.items is not None:
@@ -518,11 +508,17 @@ def run_recurrence(
     scenario: Scenario,
     arrivals: Stream,
     services: Stream,
-    sink: Any,
+    sink: Sink,
+    *,
     on_progress: Callable[[int], None] | None = None,
     batch: int = BATCH,
-) -> RecurrenceResult:
+    scale: float | None = None,
+    loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None,
+    accelerated: bool = True,
+) -> Replication:
     """Compute one replication of ``scenario`` and send its items and depth changes to ``sink``.
+
+    The recurrence engine's entry point (the signature every engine shares, :mod:`bench.replication`).
 
     Args:
         scenario: what to run (any workers, maxsize, items or duration).
@@ -531,11 +527,17 @@ def run_recurrence(
         sink: receives item batches (in item order) and depth batches (in event order).
         on_progress: called with the number of items in each batch sent.
         batch: items per batch.
+        scale: must be ``None``: this engine computes in virtual time.
+        loop_factory: must be ``None``: this engine runs no event loop.
+        accelerated: run the server loops in C where ``bench._recurrence`` was built.
 
-    Returns:
-        the replication's counters (like a :class:`~bench.recorder.Recorder`'s) and ``t_end``.
+    Raises:
+        ValueError: a scale or a loop factory was given.
+        OverflowError: the replication's times would pass the virtual clock's range.
     """
-    return _Engine(scenario, arrivals, services, sink, on_progress, batch).run()
+    if scale is not None or loop_factory is not None:
+        raise ValueError("the recurrence engine computes in virtual time: it takes no scale or event loop")
+    return _Engine(scenario, arrivals, services, sink, on_progress, batch, accelerated).run()
 
 
 

@@ -10,7 +10,6 @@ cells stay on disk and the manifest says ``interrupted``; running the grid again
 
 from __future__ import annotations
 
-import asyncio
 import datetime as _dt
 import os
 import platform
@@ -21,13 +20,11 @@ from pathlib import Path
 from typing import Any, Callable
 
 from bench import store
-from bench.clock import loop_factory
 from bench.executor import make_executor
 from bench.grid import HORIZON, Cell, Grid, streams
-from bench.loop import run_virtual
-from bench.recorder import Recorder
-from bench.scenario import Scenario, run_scenario
-from bench.summary import Summary
+from bench.recorder import Sink
+from bench.replication import Replication, engine
+from bench.replication_stats import ReplicationStats
 
 __all__ = ["LAG_TOLERANCE", "RunResult", "create_run", "run_cell", "run_grid"]
 
@@ -67,50 +64,37 @@ class _Tee:
             sink.depth(columns)
 
 
-def _replicate(grid: Grid, cell: Cell, replication: int, sink: Any, on_progress) -> dict[str, Any]:
-    scenario = Scenario(
-        cell.workers, cell.arrival, cell.service, cell.maxsize, grid.items, grid.duration, grid.max_backlog
-    )
-    summary = Summary(grid.items)
-    tee = _Tee(sink, summary)
+def _replicate(grid: Grid, cell: Cell, replication: int, sink: Sink, on_progress) -> dict[str, Any]:
+    """Run one replication of ``cell`` on the grid's engine and clock; return its summary row."""
+    stats = ReplicationStats(grid.items)
     arrivals, services = streams(grid.seed, cell, replication)
     start = time.perf_counter()
-    if grid.engine == "recurrence":
-        from bench.recurrence import run_recurrence
-
-        recorder = run_recurrence(scenario, arrivals, services, tee, on_progress)
-        t_end = recorder.t_end
-    else:
-        recorder = Recorder(tee, on_progress=on_progress)
-        coro = run_scenario(scenario, arrivals, services, recorder, grid.scale)
-        if grid.scale is None:
-            t_end = run_virtual(coro)
-        else:
-            with asyncio.Runner(loop_factory=loop_factory(grid.loop)) as real:
-                t_end = real.run(coro)
-        recorder.close(t_end)
+    run = engine(grid.engine)
+    done = run(grid.scenario(cell), arrivals, services, _Tee(sink, stats), on_progress=on_progress, scale=grid.scale,
+               loop_factory=grid.loop_factory)  # fmt: skip
+    t_end = done.t_end
     if t_end >= HORIZON:  # past the span a run may use (at the range's end, a timer was clamped)
         raise OverflowError(f"model time passed {HORIZON:.4g} s, half the virtual clock's range of int64 "
                             "nanoseconds; shorten the run or its delays")  # fmt: skip
-    lag_mean = getattr(recorder, "lag_mean", 0.0)
     return {
-        "n_put": recorder.n_put,
-        "n_got": recorder.n_got,
-        "n_done": recorder.n_done,
+        "n_put": done.n_put,
+        "n_got": done.n_got,
+        "n_done": done.n_done,
         "t_end": t_end,
-        "t_last_put": recorder.t_last_put,
-        "throughput": recorder.n_done / t_end if t_end > 0 else float("nan"),
-        "utilisation": recorder.busy / (cell.workers * t_end) if t_end > 0 else float("nan"),
-        **summary.finish(t_end),
-        "clock_lag_mean": lag_mean,
-        "clock_lag_max": getattr(recorder, "lag_max", 0.0),
-        **_status(recorder, cell, lag_mean),
+        "t_last_put": done.t_last_put,
+        "throughput": done.n_done / t_end if t_end > 0 else float("nan"),
+        "utilisation": done.busy / (cell.workers * t_end) if t_end > 0 else float("nan"),
+        **stats.finish(t_end),
+        "clock_lag_mean": done.lag_mean,
+        "clock_lag_max": done.lag_max,
+        **_status(done, cell),
         "wall_seconds": time.perf_counter() - start,
     }
 
 
-def _status(recorder: Any, cell: Cell, lag_mean: float) -> dict[str, Any]:
-    capped = recorder.capped  # a Recorder or a RecurrenceResult: both keep (time, depth) or None
+def _status(done: Replication, cell: Cell) -> dict[str, Any]:
+    """``ok``, ``capped`` or ``lagged``, with the reason (see the output contract)."""
+    capped, lag_mean = done.capped, done.lag_mean
     if capped is not None:
         t, depth = capped
         return {"status": "capped",

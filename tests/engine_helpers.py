@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import numpy as np
 
+from bench.asyncio_engine import run_asyncio as engine_run_asyncio
 from bench.grid import Cell, streams
-from bench.loop import VirtualEventLoop
-from bench.recorder import BATCH, Recorder
-from bench.scenario import Scenario, run_scenario
+from bench.recorder import BATCH
+from bench.replication import Replication
+from bench.scenario import Scenario
 
 
 class Collect:
@@ -31,14 +31,12 @@ class Collect:
         return {k: np.concatenate([b[k] for b in batches]) for k in batches[0]} if batches else {}
 
 
-def run_asyncio(scenario: Scenario, cell: Cell, seed: int, sink: Any, *, loop_factory=VirtualEventLoop,
-                batch: int = BATCH, log=None) -> tuple[Recorder, float]:  # fmt: skip
-    """Run replication 0 of ``scenario`` on a loop from ``loop_factory``, recording into ``sink``
-    (through the row log ``log``, the recorder's default if None); return the (closed) recorder
-    and the end time."""
-    recorder = Recorder(sink, batch=batch, log=log)
+def run_asyncio(scenario: Scenario, cell: Cell, seed: int, sink: Any, *, loop_factory=None, batch: int = BATCH,
+                accelerated: bool = True) -> tuple[Replication, float]:  # fmt: skip
+    """Run replication 0 of ``scenario`` through the asyncio engine's entry point, on a loop from
+    ``loop_factory`` (the engine's default if None), recording into ``sink``; return what it did
+    and its end time."""
     arrivals, services = streams(seed, cell, 0)
-    with asyncio.Runner(loop_factory=loop_factory) as runner:
-        t_end = runner.run(run_scenario(scenario, arrivals, services, recorder))
-    recorder.close(t_end)
-    return recorder, t_end
+    done = engine_run_asyncio(scenario, arrivals, services, sink, batch=batch, loop_factory=loop_factory,
+                              accelerated=accelerated)  # fmt: skip
+    return done, done.t_end

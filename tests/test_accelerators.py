@@ -97,9 +97,10 @@ def test_the_python_row_log_records_the_same_rows():
     cell = Cell(0, workers, parse(arrival), parse(service), maxsize)
     scenario = Scenario(workers, cell.arrival, cell.service, maxsize, items, None)
     tables = []
-    for log in (recorder.Log, recorder.PyLog):
+    for accelerated in (True, False):  # the same loop, the C row log or the Python one
         keep = Collect()
-        rec, t_end = run_asyncio(scenario, cell, 3, keep, batch=101, log=log)
+        rec, t_end = run_asyncio(scenario, cell, 3, keep, batch=101, loop_factory=loop.VirtualEventLoop,
+                                 accelerated=accelerated)  # fmt: skip
         tables.append((t_end, rec.busy, {kind: keep.table(kind) for kind in ("items", "depth")}))
     (t_c, busy_c, c), (t_py, busy_py, py) = tables
     assert recorder.Log is not recorder.PyLog and (t_py, busy_py) == (t_c, busy_c)

@@ -206,7 +206,9 @@ OTHER_TABLE = [
     ("fidelity-loop-repeated", ["fidelity", "--loops", "asyncio,asyncio"], "--loops repeats a value"),
     ("perf-processes-huge", ["perf", "-p", "100000"], "--processes must be in 1..100"),
     ("perf-values-huge", ["perf", "-n", "100000"], "--values must be in 1..1000"),
-    ("perf-warmups-negative", ["perf", "-w", "-1"], "--warmups must be in 0..100"),
+    ("perf-warmups-negative", ["perf", "-w", "-1"], "-w/--warmups"),
+    ("perf-warmups-huge", ["perf", "-w", "1000"], "--warmups must be in 0..100"),
+    ("perf-unknown-option", ["perf", "--colour"], "unrecognized arguments: --colour"),
     ("perf-output-nowhere", ["perf", "-o", "/nonexistent/folder/x.json"], "its folder does not exist"),
 ]
 

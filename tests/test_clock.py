@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from bench.clock import parse_clock
+from bench.grid import parse_clock
 from bench.loop import Deadlock, VirtualEventLoop, run_virtual
 
 

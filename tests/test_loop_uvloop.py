@@ -32,7 +32,7 @@ def test_loop_flag_is_refused_on_the_virtual_clock(tmp_path, capsys):
 
 
 def test_fidelity_study_writes_table_and_chart(tmp_path):
-    from bench.fidelity import fidelity_study
+    from bench.studies.fidelity import fidelity_study
 
     paths = fidelity_study(tmp_path, items=20, scales=[1e-4], loops=["asyncio"], budget=0.05)
     assert {p.name for p in paths} == {"fidelity.csv", "fidelity.png", "fidelity.svg"}

@@ -1,4 +1,4 @@
-"""The perf suite's pieces run (no timing is asserted: benchmarks live in bench/perf.py)."""
+"""The perf suite's pieces run (no timing is asserted: benchmarks live in bench/studies/perf.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from bench import perf
+from bench.studies import perf
 
 
 @pytest.mark.parametrize("engine", ["asyncio", "asyncio-py", "asyncio-ref", "recurrence", "simpy-store", "simpy-resource", "ciw"])

@@ -12,11 +12,11 @@ from bench.grid import Cell, streams
 from bench.recurrence import run_recurrence
 from bench.runner import _Tee
 from bench.scenario import Scenario
-from bench.summary import Summary
+from bench.replication_stats import ReplicationStats
 
 
 def _asyncio(scenario, cell, seed):
-    collect, summary = Collect(), Summary(scenario.items)
+    collect, summary = Collect(), ReplicationStats(scenario.items)
     recorder, t_end = run_asyncio(scenario, cell, seed, _Tee(collect, summary), batch=997)
     stats = {"n_put": recorder.n_put, "n_got": recorder.n_got, "n_done": recorder.n_done, "t_end": t_end,
              "t_last_put": recorder.t_last_put, "busy": recorder.busy, "capped": recorder.capped,
@@ -25,7 +25,7 @@ def _asyncio(scenario, cell, seed):
 
 
 def _recurrence(scenario, cell, seed, replication=0, batch=1009):
-    collect, summary = Collect(), Summary(scenario.items)
+    collect, summary = Collect(), ReplicationStats(scenario.items)
     arrivals, services = streams(seed, cell, replication)
     r = run_recurrence(scenario, arrivals, services, _Tee(collect, summary), batch=batch)
     stats = {"n_put": r.n_put, "n_got": r.n_got, "n_done": r.n_done, "t_end": r.t_end,

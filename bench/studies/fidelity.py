@@ -17,18 +17,15 @@ whole study takes well under a minute.
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 
-from bench.clock import loop_factory
+from bench.asyncio_engine import run_asyncio
 from bench.distributions import parse
-from bench.grid import Cell, streams
-from bench.loop import run_virtual
-from bench.recorder import Recorder
-from bench.scenario import Scenario, run_scenario
+from bench.grid import Cell, GridError, loop_factory, streams
+from bench.scenario import Scenario
 
 __all__ = ["fidelity_study", "CELLS", "SCALES"]
 
@@ -52,16 +49,12 @@ class _Keep:
 
 
 def _sojourns(cell: Cell, n: int, seed: int, scale: float | None, loop: str) -> np.ndarray:
+    """The sojourn of every item of ``n``, in virtual time (``scale`` None) or scaled on ``loop``."""
     keep = _Keep()
-    recorder = Recorder(keep)
-    scenario = Scenario(cell.workers, cell.arrival, cell.service, 0, n, None)
+    scenario = Scenario(workers=cell.workers, arrival=cell.arrival, service=cell.service, items=n)
     arrivals, services = streams(seed, cell, 0)
-    if scale is None:
-        t_end = run_virtual(run_scenario(scenario, arrivals, services, recorder))
-    else:
-        with asyncio.Runner(loop_factory=loop_factory(loop)) as runner:
-            t_end = runner.run(run_scenario(scenario, arrivals, services, recorder, scale))
-    recorder.close(t_end)
+    run_asyncio(scenario, arrivals, services, keep, scale=scale,
+                loop_factory=None if scale is None else loop_factory(loop))  # fmt: skip
     return np.concatenate(keep.sojourn)
 
 
@@ -99,12 +92,12 @@ def fidelity_study(
         try:
             loop_factory(name)
             usable.append(name)
-        except ValueError as err:
+        except GridError as err:
             if log:
                 log(f"skipping {name}: {err}")
     rows = []
     for label, workers, arrival, service in CELLS:
-        cell = Cell(0, workers, parse(arrival), parse(service), 0)
+        cell = Cell(id=0, workers=workers, arrival=parse(arrival), service=parse(service), maxsize=0)
         exact = _sojourns(cell, items, seed, None, "virtual")
         for loop in usable:
             for scale in scales:
@@ -134,12 +127,10 @@ def fidelity_study(
 
 
 def _chart(table, out: Path) -> list[Path]:
-    import matplotlib
+    from matplotlib.figure import Figure  # no pyplot: no global backend or state is touched
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig = Figure(figsize=(11, 4.2))
+    axes = fig.subplots(1, 2)
     styles = {"asyncio": "-o", "uvloop": "--s"}
     for (cell, loop), part in table.groupby(["cell", "loop"], sort=False):
         part = part.sort_values("scale")
@@ -163,7 +154,6 @@ def _chart(table, out: Path) -> list[Path]:
     paths = [out / "fidelity.png", out / "fidelity.svg"]
     for path in paths:
         fig.savefig(path, dpi=120)
-    plt.close(fig)
     return paths
 
 

@@ -1,6 +1,6 @@
 """The pyperf suite: the engines against SimPy, Ciw (and looptime) on the same models, in items/s.
 
-Run it with ``make perf`` or ``qbench perf`` (``python -m bench.perf`` is the same; pyperf options
+Run it with ``make perf`` or ``qbench perf`` (``python -m bench.studies.perf`` is the same; pyperf options
 such as ``--fast``, ``--rigorous``, ``-p``/``-n``/``-w`` and ``-o FILE`` pass through). It writes one
 pyperf JSON file under ``results/perf/`` (comparable with ``python -m pyperf compare_to A.json
 B.json``) and prints a table of items/s and ratios.
@@ -12,7 +12,7 @@ table shows items/s = 1 / mean):
   ``seed`` (``const:1`` arrivals, ``uniform:0:5`` service, 2 workers) and the engines
   - ``asyncio``: bench/scenario.py on :class:`~bench.loop.VirtualEventLoop`, recording every item
     and depth change into a :class:`~bench.recorder.Recorder` whose sink is the streaming
-    :class:`~bench.summary.Summary` (parquet writing is left out: the peers do not write files);
+    :class:`~bench.replication_stats.ReplicationStats` (parquet writing is left out: the peers do not write files);
   - ``asyncio-py``: the same with the pure-Python fallback (:class:`~bench.loop.PyVirtualEventLoop`
     and the recorder's :class:`~bench.recorder.PyLog`), what runs where no C compiler was found at
     install time (mm2 only);
@@ -35,7 +35,10 @@ service times from ``results/perf/.cache/``; each worker process only loads them
 The defaults (2 processes x 3 values, 1 warm-up each; 200k items on mm2, the headline model,
 50k on the others, an eighth of that for Ciw) keep ``make perf`` to a few minutes; ``--quick``
 divides every item count by 10 (a smoke run), ``--rigorous`` gives pyperf's tighter settings.
-``--rss`` instead measures the peak RSS of a 500k-item and a 5M-item cell (see :func:`rss_study`).
+``--rss`` instead measures the peak RSS of a 500k-item and a 5M-item cell (:mod:`bench.studies.rss`).
+
+Every engine runs through its entry point (:func:`bench.replication.engine`); the options are
+parsed once, by pyperf's own parser with this suite's ``--quick`` and ``--rss`` added.
 """
 
 from __future__ import annotations
@@ -44,7 +47,6 @@ import asyncio
 import datetime as _dt
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -52,7 +54,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["MODELS", "main", "rss_study", "items_per_second"]
+from bench.errors import InputError
+
+__all__ = ["MODELS", "PerfError", "main", "items_per_second", "ratio_table"]
 
 #: model name -> (workers, arrival spec, service spec, items)
 MODELS: dict[str, tuple[int, str, str, int]] = {
@@ -82,47 +86,35 @@ def _cell(model: str):
 # -- the engines -----------------------------------------------------------------------------------
 
 
-def _run_asyncio(model: str, n: int, loop: str = "fast") -> float:
+def _run_engine(model: str, n: int, name: str, **options: Any) -> float:
+    """One replication of ``model`` on engine ``name`` (its entry point, with ``options``), recording
+    every item and depth change into the streaming statistics; return its wall time."""
     from bench.grid import streams
-    from bench.loop import PyVirtualEventLoop, ReferenceVirtualEventLoop, VirtualEventLoop
-    from bench.recorder import PyLog, Recorder
-    from bench.scenario import Scenario, run_scenario
-    from bench.summary import Summary
-
-    cell = _cell(model)
-    scenario = Scenario(cell.workers, cell.arrival, cell.service, 0, n, None)
-    factory = {"fast": VirtualEventLoop, "py": PyVirtualEventLoop, "ref": ReferenceVirtualEventLoop}.get(loop)
-    if loop == "looptime":
-        import looptime
-
-        def factory():  # asyncio's own loop on looptime's fake clock, no-op cycles off
-            return looptime.new_event_loop(start=0.0, noop_cycles=0)
-
-    start = time.perf_counter()
-    summary = Summary(n)
-    recorder = Recorder(summary, log=PyLog if loop == "py" else None)  # "py": with the Python row log too
-    arrivals, services = streams(_SEED, cell, 0)
-    with asyncio.Runner(loop_factory=factory) as runner:
-        t_end = runner.run(run_scenario(scenario, arrivals, services, recorder))
-    recorder.close(t_end)
-    summary.finish(t_end)
-    return time.perf_counter() - start
-
-
-def _run_recurrence(model: str, n: int) -> float:
-    from bench.grid import streams
-    from bench.recurrence import run_recurrence
+    from bench.replication import engine
+    from bench.replication_stats import ReplicationStats
     from bench.scenario import Scenario
-    from bench.summary import Summary
 
     cell = _cell(model)
-    scenario = Scenario(cell.workers, cell.arrival, cell.service, 0, n, None)
+    scenario = Scenario(workers=cell.workers, arrival=cell.arrival, service=cell.service, items=n)
     start = time.perf_counter()
-    summary = Summary(n)
+    stats = ReplicationStats(n)
     arrivals, services = streams(_SEED, cell, 0)
-    result = run_recurrence(scenario, arrivals, services, summary)
-    summary.finish(result.t_end)
+    done = engine(name)(scenario, arrivals, services, stats, **options)
+    stats.finish(done.t_end)
     return time.perf_counter() - start
+
+
+def _looptime_loop() -> asyncio.AbstractEventLoop:
+    """asyncio's own loop on looptime's fake clock, no-op cycles off."""
+    import looptime
+
+    return looptime.new_event_loop(start=0.0, noop_cycles=0)
+
+
+def _reference_loop() -> asyncio.AbstractEventLoop:
+    from bench.loop import ReferenceVirtualEventLoop
+
+    return ReferenceVirtualEventLoop()
 
 
 def _draws(model: str, n: int) -> tuple[list[float], list[float]]:
@@ -211,11 +203,11 @@ def _run_ciw(model: str, n: int) -> float:
 
 
 _RUNNERS = {
-    "asyncio": _run_asyncio,
-    "asyncio-py": lambda model, n: _run_asyncio(model, n, "py"),
-    "asyncio-ref": lambda model, n: _run_asyncio(model, n, "ref"),
-    "looptime": lambda model, n: _run_asyncio(model, n, "looptime"),
-    "recurrence": _run_recurrence,
+    "asyncio": lambda model, n: _run_engine(model, n, "asyncio"),
+    "asyncio-py": lambda model, n: _run_engine(model, n, "asyncio", accelerated=False),
+    "asyncio-ref": lambda model, n: _run_engine(model, n, "asyncio", loop_factory=_reference_loop),
+    "looptime": lambda model, n: _run_engine(model, n, "asyncio", loop_factory=_looptime_loop),
+    "recurrence": lambda model, n: _run_engine(model, n, "recurrence"),
     "simpy-store": _run_simpy_store,
     "simpy-resource": _run_simpy_resource,
     "ciw": _run_ciw,
@@ -329,43 +321,76 @@ def ratio_table(rates: dict[str, float]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the suite (or, with ``--rss``, the memory study); see the module docstring."""
+class PerfError(InputError):
+    """A perf option that cannot be used (one line, exit status 2)."""
+
+
+#: Bounds of the options: pyperf spawns --processes worker processes one after another.
+_BOUNDS = {"processes": (1, 100), "values": (1, 1000), "warmups": (0, 100)}
+_DEFAULTS = {"processes": 2, "values": 3}
+
+
+def _runner(argv: list[str]):
+    """A pyperf Runner holding this suite's options, with ``argv`` parsed (the only parse)."""
     import pyperf
 
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if "--rss" in argv:
-        argv.remove("--rss")
-        out = Path(argv[argv.index("--out") + 1]) if "--out" in argv else Path("results/perf")
-        print(json.dumps(rss_study(out), indent=2))
-        return 0
-    worker = "--worker" in argv
-    quick = "--quick" in argv
-    if not worker and not any(a in ("-o", "--output") or a.startswith("--output=") for a in argv):
-        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        Path("results/perf").mkdir(parents=True, exist_ok=True)
-        argv += ["-o", f"results/perf/perf-{stamp}{'-quick' if quick else ''}.json"]
-    if not worker and not any(a in ("-q", "--quiet", "-v", "--verbose") for a in argv):
-        argv.append("--quiet")  # pyperf's stability warnings would bury the table (pass -v to see them)
-    defaults = {} if any(a in argv for a in ("--rigorous", "--fast", "-p", "--processes")) else {"processes": 2, "values": 3}
-
-    def forward(cmd, args):
+    def forward(cmd, args):  # what pyperf's worker processes need of our options
         if args.quick:
             cmd.append("--quick")
 
-    runner = pyperf.Runner(
-        program_args=("-m", "bench.perf"), add_cmdline_args=forward, loops=1, warmups=1, **defaults
-    )
-    runner.argparser.add_argument("--quick", action="store_true", help="a tenth of the items (smoke run)")
-    runner.parse_args(argv)
+    explicit = any(a in argv for a in ("--rigorous", "--fast", "-p", "--processes"))
+    runner = pyperf.Runner(program_args=("-m", "bench.studies.perf"), add_cmdline_args=forward, loops=1, warmups=1,
+                           **({} if explicit else _DEFAULTS))  # fmt: skip
+    parser = runner.argparser
+    parser.prog = "qbench perf"
+    parser.add_argument("--quick", action="store_true", help="a tenth of the items (smoke run)")
+    parser.add_argument("--rss", action="store_true", help="measure peak RSS of a 500k- and a 5M-item cell instead")
+
+    def error(message: str):
+        raise PerfError(message)
+
+    parser.error = error
+    try:
+        args = runner.parse_args(argv)
+        for name, (low, high) in _BOUNDS.items():
+            value = getattr(args, name, None)
+            if value is not None and not low <= value <= high:
+                raise PerfError(f"--{name} must be in {low}..{high}, got {value}")
+        if args.output and not Path(args.output).resolve().parent.is_dir():
+            raise PerfError(f"--output {args.output!r}: its folder does not exist")
+    except PerfError:
+        pyperf.Runner._created.discard(id(pyperf.Runner))  # pyperf allows one Runner per process; this one never ran
+        raise
+    return runner
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the suite (or, with ``--rss``, the memory study); see the module docstring.
+
+    Raises:
+        PerfError: a bad option (``qbench perf`` prints it as one line).
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    runner = _runner(argv)
+    args = runner.args
+    if args.rss:
+        from bench.studies.rss import rss_study
+
+        print(json.dumps(rss_study(Path("results/perf")), indent=2))
+        return 0
+    if not args.worker and not args.output:
+        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        Path("results/perf").mkdir(parents=True, exist_ok=True)
+        args.output = f"results/perf/perf-{stamp}{'-quick' if args.quick else ''}.json"
+    if not args.worker and not (args.quiet or args.verbose):
+        args.quiet = True  # pyperf's stability warnings would bury the table (pass -v to see them)
     built = _accelerators()
     built_names = ", ".join(name for name, ok in built.items() if ok) or "none"
-
-    plan = _plan(quick)
-    if not worker:
+    plan = _plan(args.quick)
+    if not args.worker:
         _prepare(plan)
         missing = ", ".join(name for name, ok in built.items() if not ok)
-        print(f"qbench perf: {len(plan)} model benchmarks + raw queue throughput; output {runner.args.output}", flush=True)
+        print(f"qbench perf: {len(plan)} model benchmarks + raw queue throughput; output {args.output}", flush=True)
         print(f"qbench perf: C speed-ups built: {built_names}"
               + (f"; NOT built (no C compiler?), pure Python instead: {missing}" if missing else ""), flush=True)  # fmt: skip
     results = {}
@@ -375,6 +400,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         bench = runner.bench_time_func(name, _time_func, engine, model, n, inner_loops=n, metadata=metadata)
         if bench is not None:
             results[name] = items_per_second(bench)
+    results.update(_queue_benchmarks(runner, args.quick))
+    if not args.worker and results:
+        table = ratio_table(results)
+        print()
+        print(table)
+        Path(args.output).with_suffix(".txt").write_text(table + "\n")
+    return 0
+
+
+def _queue_benchmarks(runner: Any, quick: bool) -> dict[str, float]:
+    """Raw asyncio.Queue throughput, 1 and 4 consumers, on asyncio's loop and on uvloop."""
     loops = [("asyncio", None)]
     try:
         import uvloop
@@ -383,68 +419,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ImportError:
         pass
     n = _QUEUE_ITEMS // (10 if quick else 1)
+    results = {}
     for loop_name, factory in loops:
         for consumers in (1, 4):
             name = f"queue/{loop_name}/{consumers}c"
-            kwargs = {"inner_loops": n}
+            kwargs: dict[str, Any] = {"inner_loops": n}
             if factory is not None:
                 kwargs["loop_factory"] = factory
             bench = runner.bench_async_func(name, _queue_throughput, n, consumers, **kwargs)
             if bench is not None:
                 results[name] = items_per_second(bench)
-    if not worker and results:
-        table = ratio_table(results)
-        print()
-        print(table)
-        out = Path(runner.args.output)
-        out.with_suffix(".txt").write_text(table + "\n")
-    return 0
-
-
-# -- bounded memory ------------------------------------------------------------------------------------
-
-_RSS_CHILD = """
-import json, resource, sys, tempfile, time
-from pathlib import Path
-from bench.grid import make_grid
-from bench.runner import run_cell
-engine, items = sys.argv[1], int(sys.argv[2])
-grid = make_grid({"workers": [1], "arrival": "exp:1.25", "service": "exp:1", "items": items, "seed": 1})
-import dataclasses
-grid = dataclasses.replace(grid, engine=engine)
-with tempfile.TemporaryDirectory() as tmp:
-    run = Path(tmp)
-    for sub in ("items", "depth", "parts"):
-        (run / sub).mkdir()
-    start = time.perf_counter()
-    rows = run_cell(run, grid, grid.cells()[0])
-    wall = time.perf_counter() - start
-    size = sum(p.stat().st_size for p in run.rglob("*.parquet"))
-print(json.dumps({"engine": engine, "items": items, "status": rows[0]["status"], "wall_seconds": round(wall, 2),
-                  "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-                  "parquet_mb": round(size / 2**20, 1)}))
-"""
-
-
-def rss_study(out: Path | None = None, engines: Sequence[str] = ("recurrence", "asyncio"), sizes: Sequence[int] = (500_000, 5_000_000)) -> list[dict]:
-    """Peak RSS of one stable cell (M/M/1, ρ = 0.8, written to parquet) at 500k and 5M items.
-
-    Each measurement runs in a fresh process (``ru_maxrss`` of that process), through
-    :func:`bench.runner.run_cell`, so it includes the store. Results go to ``out/rss.json``.
-    """
-    rows = []
-    for engine in engines:
-        for items in sizes:
-            done = subprocess.run([sys.executable, "-c", _RSS_CHILD, engine, str(items)], capture_output=True, text=True, check=True)
-            rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
-            print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
-    for engine in engines:
-        small, large = (next(r for r in rows if r["engine"] == engine and r["items"] == n) for n in sizes)
-        rows.append({"engine": engine, "ratio_large_to_small": round(large["peak_rss_mb"] / small["peak_rss_mb"], 3)})
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "rss.json").write_text(json.dumps(rows, indent=2) + "\n")
-    return rows
+    return results
 
 
 if __name__ == "__main__":

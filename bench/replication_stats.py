@@ -1,6 +1,6 @@
-"""Streaming summary statistics of one replication, in bounded memory.
+"""Streaming statistics of one replication, in bounded memory.
 
-:class:`Summary` is a :class:`~bench.recorder.Sink`: it sees every batch of items and depth changes
+:class:`ReplicationStats` is a :class:`~bench.recorder.Sink`: it sees every batch of items and depth changes
 once and keeps only running sums, a log-histogram per latency and the integrals of the queue-size
 step function. From those it gives the per-replication row of ``cells.parquet``.
 """
@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-__all__ = ["LogHistogram", "Summary"]
+__all__ = ["LogHistogram", "ReplicationStats"]
 
 
 class LogHistogram:
@@ -145,7 +145,7 @@ def _slope(area: float, moment: float, length: float) -> float:
     return (moment - length / 2 * area) / (length**3 / 12)
 
 
-class Summary:
+class ReplicationStats:
     """Per-replication statistics, fed batch by batch.
 
     Args:
