@@ -1,6 +1,6 @@
 """Where cells run: in this process, in local worker processes, or as tasks on a Dask cluster.
 
-Every executor runs a function ``task(run, grid, cell, progress) -> rows`` for each cell and calls
+Every executor runs a function ``task(folder, grid, cell, progress) -> rows`` for each cell and calls
 ``finished(cell, rows)`` in the parent as each completes, in completion order (``rows`` is the
 exception instead when the worker running the cell died). Cells write their own
 files into the run folder (atomically), so an executor only moves work and summary rows, never data.
@@ -43,10 +43,10 @@ class SerialExecutor:
     def __exit__(self, *exc: Any) -> None:
         return None
 
-    def run(self, task: Task, run, grid, cells: list, finished: Finished, progress: Progress) -> None:
+    def run_cells(self, task: Task, folder, grid, cells: list, finished: Finished, progress: Progress) -> None:
         """Run ``task`` for every cell, reporting each as it finishes."""
         for cell in cells:
-            finished(cell, task(run, grid, cell, progress))
+            finished(cell, task(folder, grid, cell, progress))
 
 
 def _outcome(future) -> list | BaseException:
@@ -72,8 +72,8 @@ def _report(n: int) -> None:
     _progress_queue.put(n)
 
 
-def _in_worker(task: Task, run, grid, cell) -> list:
-    return task(run, grid, cell, _report if _progress_queue is not None else None)
+def _in_worker(task: Task, folder, grid, cell) -> list:
+    return task(folder, grid, cell, _report if _progress_queue is not None else None)
 
 
 def _drain(progress_queue, progress: Progress) -> None:
@@ -108,22 +108,22 @@ class ProcessExecutor:
     def __exit__(self, *exc: Any) -> None:
         return None
 
-    def run(self, task: Task, run, grid, cells: list, finished: Finished, progress: Progress) -> None:
+    def run_cells(self, task: Task, folder, grid, cells: list, finished: Finished, progress: Progress) -> None:
         """Run ``task`` for every cell in worker processes; on any exception kill them and re-raise."""
         strikes: dict[Any, int] = {}
         todo = list(cells)
         while todo:
             shared = [c for c in todo if strikes.get(c.id, 0) < 2]
             alone = [c for c in todo if strikes.get(c.id, 0) >= 2]
-            todo = self._pool(task, run, grid, shared, finished, progress, self._jobs) if shared else []
+            todo = self._pool(task, folder, grid, shared, finished, progress, self._jobs) if shared else []
             for cell in todo:
                 strikes[cell.id] = strikes.get(cell.id, 0) + 1
             for cell in alone:
-                if self._pool(task, run, grid, [cell], finished, progress, 1):
+                if self._pool(task, folder, grid, [cell], finished, progress, 1):
                     finished(cell, WorkerDied("the worker process running this cell died (killed, out of memory or crashed)"))
 
     @staticmethod
-    def _pool(task: Task, run, grid, cells: list, finished: Finished, progress: Progress, jobs: int) -> list:
+    def _pool(task: Task, folder, grid, cells: list, finished: Finished, progress: Progress, jobs: int) -> list:
         """Run ``cells`` in a new pool of ``jobs`` processes; return those lost to a broken pool."""
         context = multiprocessing.get_context("spawn")
         progress_queue = context.Queue()
@@ -132,7 +132,7 @@ class ProcessExecutor:
         lost = []
         try:
             for cell in cells:
-                pending[pool.submit(_in_worker, task, run, grid, cell)] = cell
+                pending[pool.submit(_in_worker, task, folder, grid, cell)] = cell
             while pending:
                 ready, _ = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
                 _drain(progress_queue, progress)
@@ -201,7 +201,7 @@ class DaskExecutor:
                     pass
         self._client = self._cluster = None
 
-    def run(self, task: Task, run, grid, cells: list, finished: Finished, progress: Progress) -> None:
+    def run_cells(self, task: Task, folder, grid, cells: list, finished: Finished, progress: Progress) -> None:
         """Submit one task per cell and report each as it completes; cancel the rest on any exception.
 
         Workers report finished items as events on a topic of this run, which feed ``progress``.
@@ -209,12 +209,12 @@ class DaskExecutor:
         from distributed import as_completed
 
         client = self._client
-        topic = f"qbench-items-{run.name}-{id(self)}-{time.monotonic_ns()}"
+        topic = f"qbench-items-{folder.name}-{id(self)}-{time.monotonic_ns()}"
         if progress is not None:
             client.subscribe_topic(topic, lambda event: progress(event[1]))
         futures = {
-            client.submit(_on_dask_worker, task, run, grid, cell, topic if progress is not None else None,
-                          key=f"qbench-{run.name}-cell-{cell.id}-{id(self)}", pure=False): cell
+            client.submit(_on_dask_worker, task, folder, grid, cell, topic if progress is not None else None,
+                          key=f"qbench-{folder.name}-cell-{cell.id}-{id(self)}", pure=False): cell
             for cell in cells
         }  # fmt: skip
         try:
@@ -228,14 +228,14 @@ class DaskExecutor:
                 client.unsubscribe_topic(topic)
 
 
-def _on_dask_worker(task: Task, run, grid, cell, topic: str | None) -> list:
+def _on_dask_worker(task: Task, folder, grid, cell, topic: str | None) -> list:
     """Run ``task`` on a Dask worker, logging finished items as events on ``topic`` (if any)."""
     if topic is None:
-        return task(run, grid, cell, None)
+        return task(folder, grid, cell, None)
     from distributed import get_worker
 
     worker = get_worker()
-    return task(run, grid, cell, lambda n: worker.log_event(topic, int(n)))
+    return task(folder, grid, cell, lambda n: worker.log_event(topic, int(n)))
 
 
 def make_executor(kind: str, jobs: int, scheduler: str | None = None):

@@ -92,23 +92,23 @@ def _seconds(ns: np.ndarray) -> np.ndarray:
 class _Engine:
     def __init__(self, scenario: Scenario, arrivals: Stream, services: Stream, sink: Any, on_progress, batch: int,
                  accelerated: bool) -> None:  # fmt: skip
-        self.sc = scenario
+        self.scenario = scenario
         self.arrivals = arrivals
         self.services = services
         self.sink = sink
         self.on_progress = on_progress
         self.batch = batch
-        self.c = scenario.workers
-        self.m = scenario.maxsize
+        self.workers = scenario.workers
+        self.maxsize = scenario.maxsize
         self.limit = None if scenario.duration is None else round(scenario.duration * _NS)  # events < limit
         self.items = scenario.items
         self.next_item = 0
         self.next_arrive = 0  # ns
         self.prev_done = 0  # c == 1 unbounded: t_done of the previous item
-        self.heap = list(range(self.c))  # encoded free times: free_ns * c + worker
-        self.ring = [0] * self.m  # bounded: t_get (ns) * c of the last m items, by item % m
-        self.free_ns = np.zeros(self.c, dtype=np.int64)  # the same two in plain ns, for the C loops
-        self.ring_ns = np.zeros(self.m, dtype=np.int64)
+        self.heap = list(range(self.workers))  # encoded free times: free_ns * c + worker
+        self.ring = [0] * self.maxsize  # bounded: t_get (ns) * c of the last m items, by item % m
+        self.free_ns = np.zeros(self.workers, dtype=np.int64)  # the same two in plain ns, for the C loops
+        self.ring_ns = np.zeros(self.maxsize, dtype=np.int64)
         self.pending_t = np.empty(0, dtype=np.int64)  # gets not yet emitted as depth events
         self.pending_i = np.empty(0, dtype=np.int64)
         self.depth = 0
@@ -125,7 +125,7 @@ class _Engine:
 
     # -- one chunk of items ------------------------------------------------------------------------
 
-    def run(self) -> Replication:
+    def compute(self) -> Replication:
         while not self.done:
             n = self.batch
             if self.items is not None:
@@ -141,7 +141,7 @@ class _Engine:
         elif self.limit is None:
             r.t_end = self.t_end_ns / _NS
         else:
-            r.t_end = float(self.sc.duration)
+            r.t_end = float(self.scenario.duration)
         return r
 
     def chunk(self, n: int) -> None:
@@ -150,7 +150,7 @@ class _Engine:
         n_arr = n - 1 if last_chunk else n
         a, s = self._draw(n, n_arr)
         a, s, n, n_arr, beyond = self._fit(a, s, n, n_arr)
-        if self.m == 0:
+        if self.maxsize == 0:
             t_arrive = np.empty(n, dtype=np.int64)
             t_arrive[0] = self.next_arrive
             np.cumsum(a[: n - 1], out=t_arrive[1:])
@@ -162,7 +162,7 @@ class _Engine:
                 if cut < n:
                     n, t_arrive, s, self.done = cut, t_arrive[:cut], s[:cut], True
             t_put = t_arrive
-            if self.c == 1:
+            if self.workers == 1:
                 t_get, worker = self._lindley(t_put, s)
             else:
                 t_get, worker = self._heap(t_put, s)
@@ -193,7 +193,7 @@ class _Engine:
         Raises:
             OverflowError: an ``items`` run whose times could pass the clock's range.
         """
-        c = self.c
+        c = self.workers
         if self.limit is not None:
             np.minimum(s, self.limit, out=s)  # a service ending past the limit ends past it either way
         start = max(self.next_arrive, self.latest)
@@ -218,7 +218,7 @@ class _Engine:
     def _clamp_state(self) -> None:
         """In a duration run, a worker free (or an item taken) after the limit is the same as one
         free at the limit: nothing after it is observed. Clamping keeps the state's times in range."""
-        limit, c = self.limit, self.c
+        limit, c = self.limit, self.workers
         if self.latest <= limit:
             return
         self.latest = limit
@@ -297,7 +297,7 @@ class _Engine:
         return enc ^ sign, -sign
 
     def _heap(self, t_put: np.ndarray, s: np.ndarray):
-        c = self.c
+        c = self.workers
         if self.in_c:
             return self._assign(t_put, s)
         if c == 2:
@@ -321,7 +321,7 @@ class _Engine:
     def _bounded(self, a: np.ndarray, s: np.ndarray, n: int):
         if self.in_c:
             return self._bounded_c(a, s, n)
-        c, m = self.c, self.m
+        c, m = self.workers, self.maxsize
         heap, ring = self.heap, self.ring
         replace = heapq.heapreplace
         limit = None if self.limit is None else self.limit * c
@@ -537,7 +537,7 @@ def run_recurrence(
     """
     if scale is not None or loop_factory is not None:
         raise ValueError("the recurrence engine computes in virtual time: it takes no scale or event loop")
-    return _Engine(scenario, arrivals, services, sink, on_progress, batch, accelerated).run()
+    return _Engine(scenario, arrivals, services, sink, on_progress, batch, accelerated).compute()
 
 
 

@@ -135,7 +135,7 @@ def run_cell(run: Path, grid: Grid, cell: Cell, on_progress: Callable[[int], Non
     rows = []
     try:
         for replication in range(grid.replications):
-            writer.replication(replication)
+            writer.start_replication(replication)
             stats = _replicate(grid, cell, replication, writer, on_progress)
             rows.append({**_row_params(grid, cell, replication), **stats})
         writer.commit()
@@ -286,7 +286,7 @@ def run_grid(
     if owned:
         executor = make_executor("local", jobs).__enter__()
     try:
-        executor.run(run_cell, run, grid, todo, finished, bar_items.update)
+        executor.run_cells(run_cell, run, grid, todo, finished, bar_items.update)
     except KeyboardInterrupt:
         interrupted = True
     finally:

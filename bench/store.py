@@ -121,7 +121,7 @@ class CellWriter:
         run: the results folder.
         cell: the cell id.
 
-    Use :meth:`replication` to set the replication of the batches that follow, and :meth:`commit`
+    Use :meth:`start_replication` to set the replication of the batches that follow, and :meth:`commit`
     once the cell is complete: only then do the files appear under their final names.
     """
 
@@ -136,7 +136,7 @@ class CellWriter:
             self._paths.append((tmp, final))
             self._writers[kind] = pq.ParquetWriter(tmp, schema, compression="zstd")
 
-    def replication(self, replication: int) -> None:
+    def start_replication(self, replication: int) -> None:
         """Tag the batches that follow with ``replication``."""
         self._replication = replication
 

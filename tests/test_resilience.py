@@ -193,7 +193,7 @@ def test_dask_workers_report_finished_items_to_the_progress_bar(tmp_path):
     create_run(run, grid)
     seen, finished = [], []
     with DaskExecutor(None, 2) as executor:
-        executor.run(run_cell, run, grid, grid.cells(), lambda cell, rows: finished.append(cell.id), seen.append)
+        executor.run_cells(run_cell, run, grid, grid.cells(), lambda cell, rows: finished.append(cell.id), seen.append)
         deadline = time.monotonic() + 30  # events travel worker -> scheduler -> client on their own
         while sum(seen) < 2 * 2 * 3000 and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -221,7 +221,7 @@ def test_a_worker_process_that_dies_costs_only_its_own_cell(tmp_path):
     runner.create_run(run, grid)
     outcomes = {}
     with ProcessExecutor(2) as executor:
-        executor.run(crash_on_one_cell, run, grid, grid.cells(), lambda cell, rows: outcomes.update({cell.id: rows}),
+        executor.run_cells(crash_on_one_cell, run, grid, grid.cells(), lambda cell, rows: outcomes.update({cell.id: rows}),
                      lambda n: None)
     assert sorted(outcomes) == [0, 1, 2, 3, 4]
     assert isinstance(outcomes[CRASH_CELL], WorkerDied)
