@@ -222,8 +222,8 @@ def compare_runs(a: str, b: str, *, metrics: list[str] | None = None) -> Compare
 
 
 def _replications(run: Run, cell: int) -> pd.DataFrame:
-    """The ``ok`` replication rows of one cell, in replication order."""
-    rows = run.ok_cells()
+    """The replication rows of one cell that hold data, in replication order."""
+    rows = run.data_cells()
     return rows.loc[rows["cell"] == cell].sort_values("replication")
 
 

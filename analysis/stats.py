@@ -27,7 +27,7 @@ import pandas as pd
 
 from analysis.backlog import Growth, growth
 from analysis.estimate import Estimate, mean_ci
-from analysis.load import Run, ok_rows, read_items
+from analysis.load import Run, data_rows, read_items
 from analysis.theory import fluid_slope
 from analysis.warmup import truncate_ensemble
 
@@ -91,7 +91,7 @@ class CellStats:
         growth: backlog growth and verdict.
         little: Little's law check.
         censored: items still queued at the end of a replication (``n_put - n_got``).
-        replications: replications with status ``ok``.
+        replications: replications with data (status ``ok``, ``capped`` or ``lagged``).
         failed: replications that failed.
     """
 
@@ -124,7 +124,7 @@ def little(rows: pd.DataFrame, overloaded: bool) -> Little:
     """Little's law check from a cell's replication rows (see the module docstring).
 
     Args:
-        rows: the cell's ``cells.parquet`` rows with status ``ok``.
+        rows: the cell's ``cells.parquet`` rows that hold data.
         overloaded: the cell's backlog verdict is *overloaded* (then the check is ``n/a``).
     """
     length = rows["depth_mean"].to_numpy(dtype=float)
@@ -149,7 +149,7 @@ def cell_stats(run: Run, cell: int) -> CellStats:
     """
     params = run.params.loc[cell].to_dict()
     every = run.cells[run.cells["cell"] == cell]
-    rows = ok_rows(every)
+    rows = data_rows(every)
     metrics = {m: mean_ci(rows[m].to_numpy(dtype=float)) for m in METRICS if m in rows}
     grow = growth(rows["backlog_slope"].to_numpy(dtype=float), 1.0 / float(params["arrival_mean"]))
     censored = mean_ci((rows["n_put"] - rows["n_got"]).to_numpy(dtype=float))
