@@ -108,8 +108,9 @@ def open_run(path: str | Path) -> Run:
     manifest = _read_manifest(folder)
     cells = _read_cells(folder)
     if cells is None and manifest:
-        raise ResultsError(f"{str(folder)!r} has no finished cells yet (run status: {manifest.get('status', 'unknown')});"
-                           f" finish it with: qbench run --resume {folder}")  # fmt: skip
+        status = manifest.get("status", "unknown")
+        raise ResultsError(f"{str(folder)!r} has no finished cells yet (run status: {status}); "
+                           f"finish it with: qbench run --resume {folder}")  # fmt: skip
     if cells is None:
         raise ResultsError(f"{str(folder)!r} is not a results folder (no cells.parquet or parts/)")
     params = _parameters(cells)

@@ -14,7 +14,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from analysis.agreement import Agreement, compare_theory
-from analysis.backlog import DEPTH_TARGET, PRACTICAL
+from analysis.backlog import DEPTH_TARGET, LAG_FRACTION, PRACTICAL
 from analysis.load import Run, open_run
 from analysis.plots import CHARTS, plot_backlog, plot_cdf, plot_heatmap, plot_latency, plot_theory
 from analysis.stats import LITTLE_TOLERANCE, CellStats, summarize
@@ -25,10 +25,24 @@ __all__ = ["METHOD", "write_report"]
 
 #: The statement of method printed at the end of every report.
 METHOD = [
-    "Every figure is a mean over independent replications with a 95% Student t interval (shown as ± half-width).",
-    f"Verdict: with slope interval [low, high] and delta = {PRACTICAL:.0%} of the arrival rate, *overloaded* iff "
-    "low > 0 and the mean slope >= delta; *stable* iff high < delta; otherwise *inconclusive*. "
-    f"Overloaded cells show the time to reach a depth of {DEPTH_TARGET:,} from empty at the measured rate.",
+    "Every figure is a mean over independent replications with a 95% Student t interval (shown as ± half-width). "
+    "Replications with data are those with status ok, capped (stopped at max_backlog; figures cover [0, t_end]) "
+    "or lagged; failed ones have none.",
+    f"Verdict, first rule that applies (delta = {PRACTICAL:.0%} of the offered arrival rate 1/arrival_mean): "
+    "*failed* when no replication has data; *unreliable* when a replication is lagged (a scaled or real clock fell "
+    f"behind real time: mean timer lag above {LAG_FRACTION:.0%} of min(arrival_mean, service_mean)), never stable or "
+    "overloaded; *overloaded* when a replication was capped (its queue reached max_backlog), with the slope of the "
+    "data rows; *throttled* for a bounded queue (maxsize > 0) whose pusher was blocked in put for a material part of "
+    f"the arrival period: blocked_fraction's interval above 0 and its mean >= {PRACTICAL:.0%} (with one replication "
+    "or deterministic inputs, the measured fraction >= 1%), shown with the achieved against the offered arrival "
+    "rate; then the slope: with interval [low, high], *overloaded* iff low > 0 and the mean slope >= delta, "
+    "*stable* iff high < delta, otherwise *inconclusive*.",
+    "Inconclusive says why: one replication gives no interval (use --replications 2 or more); a zero-width "
+    "interval (every replication gave the same slope) decides nothing unless the inputs are deterministic "
+    "(arrival_cv = service_cv = 0: every replication is the same run, so the point value decides); a bounded "
+    f"queue that looks stable while its blocked fraction is not confidently below {PRACTICAL:.0%} may be stable only "
+    f"because the pusher was held back. Overloaded cells show the time to reach a depth of {DEPTH_TARGET:,} from "
+    "empty at the measured rate.",
     "Backlog slope: time-weighted least-squares slope of the queue-size step function over the arrival period. "
     "Items still queued at the end are in the depth, so they count in the verdict; wait and sojourn figures "
     "cover items that were taken or finished, so for overloaded cells they are lower bounds.",
@@ -37,7 +51,8 @@ METHOD = [
     f"Little's law: L (time-average number waiting) against lam W per replication; holds when the interval of "
     f"the gap contains 0 or the gap is under {LITTLE_TOLERANCE:.0%}; not checked for overloaded cells.",
     "Theory: exact formulas (M/M/c, M/G/1) are judged by the 99% interval (a table has many rows); approximations "
-    "(Allen-Cunneen, Kingman) and limits (fluid slope, utilisation) are shown for information.",
+    "(Allen-Cunneen, Kingman) and limits (fluid slope, utilisation) are shown for information. Every formula "
+    "assumes an unbounded queue, so bounded cells (maxsize > 0) get no theory row.",
 ]
 
 

@@ -12,7 +12,7 @@ from analysis.load import open_run
 from analysis.stats import CellStats, summarize
 from analysis.tables import Rows, to_text
 
-__all__ = ["summary_rows", "summary_table", "theory_rows"]
+__all__ = ["summary_rows", "summary_table", "theory_rows", "verdict_text"]
 
 
 def _num(value: float, digits: int = 3) -> str:
@@ -20,11 +20,23 @@ def _num(value: float, digits: int = 3) -> str:
     return "n/a" if value is None or math.isnan(value) else f"{value:.{digits}g}"
 
 
-def _verdict(s: CellStats) -> str:
-    """The verdict, with the time to a depth of 1,000 when overloaded."""
-    if s.growth.verdict != "overloaded":
-        return s.growth.verdict
-    return f"overloaded ({DEPTH_TARGET} deep at ~{s.growth.time_to_target.mean:,.0f} s)"
+def verdict_text(s: CellStats) -> str:
+    """The verdict with its reason, and with the time to a depth of 1,000 when overloaded.
+
+    Args:
+        s: the cell's statistics.
+    """
+    g = s.growth
+    if g.verdict != "overloaded" or g.time_to_target is None or not math.isfinite(g.time_to_target.mean):
+        return g.describe()
+    reach = f"{DEPTH_TARGET} deep at ~{g.time_to_target.mean:,.0f} s"
+    return f"overloaded ({reach}; {g.reason})" if g.reason else f"overloaded ({reach})"
+
+
+def _arrivals(s: CellStats) -> str:
+    """Achieved against offered arrival rate for a bounded queue, ``-`` for an unbounded one."""
+    held = s.growth.throttling
+    return "-" if held is None else f"{held.achieved.format()} of {held.offered:.3g}"
 
 
 def summary_rows(stats: list[CellStats], *, detail: bool = False) -> Rows:
@@ -38,9 +50,10 @@ def summary_rows(stats: list[CellStats], *, detail: bool = False) -> Rows:
     for s in stats:
         m = s.metrics
         row = {"cell": str(s.cell), "workers": str(s.params["workers"]), "arrival": str(s.params["arrival"]),
-               "service": str(s.params["service"]), "rho": _num(float(s.params["rho"])),
+               "service": str(s.params["service"]), "maxsize": str(s.params.get("maxsize", 0)),
+               "rho": _num(float(s.params["rho"])), "arrivals/s achieved of offered": _arrivals(s),
                "wait mean (s)": m["wait_mean"].format(), "p99 wait (s)": m["wait_p99"].format(),
-               "backlog slope (items/s)": s.growth.slope.format(), "verdict": _verdict(s)}  # fmt: skip
+               "backlog slope (items/s)": s.growth.slope.format(), "verdict": verdict_text(s)}  # fmt: skip
         if detail:
             row.update({"sojourn mean (s)": m["sojourn_mean"].format(), "p99 sojourn (s)": m["sojourn_p99"].format(),
                         "throughput (items/s)": m["throughput"].format(), "utilisation": m["utilisation"].format(),

@@ -56,7 +56,7 @@ def test_summary_table_has_one_line_per_cell(synthetic):
     table = summary_table(synthetic)
     lines = table.splitlines()
     assert len(lines) == 3 + 4 and "verdict" in lines[1] and "±" in table
-    assert re.search(r"^0\s+2\s+const:1\s+uniform:0:5\s+1\.25\b.*overloaded", lines[3])
+    assert re.search(r"^0\s+2\s+const:1\s+uniform:0:5\s+0\s+1\.25\s+-\s.*overloaded", lines[3])
 
 
 def test_selection_syntax(tmp_path):
