@@ -16,7 +16,9 @@ Only rows with data count (status ``ok``, ``capped`` or ``lagged``: :data:`analy
   against ``lam * W`` with ``lam = n_put / t_end`` and ``W = wait_mean``, paired per replication.
   It holds when the interval of ``L - lam W`` contains 0 or the relative gap is under
   :data:`LITTLE_TOLERANCE` (finite-horizon edge effects are ``O(1/t_end)``); it is not checked
-  for overloaded cells, which have no steady state.
+  for overloaded cells, which have no steady state;
+* **input checks** (:mod:`analysis.inputs`): the measured mean inter-arrival and service times
+  against their specs' means, which warn when a heavy tail kept the sample far from the spec.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import pandas as pd
 
 from analysis.backlog import Growth, verdict
 from analysis.estimate import Estimate, mean_ci
+from analysis.inputs import InputCheck, input_checks
 from analysis.load import Run, data_rows, read_items
 from analysis.theory import fluid_slope
 from analysis.warmup import truncate_ensemble
@@ -95,6 +98,7 @@ class CellStats:
         censored: items still queued at the end of a replication (``n_put - n_got``).
         replications: replications with data (status ``ok``, ``capped`` or ``lagged``).
         failed: replications that failed.
+        inputs: the measured input means against their specs (:mod:`analysis.inputs`).
         error: the first error of a failed replication, or None.
     """
 
@@ -106,7 +110,13 @@ class CellStats:
     censored: Estimate
     replications: int
     failed: int
+    inputs: list[InputCheck] = field(default_factory=list, repr=False)
     error: str | None = None
+
+    @property
+    def warnings(self) -> list[InputCheck]:
+        """The input checks that failed: the spec's mean outside the measured mean's interval."""
+        return [check for check in self.inputs if not check.ok]
 
     @property
     def arrival_rate(self) -> float:
@@ -162,7 +172,8 @@ def cell_stats(run: Run, cell: int) -> CellStats:
     check = little(rows, grow.verdict == "overloaded")
     failed = every[every["status"] == "failed"]
     error = str(failed["error"].dropna().iloc[0]) if failed["error"].notna().any() else None
-    return CellStats(int(cell), params, metrics, grow, check, censored, len(rows), len(failed), error=error)
+    return CellStats(int(cell), params, metrics, grow, check, censored, len(rows), len(failed),
+                     input_checks(int(cell), rows, params), error)  # fmt: skip
 
 
 def summarize(run: Run) -> list[CellStats]:

@@ -1,4 +1,8 @@
-"""The per-cell summary table: what ``make bench`` prints at the end of a run and the report shows."""
+"""The per-cell summary table: what ``make bench`` prints at the end of a run and the report shows.
+
+Input checks that failed (:mod:`analysis.inputs`) are listed as warnings (:func:`warning_lines`)
+after the table.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ from analysis.load import open_run
 from analysis.stats import CellStats, summarize
 from analysis.tables import Rows, to_text
 
-__all__ = ["summary_rows", "summary_table", "theory_rows", "verdict_text"]
+__all__ = ["summary_rows", "summary_table", "theory_rows", "verdict_text", "warning_lines"]
 
 
 def _num(value: float, digits: int = 3) -> str:
@@ -64,6 +68,15 @@ def summary_rows(stats: list[CellStats], *, detail: bool = False) -> Rows:
     return rows
 
 
+def warning_lines(stats: list[CellStats]) -> list[str]:
+    """One line per input check that failed (a measured mean outside its interval of the spec's mean).
+
+    Args:
+        stats: per-cell statistics.
+    """
+    return [check.warning() for s in stats for check in s.warnings]
+
+
 def theory_rows(rows: list[Agreement], stats: list[CellStats]) -> Rows:
     """Formatted theory-versus-measurement rows.
 
@@ -96,7 +109,8 @@ def _relative(value: float) -> str:
 
 
 def summary_table(run: Path) -> str:
-    """A compact plain-text table, one line per cell, of a results folder.
+    """A compact plain-text table, one line per cell, of a results folder; then the warnings of the
+    input checks, one line each.
 
     Args:
         run: the results folder.
@@ -105,4 +119,9 @@ def summary_table(run: Path) -> str:
         analysis.load.ResultsError: not a readable results folder.
     """
     opened = open_run(run)
-    return f"{opened.name}: {len(opened.params)} cells\n" + to_text(summary_rows(summarize(opened)))
+    stats = summarize(opened)
+    parts = [f"{opened.name}: {len(opened.params)} cells\n" + to_text(summary_rows(stats))]
+    warnings = warning_lines(stats)
+    if warnings:
+        parts.append("warnings:\n" + "\n".join(f"  warning: {line}" for line in warnings))
+    return "\n\n".join(parts)
