@@ -1,10 +1,11 @@
 """The report of a run: ``report/index.html`` (self-contained, opens from disk) and ``report/report.md``.
 
 Both hold the run's parameters and versions, a *Warnings* section (input means that missed their
-specs, :mod:`analysis.inputs`; "none" when there is nothing to warn of), the summary table per
-cell with 95% intervals and verdicts, the charts (PNG shown, SVG linked; files alongside, relative
-links) and the theory table, followed by a short statement of method so a reader can judge every
-number.
+specs, :mod:`analysis.inputs`; "none" when there is nothing to warn of), the cells whose
+replications failed with their parameters and error, the summary table per cell with data with
+95% intervals and verdicts, the charts (PNG shown, SVG linked; files alongside, relative links;
+cells without data are left out) and the theory table, followed by a short statement of method so
+a reader can judge every number.
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ from tqdm import tqdm
 from analysis.agreement import Agreement, compare_theory
 from analysis.backlog import DEPTH_TARGET, LAG_FRACTION, PRACTICAL
 from analysis.inputs import CHECK_LEVEL, ROUNDING
-from analysis.load import Run, open_run
+from analysis.load import ResultsError, Run, open_run
 from analysis.plots import CHARTS, plot_backlog, plot_cdf, plot_heatmap, plot_latency, plot_theory
 from analysis.stats import LITTLE_TOLERANCE, CellStats, summarize
-from analysis.summary import summary_rows, theory_rows, warning_lines
+from analysis.summary import failed_rows, summary_rows, theory_rows, warning_lines
 from analysis.tables import Rows, to_html, to_markdown
 
 __all__ = ["METHOD", "write_report"]
@@ -31,7 +32,7 @@ __all__ = ["METHOD", "write_report"]
 METHOD = [
     "Every figure is a mean over independent replications with a 95% Student t interval (shown as ± half-width). "
     "Replications with data are those with status ok, capped (stopped at max_backlog; figures cover [0, t_end]) "
-    "or lagged; failed ones have none.",
+    "or lagged; failed ones have none and their cells are listed under Failed cells.",
     f"Verdict, first rule that applies (delta = {PRACTICAL:.0%} of the offered arrival rate 1/arrival_mean): "
     "*failed* when no replication has data; *unreliable* when a replication is lagged (a scaled or real clock fell "
     f"behind real time: mean timer lag above {LAG_FRACTION:.0%} of min(arrival_mean, service_mean)), never stable or "
@@ -73,11 +74,10 @@ def write_report(run: Path, *, progress: bool = True) -> Path:
         progress: show a progress bar on stderr.
 
     Raises:
-        analysis.load.ResultsError: not a readable results folder.
+        analysis.load.ResultsError: not a readable results folder, or ``run/report`` cannot be a folder.
     """
     opened = open_run(run)
-    folder = opened.path / "report"
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = _report_folder(opened.path / "report")
     charts = {
         "backlog": lambda: plot_backlog(opened, stats, folder),
         "latency": lambda: plot_latency(stats, folder),
@@ -95,6 +95,17 @@ def write_report(run: Path, *, progress: bool = True) -> Path:
     return folder / "index.html"
 
 
+def _report_folder(folder: Path) -> Path:
+    """Create the report folder (or find it), with a one-line error when that is impossible."""
+    if folder.exists() and not folder.is_dir():
+        raise ResultsError(f"cannot write the report: {str(folder)!r} exists and is not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ResultsError(f"cannot write the report folder {str(folder)!r}: {exc.strerror or exc}") from None
+    return folder
+
+
 def _step(bar: tqdm, name: str, work):
     """Run one step of the report under the progress bar."""
     bar.set_postfix_str(name)
@@ -105,9 +116,13 @@ def _step(bar: tqdm, name: str, work):
 
 def _write(run: Run, folder: Path, stats: list[CellStats], theory: list[Agreement]) -> None:
     """Write both documents."""
-    sections = _Sections(summary_rows(stats, detail=True), theory_rows(theory, stats), warning_lines(stats))
-    (folder / "report.md").write_text(_markdown(run, sections), encoding="utf-8")
-    (folder / "index.html").write_text(_html(run, sections), encoding="utf-8")
+    sections = _Sections(summary_rows(stats, detail=True), theory_rows(theory, stats), failed_rows(stats),
+                         warning_lines(stats))  # fmt: skip
+    try:
+        (folder / "report.md").write_text(_markdown(run, sections), encoding="utf-8")
+        (folder / "index.html").write_text(_html(run, sections), encoding="utf-8")
+    except OSError as exc:
+        raise ResultsError(f"cannot write the report in {str(folder)!r}: {exc.strerror or exc}") from None
 
 
 @dataclass(frozen=True)
@@ -116,10 +131,12 @@ class _Sections:
 
     summary: Rows
     theory: Rows
+    failed: Rows
     warnings: list[str]
 
 
 _NO_WARNINGS = "None: every measured mean inter-arrival and service time lies within its interval of the spec's mean."
+_NO_FAILURES = "None: every cell has data."
 
 
 def _parameters(run: Run) -> Rows:
@@ -142,9 +159,10 @@ def _markdown(run: Run, sec: _Sections) -> str:
     charts = "\n\n".join(f"### {caption}\n\n![{caption}]({name}.png)\n\n[SVG]({name}.svg)" for name, caption in CHARTS.items())
     method = "\n".join(f"- {line}" for line in METHOD)
     warnings = "\n".join(f"- **warning:** {line}" for line in sec.warnings) or _NO_WARNINGS
+    failed = to_markdown(sec.failed) if sec.failed else _NO_FAILURES
     return (
         f"# qbench report: {run.name}\n\n## Run\n\n{to_markdown(_parameters(run))}\n\n"
-        f"## Warnings\n\n{warnings}\n\n"
+        f"## Warnings\n\n{warnings}\n\n## Failed cells\n\n{failed}\n\n"
         f"## Cells (95% confidence intervals)\n\n{to_markdown(sec.summary)}\n\n## Charts\n\n{charts}\n\n"
         f"## Theory beside measurement\n\n{to_markdown(sec.theory)}\n\n## Method\n\n{method}\n"
     )
@@ -167,10 +185,12 @@ def _html(run: Run, sec: _Sections) -> str:
     method = "".join(f"<li>{html.escape(line)}</li>" for line in METHOD)
     items = "".join(f'<li class="warning"><strong>warning:</strong> {html.escape(line)}</li>' for line in sec.warnings)
     warnings = f"<ul>{items}</ul>" if items else f"<p>{html.escape(_NO_WARNINGS)}</p>"
+    failed = to_html(sec.failed) if sec.failed else f"<p>{html.escape(_NO_FAILURES)}</p>"
     return (
         f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8"/>\n<title>qbench report: {name}</title>\n'
         f"<style>{_STYLE}</style>\n</head>\n<body>\n<h1>qbench report: {name}</h1>\n"
         f"<h2>Run</h2>\n{to_html(_parameters(run))}\n<h2 id=\"warnings\">Warnings</h2>\n{warnings}\n"
+        f"<h2 id=\"failed\">Failed cells</h2>\n{failed}\n"
         f"<h2>Cells (95% confidence intervals)</h2>\n{to_html(sec.summary)}\n"
         f"<h2>Charts</h2>\n{figures}\n<h2>Theory beside measurement</h2>\n{to_html(sec.theory)}\n"
         f"<h2>Method</h2>\n<ul>{method}</ul>\n</body>\n</html>\n"

@@ -1,7 +1,8 @@
 """The per-cell summary table: what ``make bench`` prints at the end of a run and the report shows.
 
-Input checks that failed (:mod:`analysis.inputs`) are listed as warnings (:func:`warning_lines`)
-after the table.
+Cells with data get a row; cells whose replications failed are listed with their error
+(:func:`failed_rows`), and input checks that failed (:mod:`analysis.inputs`) are listed as
+warnings (:func:`warning_lines`) after the table.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from analysis.load import open_run
 from analysis.stats import CellStats, summarize
 from analysis.tables import Rows, to_text
 
-__all__ = ["summary_rows", "summary_table", "theory_rows", "verdict_text", "warning_lines"]
+__all__ = ["failed_rows", "summary_rows", "summary_table", "theory_rows", "verdict_text", "warning_lines"]
 
 
 def _num(value: float, digits: int = 3) -> str:
@@ -44,14 +45,16 @@ def _arrivals(s: CellStats) -> str:
 
 
 def summary_rows(stats: list[CellStats], *, detail: bool = False) -> Rows:
-    """One formatted row per cell: parameters, wait mean ± CI, p99 wait, slope ± CI, verdict.
+    """One formatted row per cell with data: parameters, wait mean ± CI, p99 wait, slope ± CI, verdict.
+
+    Cells without data (every replication failed) are left out: :func:`failed_rows` lists them.
 
     Args:
         stats: per-cell statistics.
         detail: add sojourn, throughput, utilisation, depth, censored items and Little's law.
     """
     rows = []
-    for s in stats:
+    for s in (s for s in stats if s.replications):
         m = s.metrics
         row = {"cell": str(s.cell), "workers": str(s.params["workers"]), "arrival": str(s.params["arrival"]),
                "service": str(s.params["service"]), "maxsize": str(s.params.get("maxsize", 0)),
@@ -66,6 +69,21 @@ def summary_rows(stats: list[CellStats], *, detail: bool = False) -> Rows:
                         + (f" ({s.failed} failed)" if s.failed else "")})  # fmt: skip
         rows.append(row)
     return rows
+
+
+def failed_rows(stats: list[CellStats]) -> Rows:
+    """One row per cell with failed replications: its id, parameters, how many failed and the error.
+
+    Args:
+        stats: per-cell statistics.
+    """
+    return [{"cell": str(s.cell), "parameters": _parameters(s), "failed": f"{s.failed} of {s.failed + s.replications}",
+             "error": s.error or "no error recorded"} for s in stats if s.failed]  # fmt: skip
+
+
+def _parameters(s: CellStats) -> str:
+    """The cell's grid axes as ``key=value`` words."""
+    return " ".join(f"{k}={s.params[k]}" for k in ("workers", "arrival", "service", "maxsize") if k in s.params)
 
 
 def warning_lines(stats: list[CellStats]) -> list[str]:
@@ -109,8 +127,8 @@ def _relative(value: float) -> str:
 
 
 def summary_table(run: Path) -> str:
-    """A compact plain-text table, one line per cell, of a results folder; then the warnings of the
-    input checks, one line each.
+    """A compact plain-text table, one line per cell with data, of a results folder; then the failed
+    cells with their errors and the warnings of the input checks, one line each.
 
     Args:
         run: the results folder.
@@ -120,7 +138,13 @@ def summary_table(run: Path) -> str:
     """
     opened = open_run(run)
     stats = summarize(opened)
-    parts = [f"{opened.name}: {len(opened.params)} cells\n" + to_text(summary_rows(stats))]
+    failed = failed_rows(stats)
+    head = f"{opened.name}: {len(opened.params)} cells"
+    head += f", {len(failed)} with failed replications" if failed else ""
+    parts = [head + "\n" + to_text(summary_rows(stats))]
+    if failed:
+        parts.append("failed cells:\n" + "\n".join(f"  cell {r['cell']} ({r['parameters']}): {r['failed']} "
+                                                   f"replications failed: {r['error']}" for r in failed))  # fmt: skip
     warnings = warning_lines(stats)
     if warnings:
         parts.append("warnings:\n" + "\n".join(f"  warning: {line}" for line in warnings))
