@@ -78,6 +78,7 @@ def test_compare_pairs_common_random_numbers_and_reports_mismatches(synthetic, t
     assert result.only_a == ["arrival=exp:1 service=exp:1.5 maxsize=0"]
     p99 = next(r for r in result.rows if r.metric == "wait_p99")
     assert p99.paired and p99.diff.high < 0 and p99.verdict.endswith("faster")
+    assert result.differences == [] and list(result.tests.values())[0].startswith("paired t")
     for fmt in ("md", "csv", "table"):
         assert "wait_p99" in format_comparison(result, fmt)
     assert format_comparison(result, "csv").splitlines()[0].startswith("cells,metric,A,B")
