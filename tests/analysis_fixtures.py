@@ -245,7 +245,8 @@ def write_run(
         params = _cell_params(cell, spec, settings)
         manifest_cells.append({k: params[k] for k in ("cell", "workers", "arrival", "service", "maxsize")})
         if cell in (failed or {}):
-            cell_rows = [{**params, "replication": r, "status": "failed", "error": failed[cell]} for r in range(replications)]
+            error = failed[cell]
+            cell_rows = [{**params, "replication": r, "status": "failed", "error": error} for r in range(replications)]
         else:
             cell_rows = _simulate_cell(folder, params, replications, seed, max_backlog)
         _write(_cells_frame(cell_rows), folder / "parts" / f"cell-{cell:05d}.parquet")
