@@ -303,9 +303,14 @@ def _lag(data: pd.DataFrame, params: Mapping[str, object]) -> str:
     """The lag behind an ``unreliable`` verdict."""
     lagged = data[data["status"] == "lagged"]
     limit = LAG_FRACTION * min(float(params["arrival_mean"]), float(params["service_mean"]))
-    mean, worst = float(lagged["clock_lag_mean"].max()), float(lagged["clock_lag_max"].max())
+    mean, worst = (_seconds(lagged[column].max()) for column in ("clock_lag_mean", "clock_lag_max"))
     return (f"clock fell behind real time in {len(lagged)} of {len(data)} replications: timers late by "
-            f"{mean:.3g} s on average (limit {limit:.3g} s), at worst {worst:.3g} s; figures unreliable")  # fmt: skip
+            f"{mean} on average (limit {limit:.3g} s), at worst {worst}; figures unreliable")  # fmt: skip
+
+
+def _seconds(value: object) -> str:
+    """A lag in seconds, ``unknown`` when it was not recorded."""
+    return "unknown" if value is None or pd.isna(value) else f"{float(value):.3g} s"
 
 
 def _time_to(slope: Estimate) -> Estimate:

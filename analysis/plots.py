@@ -23,7 +23,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from analysis.agreement import Agreement  # noqa: E402
 from analysis.backlog import sample_depth  # noqa: E402
 from analysis.estimate import LEVEL  # noqa: E402
-from analysis.load import Run, data_rows, read_depth, read_items  # noqa: E402
+from analysis.load import ResultsError, Run, data_rows, read_depth, read_items  # noqa: E402
 from analysis.stats import CellStats  # noqa: E402
 from analysis.student_t import t_quantile  # noqa: E402
 
@@ -68,11 +68,17 @@ def save(fig: Figure, folder: Path, stem: str) -> list[Path]:
         fig: the figure.
         folder: output folder (created if needed).
         stem: file name without extension.
+
+    Raises:
+        analysis.load.ResultsError: the folder or a file cannot be written (one line).
     """
-    folder.mkdir(parents=True, exist_ok=True)
     paths = [folder / f"{stem}.png", folder / f"{stem}.svg"]
-    for path in paths:
-        fig.savefig(path, dpi=110, bbox_inches="tight")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for path in paths:
+            fig.savefig(path, dpi=110, bbox_inches="tight")
+    except OSError as exc:
+        raise ResultsError(f"cannot write the chart {str(exc.filename or folder)!r}: {exc.strerror or exc}") from None
     return paths
 
 

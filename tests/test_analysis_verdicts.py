@@ -8,6 +8,7 @@ particular set of numbers, from rows built here.
 from __future__ import annotations
 
 import re
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -132,8 +133,6 @@ def test_one_capped_replication_makes_the_cell_overloaded_even_without_an_interv
 
 @pytest.mark.parametrize("cell", [1, 3, 4])  # overloaded, deterministic overloaded, deterministic stable
 def test_a_lagged_replication_makes_the_verdict_unreliable(mixed, tmp_path, cell):
-    import shutil
-
     path = shutil.copytree(mixed, tmp_path / "lag")
     restatus(path, cell, [2], "lagged", clock_lag_mean=0.05, clock_lag_max=0.4)
     g = _by_cell(path)[cell].growth
@@ -195,3 +194,10 @@ def test_growth_rule_reasons():
     assert growth(np.array([0.3, 0.3, 0.3]), 1.0, fixed=True).verdict == "overloaded"
     assert growth(np.array([0.001, 0.001]), 1.0, fixed=True).verdict == "stable"  # below 1% of the arrival rate
     assert growth(np.array([0.05, -0.04, 0.06, -0.05]), 1.0).reason == "interval straddles the 1% threshold"
+
+
+def test_a_lag_that_was_not_recorded_is_unknown_not_nan(mixed, tmp_path):
+    path = shutil.copytree(mixed, tmp_path / "nolag")
+    restatus(path, 1, [0], "lagged", clock_lag_mean=float("nan"), clock_lag_max=float("nan"))
+    g = _by_cell(path)[1].growth
+    assert g.verdict == "unreliable" and "timers late by unknown on average" in g.reason and "nan" not in g.reason

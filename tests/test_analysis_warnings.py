@@ -175,3 +175,12 @@ def test_report_of_a_run_interrupted_before_any_cell_finished(with_failure, tmp_
     (path / "manifest.json").write_text(json.dumps({**manifest, "status": "interrupted"}))
     with pytest.raises(ResultsError, match=r"no finished cells yet.*finish it with: qbench run --resume"):
         write_report(path, progress=False)
+
+
+def test_a_chart_that_cannot_be_written_is_one_clear_error(with_failure, tmp_path):
+    path = shutil.copytree(with_failure, tmp_path / "chart")
+    (path / "report" / "backlog.png").unlink()
+    (path / "report" / "backlog.png").mkdir()  # a folder where the chart goes
+    with pytest.raises(ResultsError, match=r"cannot write the chart .*backlog\.png") as err:
+        write_report(path, progress=False)
+    assert "\n" not in str(err.value)
