@@ -8,6 +8,9 @@ Quantities compared:
 * ``utilisation``: ``min(rho, 1)``, the long-run identity of any work-conserving G/G/c;
 * ``backlog slope``: the fluid slope ``lam - c / E[S]`` for cells with ``rho >= 1``.
 
+Every formula here is for an unbounded queue fed at the offered rate, so cells with a bounded queue
+(``maxsize > 0``, whose pusher blocks when it is full) and cells without data get no row.
+
 The last two are limits as the horizon grows (finite runs differ by ``O(1/t_end)``), so they are
 marked not exact, like the labelled approximations (``approx.``). Two judgements are given:
 
@@ -91,13 +94,16 @@ def _float(value: object) -> float | None:
 
 
 def compare_theory(run: Run, stats: CellStats) -> list[Agreement]:
-    """Theory rows for one cell (reads that cell's waits for the steady-state figures).
+    """Theory rows for one cell (reads that cell's waits for the steady-state figures); none for a
+    bounded queue or a cell without data.
 
     Args:
         run: the opened run.
         stats: the cell's statistics from :func:`analysis.stats.cell_stats`.
     """
     p, rows = stats.params, []
+    if int(p.get("maxsize") or 0) > 0 or stats.replications == 0:
+        return rows
     rho = float(p["rho"])
     if "utilisation" in stats.metrics:
         rows.append(Agreement(stats.cell, "utilisation", "long-run identity min(rho, 1)", False,

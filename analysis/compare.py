@@ -4,19 +4,26 @@
 a colon and filters on cell parameters (``workers``, ``arrival``, ``service``, ``maxsize``, ``cell``,
 ...), e.g. ``results/default:workers=3`` or ``results/x:arrival=exp:1,service=uniform:0:5``
 (values may contain colons; a comma starts the next filter). A PATH that exists as a folder is
-taken whole, so folder names with colons still work.
+taken whole, so folder names with colons still work. A filter that matches no cell is an error
+that names the values the run has (``workers=7`` when the run has 1..4).
 
 **Matching.** Cells of A and B are paired when they agree on the grid axes ``workers``, ``arrival``,
 ``service`` and ``maxsize``, except the keys named in either selection (comparing ``workers=3``
-with ``workers=4`` pairs cells that differ only in workers). Run settings (duration, clock,
-engine, seed) may differ. Cells found on one side only are listed, not fatal.
+with ``workers=4`` pairs cells that differ only in workers). Run settings may differ; the
+header says which do (:data:`SETTINGS`: items or duration, seed, clock, engine, loop, replications,
+max_backlog, read from the cells' parameters and each run's manifest). Cells found on one side
+only are listed, not fatal.
 
-**Statistics.** Per pair and metric: the mean of each side over replications, the ratio B/A with
-a percentile-bootstrap interval, and the difference B - A with a 95% interval: *paired* t when the
-two cells saw the same random numbers (same seed and replication ids, and identical first arrival
-times in every replication, checked in ``items/``), Welch's t otherwise. The verdict says *faster*
-/ *slower* (times), *better* / *worse* (other metrics with a direction) or *higher* / *lower* when
-the difference interval excludes 0, and "no significant difference" otherwise.
+**Statistics.** Per pair and metric: the mean of each side over its replications with data
+(status ``ok``, ``capped`` or ``lagged``), the ratio B/A with a percentile-bootstrap interval, and
+the difference B - A with a 95% interval: *paired* t only when the two cells really saw the same
+random numbers, Welch's t otherwise. Paired needs all of: neither side on a scaled or real clock
+(not reproducible); the same seed; the same arrival, service and maxsize specs (the random streams
+are keyed by them); the same replication ids; and, in every replication, identical put times and
+service times of the first :data:`CRN_ITEMS` items (read from ``items/``). The header says which
+test each pair got and why. The verdict says *faster* / *slower* (times), *better* / *worse*
+(other metrics with a direction) or *higher* / *lower* when the difference interval excludes 0,
+"no significant difference" otherwise, and "no data" when a side has no replication with data.
 """
 
 from __future__ import annotations
@@ -42,8 +49,8 @@ from analysis.plots import (
 from analysis.tables import Rows, to_csv, to_markdown, to_text
 
 __all__ = [
-    "AXES", "CompareResult", "DEFAULT_METRICS", "MetricComparison", "Selection", "compare_runs",
-    "format_comparison", "parse_selection", "plot_comparison",
+    "AXES", "CRN_ITEMS", "CompareResult", "DEFAULT_METRICS", "MetricComparison", "SETTINGS", "Selection",
+    "compare_runs", "format_comparison", "parse_selection", "plot_comparison", "settings",
 ]  # fmt: skip
 
 #: Grid axes on which cells are matched.
@@ -58,7 +65,15 @@ DEFAULT_METRICS = (
 _TIMES = {"wait_mean", "wait_p50", "wait_p95", "wait_p99", "sojourn_mean", "sojourn_p50", "sojourn_p95", "sojourn_p99"}
 _LOWER_BETTER = {"depth_mean", "depth_max", "depth_final", "backlog_slope"}
 _HIGHER_BETTER = {"throughput"}
-_CRN_ITEMS = 20
+
+#: Leading items of every replication whose put and service times must agree for a paired test.
+CRN_ITEMS = 20
+
+#: Run settings the header compares between the two sides.
+SETTINGS = ("items", "duration", "seed", "clock", "engine", "loop", "replications", "max_backlog")
+
+#: Where a setting lives among a cell's parameters (the others are in the manifest).
+_PARAMETER_OF = {"items": "items_target", "duration": "duration", "seed": "seed", "clock": "clock", "engine": "engine"}
 
 
 @dataclass(frozen=True)
@@ -120,6 +135,8 @@ class CompareResult:
         only_b: keys of cells found only in B.
         run_a: the opened run of A.
         run_b: the opened run of B.
+        differences: the settings that differ, one line each, e.g. ``seed: A 1, B 2``.
+        tests: per matched key, the test used and why, e.g. ``Welch t: seeds differ (A 1, B 2)``.
     """
 
     a: Selection
@@ -130,6 +147,8 @@ class CompareResult:
     only_b: list[str]
     run_a: Run = field(repr=False)
     run_b: Run = field(repr=False)
+    differences: list[str] = field(default_factory=list)
+    tests: dict[str, str] = field(default_factory=dict)
 
 
 def parse_selection(text: str) -> Selection:
@@ -157,23 +176,44 @@ def parse_selection(text: str) -> Selection:
 
 
 def _select(run: Run, selection: Selection) -> list[int]:
-    """Cell ids of ``run`` matching the selection's filters."""
+    """Cell ids of ``run`` matching the selection's filters (an error when none does)."""
     params = run.params.reset_index()
     keep = np.ones(len(params), dtype=bool)
     for key, value in selection.filters.items():
         if key not in params.columns:
             known = ", ".join(params.columns)
             raise ResultsError(f"bad selection {str(selection)!r}: unknown key {key!r} (known: {known})")
-        keep &= params[key].map(lambda v: _same(v, value)).to_numpy(dtype=bool)
+        match = params[key].map(lambda v: _same(v, value)).to_numpy(dtype=bool)
+        if not match.any():
+            values = ", ".join(sorted(dict.fromkeys(str(v) for v in params[key]), key=_order))
+            raise ResultsError(f"selection {str(selection)!r} matches no cell: {key}={value} is not in the run "
+                               f"({key} has: {values})")  # fmt: skip
+        keep &= match
+    if not keep.any():
+        together = " and ".join(f"{k}={v}" for k, v in selection.filters.items())
+        raise ResultsError(f"selection {str(selection)!r} matches no cell: no cell has {together}")
     return [int(c) for c in params.loc[keep, "cell"]]
 
 
 def _same(value: object, text: str) -> bool:
-    """Whether a parameter value equals a filter's text (numerically when both are numbers)."""
+    """Whether a parameter value equals a filter's text: exactly as integers (seeds may exceed 64
+    bits), else numerically, else as text."""
+    try:
+        return int(str(value).strip()) == int(text)
+    except ValueError:
+        pass
     try:
         return math.isclose(float(value), float(text))
     except (TypeError, ValueError):
         return str(value) == text
+
+
+def _order(text: str) -> tuple:
+    """Sort key: numbers by value, before any text."""
+    try:
+        return (0, float(text), text)
+    except ValueError:
+        return (1, 0.0, text)
 
 
 def _key(run: Run, cell: int, axes: list[str]) -> str:
@@ -181,16 +221,85 @@ def _key(run: Run, cell: int, axes: list[str]) -> str:
     return " ".join(f"{a}={run.params.loc[cell, a]}" for a in axes)
 
 
-def _paired(run_a: Run, cell_a: int, ra: pd.DataFrame, run_b: Run, cell_b: int, rb: pd.DataFrame) -> bool:
-    """Whether the ``ok`` replications ``ra``, ``rb`` of two cells pair up: same seed, ids and first arrivals."""
-    same_seed = run_a.params.loc[cell_a, "seed"] == run_b.params.loc[cell_b, "seed"]
-    if list(ra["replication"]) != list(rb["replication"]) or not same_seed:
+def _shown(value: object) -> str:
+    """A setting as text: ``-`` when unset, whole numbers without a decimal point."""
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return "-"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def settings(run: Run, cells: list[int]) -> dict[str, str]:
+    """The run settings of some cells of a run (:data:`SETTINGS`), as text.
+
+    ``items``, ``duration``, ``seed``, ``clock`` and ``engine`` come from the cells' parameters
+    (several values are joined with ``/``); ``loop``, ``replications`` and ``max_backlog`` from the
+    manifest (``replications`` from the rows when the manifest lacks it; ``unknown`` otherwise).
+
+    Args:
+        run: an opened run.
+        cells: cell ids.
+    """
+    grid = run.manifest.get("grid", {}) if isinstance(run.manifest.get("grid"), dict) else {}
+    found = {}
+    for name in SETTINGS:
+        column = _PARAMETER_OF.get(name)
+        if column is not None and column in run.params:
+            found[name] = "/".join(dict.fromkeys(_shown(v) for v in run.params.loc[cells, column]))
+        elif name == "loop":
+            found[name] = _shown(run.manifest.get("loop", "unknown"))
+        elif name == "replications" and grid.get("replications") is None:
+            counts = run.cells[run.cells["cell"].isin(cells)].groupby("cell").size()
+            found[name] = "/".join(dict.fromkeys(str(int(n)) for n in counts))
+        else:
+            found[name] = _shown(grid.get(name, "unknown"))
+    return found
+
+
+def _differences(run_a: Run, cells_a: list[int], run_b: Run, cells_b: list[int]) -> list[str]:
+    """One line per setting that differs between the two sides."""
+    a, b = settings(run_a, cells_a), settings(run_b, cells_b)
+    return [f"{name}: A {a[name]}, B {b[name]}" for name in SETTINGS if a[name] != b[name]]
+
+
+def _pairing(run_a: Run, cell_a: int, ra: pd.DataFrame, run_b: Run, cell_b: int, rb: pd.DataFrame) -> tuple[bool, str]:
+    """Whether the data replications ``ra``, ``rb`` of two cells share their random numbers, and why (not)."""
+    pa_, pb_ = run_a.params.loc[cell_a], run_b.params.loc[cell_b]
+    for side, p in (("A", pa_), ("B", pb_)):
+        if str(p["clock"]) != "virtual":
+            return False, f"Welch t: {side} ran on a {p['clock']} clock (real scheduling: not reproducible)"
+    if str(pa_["seed"]) != str(pb_["seed"]):
+        return False, f"Welch t: seeds differ (A {pa_['seed']}, B {pb_['seed']})"
+    for spec in ("arrival", "service", "maxsize"):
+        if str(pa_[spec]) != str(pb_[spec]):
+            return False, f"Welch t: {spec} differs (A {pa_[spec]}, B {pb_[spec]}), so do the random streams"
+    if ra.empty or list(ra["replication"]) != list(rb["replication"]):
+        return False, "Welch t: the replications with data differ"
+    if not _same_items(run_a, cell_a, run_b, cell_b):
+        return False, f"Welch t: the first {CRN_ITEMS} items' put or service times differ"
+    return True, f"paired t: same seed, specs and replications; first {CRN_ITEMS} items identical"
+
+
+def _first_items(run: Run, cell: int) -> pd.DataFrame:
+    """Put and service times of the first :data:`CRN_ITEMS` items of every replication, in order."""
+    first = ds.field("item") < CRN_ITEMS
+    items = read_items(run, cells=[cell], columns=["item", "t_put", "service"], where=first, join=False)
+    return items.sort_values(["replication", "item"]).reset_index(drop=True)
+
+
+def _same_items(run_a: Run, cell_a: int, run_b: Run, cell_b: int) -> bool:
+    """Whether two cells' first items agree on replication, item, put time and service time (to 1 ns)."""
+    ia, ib = _first_items(run_a, cell_a), _first_items(run_b, cell_b)
+    if len(ia) == 0 or len(ia) != len(ib):
         return False
-    first = ds.field("item") < _CRN_ITEMS
-    ia = read_items(run_a, cells=[cell_a], columns=["item", "t_put"], where=first, join=False)
-    ib = read_items(run_b, cells=[cell_b], columns=["item", "t_put"], where=first, join=False)
-    ia, ib = (f.sort_values(["replication", "item"])["t_put"].to_numpy() for f in (ia, ib))
-    return len(ia) > 0 and len(ia) == len(ib) and bool(np.allclose(ia, ib, rtol=0, atol=1e-9))
+    ids = all(np.array_equal(ia[c].to_numpy(), ib[c].to_numpy()) for c in ("replication", "item"))
+    return ids and all(_close(ia[c].to_numpy(dtype=float), ib[c].to_numpy(dtype=float)) for c in ("t_put", "service"))
+
+
+def _close(a: np.ndarray, b: np.ndarray) -> bool:
+    """Equal to 1 ns, with missing values (items not finished) in the same places."""
+    return bool(np.allclose(a, b, rtol=0, atol=1e-9, equal_nan=True))
 
 
 def compare_runs(a: str, b: str, *, metrics: list[str] | None = None) -> CompareResult:
@@ -216,30 +325,37 @@ def compare_runs(a: str, b: str, *, metrics: list[str] | None = None) -> Compare
     keys_a = {_key(run_a, c, axes): c for c in _select(run_a, sel_a)}
     keys_b = {_key(run_b, c, axes): c for c in _select(run_b, sel_b)}
     pairs = [(keys_a[k], keys_b[k], k) for k in keys_a if k in keys_b]
-    rows = [row for ca, cb, k in pairs for row in _compare_pair(run_a, ca, run_b, cb, k, wanted)]
+    rows, tests = [], {}
+    for ca, cb, k in pairs:
+        compared, tests[k] = _compare_pair(run_a, ca, run_b, cb, k, wanted)
+        rows += compared
     only_a, only_b = [k for k in keys_a if k not in keys_b], [k for k in keys_b if k not in keys_a]
-    return CompareResult(sel_a, sel_b, rows, pairs, only_a, only_b, run_a, run_b)
+    differences = _differences(run_a, list(keys_a.values()), run_b, list(keys_b.values()))
+    return CompareResult(sel_a, sel_b, rows, pairs, only_a, only_b, run_a, run_b, differences, tests)
 
 
 def _replications(run: Run, cell: int) -> pd.DataFrame:
-    """The ``ok`` replication rows of one cell, in replication order."""
-    rows = run.ok_cells()
+    """The replication rows of one cell that hold data, in replication order."""
+    rows = run.data_cells()
     return rows.loc[rows["cell"] == cell].sort_values("replication")
 
 
-def _compare_pair(run_a: Run, ca: int, run_b: Run, cb: int, key: str, metrics: list[str]) -> list[MetricComparison]:
-    """All metric comparisons of one matched pair of cells."""
+def _compare_pair(
+    run_a: Run, ca: int, run_b: Run, cb: int, key: str, metrics: list[str]
+) -> tuple[list[MetricComparison], str]:
+    """All metric comparisons of one matched pair of cells, and the test used with its reason."""
     reps_a, reps_b = _replications(run_a, ca), _replications(run_b, cb)  # once per pair, not per metric
-    use_pairs = _paired(run_a, ca, reps_a, run_b, cb, reps_b)
+    use_pairs, test = _pairing(run_a, ca, reps_a, run_b, cb, reps_b)
+    missing = [side for side, reps in (("A", reps_a), ("B", reps_b)) if reps.empty]
     rows = []
     for metric in metrics:
         va, vb = reps_a[metric].to_numpy(dtype=float), reps_b[metric].to_numpy(dtype=float)
         diff = difference(va, vb, paired=use_pairs)
         ratio = bootstrap_ratio(va, vb, paired=use_pairs)
         a_est, b_est = mean_ci(va), mean_ci(vb)
-        rows.append(MetricComparison(key, ca, cb, metric, a_est, b_est, ratio, diff, use_pairs,
-                                     _verdict(metric, a_est.mean, b_est.mean, diff)))  # fmt: skip
-    return rows
+        said = f"no data in {' and '.join(missing)}" if missing else _verdict(metric, a_est.mean, b_est.mean, diff)
+        rows.append(MetricComparison(key, ca, cb, metric, a_est, b_est, ratio, diff, use_pairs, said))
+    return rows, test
 
 
 def _verdict(metric: str, a: float, b: float, diff: Estimate) -> str:
@@ -271,8 +387,14 @@ def _rows(result: CompareResult) -> Rows:
 
 
 def _notes(result: CompareResult) -> list[str]:
-    """Header and mismatch lines."""
+    """Header lines: the selections, the settings that differ, the tests used and the mismatches."""
     lines = [f"A = {result.a}", f"B = {result.b}", f"{len(result.pairs)} matched cell pair(s)"]
+    lines += [f"settings differ: {line}" for line in result.differences]
+    reasons = list(dict.fromkeys(result.tests.values()))
+    if len(reasons) == 1:
+        lines.append(f"test: {reasons[0]}" + (f" (all {len(result.tests)} pairs)" if len(result.tests) > 1 else ""))
+    else:
+        lines += [f"test for {k or '(all cells)'}: {reason}" for k, reason in result.tests.items()]
     lines += [f"only in A: {k or '(all cells)'}" for k in result.only_a]
     lines += [f"only in B: {k or '(all cells)'}" for k in result.only_b]
     return lines

@@ -22,10 +22,28 @@ import pyarrow.parquet as pq
 
 from bench.errors import InputError
 
-__all__ = ["PARAMETERS", "ResultsError", "Run", "SCHEMA_VERSION", "open_run", "read_depth", "read_items"]
+__all__ = [
+    "DATA_STATUSES", "PARAMETERS", "ResultsError", "Run", "SCHEMA_VERSION", "STATUSES", "data_rows", "open_run",
+    "read_depth", "read_items",
+]  # fmt: skip
 
 #: The schema version of results folders this package reads.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+#: Replication statuses whose row holds statistics: ``capped`` covers [0, t_end] of a replication
+#: stopped at ``max_backlog``; ``lagged`` ones are measured but unreliable (the clock fell behind).
+DATA_STATUSES = ("ok", "capped", "lagged")
+
+#: Every status a version-2 row may have; ``failed`` rows hold no statistics.
+STATUSES = (*DATA_STATUSES, "failed")
+
+#: Columns of ``cells.parquet`` the analysis needs; a file without one is refused.
+REQUIRED = (
+    "cell", "replication", "workers", "arrival", "service", "maxsize", "arrival_mean", "arrival_cv", "service_mean",
+    "service_cv", "rho", "clock", "seed", "status", "error", "t_end", "t_last_put", "backlog_slope", "arrival_rate",
+    "blocked_fraction", "arrival_obs_mean", "arrival_obs_sd", "service_obs_mean", "service_obs_sd",
+    "clock_lag_mean", "clock_lag_max",
+)  # fmt: skip
 
 #: Columns of ``cells.parquet`` that describe a cell rather than one replication's outcome.
 PARAMETERS = (
@@ -61,14 +79,18 @@ class Run:
         """The run's name: the manifest's ``run`` or the folder name."""
         return str(self.manifest.get("run") or self.path.name)
 
-    def ok_cells(self) -> pd.DataFrame:
-        """Rows of :attr:`cells` whose replication finished with status ``ok``."""
-        return ok_rows(self.cells)
+    def data_cells(self) -> pd.DataFrame:
+        """Rows of :attr:`cells` that hold statistics (status in :data:`DATA_STATUSES`)."""
+        return data_rows(self.cells)
 
 
-def ok_rows(rows: pd.DataFrame) -> pd.DataFrame:
-    """The rows of a ``cells.parquet`` frame whose status is ``ok`` (all rows when there is no status)."""
-    return rows[rows["status"].fillna("ok") == "ok"] if "status" in rows else rows
+def data_rows(rows: pd.DataFrame) -> pd.DataFrame:
+    """The rows of a ``cells.parquet`` frame that hold statistics: status ``ok``, ``capped`` or ``lagged``.
+
+    Args:
+        rows: rows of ``cells.parquet`` (any subset).
+    """
+    return rows[rows["status"].isin(DATA_STATUSES)]
 
 
 def open_run(path: str | Path) -> Run:
@@ -81,10 +103,16 @@ def open_run(path: str | Path) -> Run:
         ResultsError: the folder is missing, is not a results folder, or has another schema version.
     """
     folder = Path(path)
-    if not folder.is_dir():
+    if not folder.exists():
         raise ResultsError(f"results folder {str(folder)!r} does not exist")
+    if not folder.is_dir():
+        raise ResultsError(f"{str(folder)!r} is a file, not a results folder")
     manifest = _read_manifest(folder)
     cells = _read_cells(folder)
+    if cells is None and manifest:
+        status = manifest.get("status", "unknown")
+        raise ResultsError(f"{str(folder)!r} has no finished cells yet (run status: {status}); "
+                           f"finish it with: qbench run --resume {folder}")  # fmt: skip
     if cells is None:
         raise ResultsError(f"{str(folder)!r} is not a results folder (no cells.parquet or parts/)")
     params = _parameters(cells)
@@ -133,8 +161,23 @@ def _read_cells(folder: Path) -> pd.DataFrame | None:
     if not files:
         return None
     # One read per file: the table carries the schema whose version is checked.
-    table = pd.concat([_check_file(f, pq.read_table).to_pandas() for f in files], ignore_index=True)
+    table = pd.concat([_checked_rows(f) for f in files], ignore_index=True)
+    # The root seed is text in version 2 (it may exceed 64 bits): never a number to round.
+    table["seed"] = table["seed"].map(lambda v: None if pd.isna(v) else str(v)).astype(object)
     return table.sort_values(["cell", "replication"], kind="stable").reset_index(drop=True)
+
+
+def _checked_rows(file: Path) -> pd.DataFrame:
+    """The rows of one ``cells.parquet`` or part, with its version, columns and statuses checked."""
+    rows = _check_file(file, pq.read_table).to_pandas()
+    missing = [c for c in REQUIRED if c not in rows.columns]
+    if missing:
+        raise ResultsError(f"{str(file)!r} lacks column(s) {', '.join(missing)} of schema version {SCHEMA_VERSION}")
+    unknown = sorted(set(rows["status"].fillna("(null)")) - set(STATUSES))
+    if unknown:
+        raise ResultsError(f"{str(file)!r} has status {', '.join(unknown)}; schema version {SCHEMA_VERSION} knows "
+                           f"{', '.join(STATUSES)}")  # fmt: skip
+    return rows
 
 
 def _parameters(cells: pd.DataFrame) -> pd.DataFrame:

@@ -2,7 +2,9 @@
 
 Every chart has a title, axis labels with units and a legend. A worker count has one colour in
 every chart (and in compare's overlay): :func:`worker_colour`. Panels are one per
-arrival x service pair, in the order the run lists its cells. Figures are built with
+arrival x service x maxsize combination, in the order the run lists its cells. Only cells with
+data are drawn (a cell whose replications all failed has nothing to show; the report lists it),
+and only replications with data feed a band. Figures are built with
 ``matplotlib.figure.Figure`` directly, so no global pyplot state is touched.
 """
 
@@ -21,7 +23,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from analysis.agreement import Agreement  # noqa: E402
 from analysis.backlog import sample_depth  # noqa: E402
 from analysis.estimate import LEVEL  # noqa: E402
-from analysis.load import Run, read_depth, read_items  # noqa: E402
+from analysis.load import ResultsError, Run, data_rows, read_depth, read_items  # noqa: E402
 from analysis.stats import CellStats  # noqa: E402
 from analysis.student_t import t_quantile  # noqa: E402
 
@@ -41,7 +43,8 @@ CHARTS = {
 
 POINTS = 300
 _PALETTE = matplotlib.colormaps["tab10"].colors
-_VERDICT_MARK = {"stable": "", "overloaded": "OVERLOADED", "inconclusive": "?"}
+_VERDICT_MARK = {"stable": "", "overloaded": "OVERLOADED", "inconclusive": "?", "throttled": "THROTTLED",
+                 "unreliable": "UNRELIABLE", "failed": "FAILED"}  # fmt: skip
 
 
 def worker_colour(workers: int) -> tuple[float, float, float]:
@@ -65,23 +68,52 @@ def save(fig: Figure, folder: Path, stem: str) -> list[Path]:
         fig: the figure.
         folder: output folder (created if needed).
         stem: file name without extension.
+
+    Raises:
+        analysis.load.ResultsError: the folder or a file cannot be written (one line).
     """
-    folder.mkdir(parents=True, exist_ok=True)
     paths = [folder / f"{stem}.png", folder / f"{stem}.svg"]
-    for path in paths:
-        fig.savefig(path, dpi=110, bbox_inches="tight")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for path in paths:
+            fig.savefig(path, dpi=110, bbox_inches="tight")
+    except OSError as exc:
+        raise ResultsError(f"cannot write the chart {str(exc.filename or folder)!r}: {exc.strerror or exc}") from None
     return paths
 
 
-def _pairs(stats: list[CellStats]) -> list[tuple[str, str]]:
-    """The arrival x service pairs of a run, in first-appearance order."""
-    return list(dict.fromkeys((s.params["arrival"], s.params["service"]) for s in stats))
+def _panel(s: CellStats) -> tuple[str, str, int]:
+    """The panel of a cell: its (arrival, service, maxsize)."""
+    return s.params["arrival"], s.params["service"], int(s.params.get("maxsize") or 0)
 
 
-def _group(stats: list[CellStats], pair: tuple[str, str]) -> list[CellStats]:
-    """The cells of one arrival x service pair, by worker count."""
-    cells = [s for s in stats if (s.params["arrival"], s.params["service"]) == pair]
+def _pairs(stats: list[CellStats]) -> list[tuple[str, str, int]]:
+    """The arrival x service x maxsize combinations of the cells with data, in first-appearance order."""
+    return list(dict.fromkeys(_panel(s) for s in stats if s.replications))
+
+
+def _group(stats: list[CellStats], pair: tuple[str, str, int]) -> list[CellStats]:
+    """The cells with data of one panel, by worker count."""
+    cells = [s for s in stats if s.replications and _panel(s) == pair]
     return sorted(cells, key=lambda s: (int(s.params["workers"]), s.cell))
+
+
+def _title(pair: tuple[str, str, int]) -> str:
+    """A panel's title: ``arrival A, service S`` and the bound of a bounded queue."""
+    arrival, service, bound = pair
+    return f"arrival {arrival}, service {service}" + (f", maxsize {bound}" if bound else "")
+
+
+def _no_data(ax) -> None:
+    """Mark an empty chart: no cell has data."""
+    ax.text(0.5, 0.5, "no cell with data (see the failed cells)", ha="center", va="center", transform=ax.transAxes)
+
+
+def _horizon(run: Run) -> float:
+    """The longest replication with data, model seconds (1 when there is none)."""
+    ends = data_rows(run.cells)["t_end"].to_numpy(dtype=float)
+    ends = ends[np.isfinite(ends)]
+    return float(ends.max()) if len(ends) and ends.max() > 0 else 1.0
 
 
 def panel_grid(count: int, width: float = 4.6, height: float = 3.4) -> tuple[Figure, list]:
@@ -104,14 +136,15 @@ def panel_grid(count: int, width: float = 4.6, height: float = 3.4) -> tuple[Fig
 def backlog_band(run: Run, cell: int, times: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Queue depth of one cell at ``times``: replication mean and its 95% t band (low, high).
 
-    Replications are read one at a time (only ``t`` and ``depth``), so memory holds one.
+    Replications with data are read one at a time (only ``t`` and ``depth``), so memory holds one.
 
     Args:
         run: an opened run.
         cell: the cell id.
         times: model times to evaluate the depth step function at.
     """
-    reps = run.cells.loc[run.cells["cell"] == cell, "replication"].unique()
+    rows = data_rows(run.cells)
+    reps = rows.loc[rows["cell"] == cell, "replication"].unique()
     curves = []
     for rep in reps:
         depth = read_depth(run, cells=[cell], replications=[int(rep)], columns=["t", "depth"])
@@ -134,26 +167,27 @@ def plot_backlog(run: Run, stats: list[CellStats], folder: Path) -> list[Path]:
         stats: per-cell statistics of the run.
         folder: output folder.
     """
-    horizon = float(run.cells["t_end"].max())
-    times = np.linspace(0.0, horizon, POINTS)
+    times = np.linspace(0.0, _horizon(run), POINTS)
     pairs = _pairs(stats)
     fig, axes = panel_grid(len(pairs))
     for ax, pair in zip(axes, pairs):
         for s in _group(stats, pair):
             _backlog_line(ax, run, s, times)
-        label_panel(ax, f"arrival {pair[0]}, service {pair[1]}", "model time (s)", "queue depth (items waiting)")
+        label_panel(ax, _title(pair), "model time (s)", "queue depth (items waiting)")
+    if not pairs:
+        _no_data(axes[0] if axes else fig.subplots())
     fig.suptitle(f"Backlog growth - {run.name} (mean of replications, 95% band; dashed: fluid theory)")
     return save(fig, folder, "backlog")
 
 
 def _backlog_line(ax, run: Run, s: CellStats, times: np.ndarray) -> None:
-    """One cell's mean depth, its band and, when overloaded in theory, the fluid line."""
+    """One cell's mean depth, its band and, when overloaded in theory (unbounded queue), the fluid line."""
     colour = worker_colour(s.params["workers"])
     mean, low, high = backlog_band(run, s.cell, times)
     verdict = s.growth.verdict
     ax.plot(times, mean, color=colour, lw=1.6, label=f"{_workers(s.params['workers'])} ({verdict})")
     ax.fill_between(times, low, high, color=colour, alpha=0.2, lw=0)
-    if float(s.params["rho"]) >= 1:
+    if float(s.params["rho"]) >= 1 and not int(s.params.get("maxsize") or 0):
         slope = s.fluid_slope
         ax.plot(times, slope * times, color=colour, ls="--", lw=1.0, label=f"fluid {slope:.3g} items/s")
 
@@ -189,7 +223,9 @@ def plot_latency(stats: list[CellStats], folder: Path) -> list[Path]:
                 _latency_line(ax, group, f"{kind}_{pct}", colour, style)
         ax.set_yscale("symlog", linthresh=0.1)
         ax.set_xticks(sorted({int(s.params["workers"]) for s in group}))
-        label_panel(ax, f"arrival {pair[0]}, service {pair[1]}", "workers", "time (model s)")
+        label_panel(ax, _title(pair), "workers", "time (model s)")
+    if not pairs:
+        _no_data(axes[0] if axes else fig.subplots())
     fig.suptitle("Latency percentiles against worker count (solid: wait, dashed: sojourn; 95% CI bars)")
     return save(fig, folder, "latency")
 
@@ -232,8 +268,9 @@ def plot_cdf(run: Run, stats: list[CellStats], folder: Path, sample: int = 20_00
             heavy |= np.quantile(values, 0.99) > 20 * max(np.median(values), 1e-9)
         if heavy:
             ax.set_xscale("log")
-        label_panel(ax, f"arrival {pair[0]}, service {pair[1]}", "sojourn (model s)" + (", log" if heavy else ""),
-               "fraction of finished items")  # fmt: skip
+        label_panel(ax, _title(pair), "sojourn (model s)" + (", log" if heavy else ""), "fraction of finished items")
+    if not pairs:
+        _no_data(axes[0] if axes else fig.subplots())
     fig.suptitle("Sojourn-time CDF per cell (finished items)")
     return save(fig, folder, "sojourn_cdf")
 
@@ -245,13 +282,16 @@ def plot_heatmap(stats: list[CellStats], folder: Path) -> list[Path]:
         stats: per-cell statistics.
         folder: output folder.
     """
+    stats = [s for s in stats if s.replications]
     pairs = _pairs(stats)
     workers = sorted({int(s.params["workers"]) for s in stats})
-    grid = np.full((len(pairs), len(workers)), np.nan)
+    grid = np.full((max(len(pairs), 1), max(len(workers), 1)), np.nan)
     fig = Figure(figsize=(1.6 * len(workers) + 4.5, 0.55 * len(pairs) + 2.0), layout="constrained")
     ax = fig.subplots()
+    if not stats:
+        _no_data(ax)
     for s in stats:
-        i, j = pairs.index((s.params["arrival"], s.params["service"])), workers.index(int(s.params["workers"]))
+        i, j = pairs.index(_panel(s)), workers.index(int(s.params["workers"]))
         p99 = s.metrics.get("wait_p99")
         grid[i, j] = math.log10(max(p99.mean, 1e-3)) if p99 else np.nan
         text = f"{p99.mean:.3g} s" if p99 else "n/a"
@@ -261,10 +301,11 @@ def plot_heatmap(stats: list[CellStats], folder: Path) -> list[Path]:
     image = ax.imshow(grid, cmap="YlOrRd", aspect="auto")
     fig.colorbar(image, ax=ax, label="log10 p99 wait (model s)")
     ax.set_xticks(range(len(workers)), [str(w) for w in workers])
-    ax.set_yticks(range(len(pairs)), [f"{a} / {s}" for a, s in pairs], fontsize=8)
+    ax.set_yticks(range(len(pairs)), [f"{a} / {s}" + (f" / maxsize {m}" if m else "") for a, s, m in pairs], fontsize=8)
     ax.set_xlabel("workers")
     ax.set_ylabel("arrival / service")
-    ax.set_title("p99 wait by configuration (OVERLOADED: backlog grows; ?: inconclusive)")
+    ax.set_title("p99 wait by configuration (OVERLOADED: backlog grows; THROTTLED: bounded queue held the pusher "
+                 "back; UNRELIABLE: clock lagged; ?: inconclusive)", fontsize=9)  # fmt: skip
     return save(fig, folder, "heatmap")
 
 

@@ -1,43 +1,68 @@
 """The report of a run: ``report/index.html`` (self-contained, opens from disk) and ``report/report.md``.
 
-Both hold the run's parameters and versions, the summary table per cell with 95% intervals and
-verdicts, the charts (PNG shown, SVG linked; files alongside, relative links) and the theory
-table, followed by a short statement of method so a reader can judge every number.
+Both hold the run's parameters and versions, a *Warnings* section (input means that missed their
+specs, :mod:`analysis.inputs`; "none" when there is nothing to warn of), the cells whose
+replications failed with their parameters and error, the summary table per cell with data with
+95% intervals and verdicts, the charts (PNG shown, SVG linked; files alongside, relative links;
+cells without data are left out) and the theory table, followed by a short statement of method so
+a reader can judge every number.
 """
 
 from __future__ import annotations
 
 import html
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm import tqdm
 
 from analysis.agreement import Agreement, compare_theory
-from analysis.backlog import DEPTH_TARGET, PRACTICAL
-from analysis.load import Run, open_run
+from analysis.backlog import DEPTH_TARGET, LAG_FRACTION, PRACTICAL
+from analysis.inputs import CHECK_LEVEL, ROUNDING
+from analysis.load import ResultsError, Run, open_run
 from analysis.plots import CHARTS, plot_backlog, plot_cdf, plot_heatmap, plot_latency, plot_theory
 from analysis.stats import LITTLE_TOLERANCE, CellStats, summarize
-from analysis.summary import summary_rows, theory_rows
+from analysis.summary import failed_rows, summary_rows, theory_rows, warning_lines
 from analysis.tables import Rows, to_html, to_markdown
 
 __all__ = ["METHOD", "write_report"]
 
 #: The statement of method printed at the end of every report.
 METHOD = [
-    "Every figure is a mean over independent replications with a 95% Student t interval (shown as ± half-width).",
-    f"Verdict: with slope interval [low, high] and delta = {PRACTICAL:.0%} of the arrival rate, *overloaded* iff "
-    "low > 0 and the mean slope >= delta; *stable* iff high < delta; otherwise *inconclusive*. "
-    f"Overloaded cells show the time to reach a depth of {DEPTH_TARGET:,} from empty at the measured rate.",
+    "Every figure is a mean over independent replications with a 95% Student t interval (shown as ± half-width). "
+    "Replications with data are those with status ok, capped (stopped at max_backlog; figures cover [0, t_end]) "
+    "or lagged; failed ones have none and their cells are listed under Failed cells.",
+    f"Verdict, first rule that applies (delta = {PRACTICAL:.0%} of the offered arrival rate 1/arrival_mean): "
+    "*failed* when no replication has data; *unreliable* when a replication is lagged (a scaled or real clock fell "
+    f"behind real time: mean timer lag above {LAG_FRACTION:.0%} of min(arrival_mean, service_mean)), never stable or "
+    "overloaded; *overloaded* when a replication was capped (its queue reached max_backlog), with the slope of the "
+    "data rows; *throttled* for a bounded queue (maxsize > 0) whose pusher was blocked in put for a material part of "
+    f"the arrival period: blocked_fraction's interval above 0 and its mean >= {PRACTICAL:.0%} (with one replication "
+    "or deterministic inputs, the measured fraction >= 1%), shown with the achieved against the offered arrival "
+    "rate; then the slope: with interval [low, high], *overloaded* iff low > 0 and the mean slope >= delta, "
+    "*stable* iff high < delta, otherwise *inconclusive*.",
+    "Inconclusive says why: one replication gives no interval (use --replications 2 or more); a zero-width "
+    "interval (every replication gave the same slope) decides nothing unless the inputs are deterministic "
+    "(arrival_cv = service_cv = 0: every replication is the same run, so the point value decides); a bounded "
+    f"queue that looks stable while its blocked fraction is not confidently below {PRACTICAL:.0%} may be stable only "
+    f"because the pusher was held back. Overloaded cells show the time to reach a depth of {DEPTH_TARGET:,} from "
+    "empty at the measured rate.",
     "Backlog slope: time-weighted least-squares slope of the queue-size step function over the arrival period. "
     "Items still queued at the end are in the depth, so they count in the verdict; wait and sojourn figures "
     "cover items that were taken or finished, so for overloaded cells they are lower bounds.",
+    f"Warnings: a cell's measured mean inter-arrival or service time is checked against its spec's mean; the "
+    f"interval is the {CHECK_LEVEL:.0%} Student t interval of the per-replication means (two or more replications) "
+    f"or mean ± z({0.5 + CHECK_LEVEL / 2:g}) sd / sqrt(n) of the draws of one replication, widened by {ROUNDING:g} s "
+    "(the clock rounds delays to whole nanoseconds). A spec's mean outside it (typically a heavy tail that no "
+    "feasible sample reaches) is a warning: that cell's figures describe the sample, not the spec.",
     "Steady-state figures in the theory table drop a warm-up found by MSER-5 on the item-by-item mean of the "
     "replications (the cut is in the note column); the raw data and the summary table are not truncated.",
     f"Little's law: L (time-average number waiting) against lam W per replication; holds when the interval of "
     f"the gap contains 0 or the gap is under {LITTLE_TOLERANCE:.0%}; not checked for overloaded cells.",
     "Theory: exact formulas (M/M/c, M/G/1) are judged by the 99% interval (a table has many rows); approximations "
-    "(Allen-Cunneen, Kingman) and limits (fluid slope, utilisation) are shown for information.",
+    "(Allen-Cunneen, Kingman) and limits (fluid slope, utilisation) are shown for information. Every formula "
+    "assumes an unbounded queue, so bounded cells (maxsize > 0) get no theory row.",
 ]
 
 
@@ -49,11 +74,10 @@ def write_report(run: Path, *, progress: bool = True) -> Path:
         progress: show a progress bar on stderr.
 
     Raises:
-        analysis.load.ResultsError: not a readable results folder.
+        analysis.load.ResultsError: not a readable results folder, or ``run/report`` cannot be a folder.
     """
     opened = open_run(run)
-    folder = opened.path / "report"
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = _report_folder(opened.path / "report")
     charts = {
         "backlog": lambda: plot_backlog(opened, stats, folder),
         "latency": lambda: plot_latency(stats, folder),
@@ -71,6 +95,17 @@ def write_report(run: Path, *, progress: bool = True) -> Path:
     return folder / "index.html"
 
 
+def _report_folder(folder: Path) -> Path:
+    """Create the report folder (or find it), with a one-line error when that is impossible."""
+    if folder.exists() and not folder.is_dir():
+        raise ResultsError(f"cannot write the report: {str(folder)!r} exists and is not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ResultsError(f"cannot write the report folder {str(folder)!r}: {exc.strerror or exc}") from None
+    return folder
+
+
 def _step(bar: tqdm, name: str, work):
     """Run one step of the report under the progress bar."""
     bar.set_postfix_str(name)
@@ -81,9 +116,27 @@ def _step(bar: tqdm, name: str, work):
 
 def _write(run: Run, folder: Path, stats: list[CellStats], theory: list[Agreement]) -> None:
     """Write both documents."""
-    summary, table = summary_rows(stats, detail=True), theory_rows(theory, stats)
-    (folder / "report.md").write_text(_markdown(run, summary, table), encoding="utf-8")
-    (folder / "index.html").write_text(_html(run, summary, table), encoding="utf-8")
+    sections = _Sections(summary_rows(stats, detail=True), theory_rows(theory, stats), failed_rows(stats),
+                         warning_lines(stats))  # fmt: skip
+    try:
+        (folder / "report.md").write_text(_markdown(run, sections), encoding="utf-8")
+        (folder / "index.html").write_text(_html(run, sections), encoding="utf-8")
+    except OSError as exc:
+        raise ResultsError(f"cannot write the report in {str(folder)!r}: {exc.strerror or exc}") from None
+
+
+@dataclass(frozen=True)
+class _Sections:
+    """The tables and lines of a report."""
+
+    summary: Rows
+    theory: Rows
+    failed: Rows
+    warnings: list[str]
+
+
+_NO_WARNINGS = "None: every measured mean inter-arrival and service time lies within its interval of the spec's mean."
+_NO_FAILURES = "None: every cell has data."
 
 
 def _parameters(run: Run) -> Rows:
@@ -101,23 +154,27 @@ def _parameters(run: Run) -> Rows:
     return [{"field": k, "value": str(v if not isinstance(v, list) else " ".join(map(str, v)))} for k, v in fields.items()]
 
 
-def _markdown(run: Run, summary: Rows, theory: Rows) -> str:
+def _markdown(run: Run, sec: _Sections) -> str:
     """The Markdown report."""
     charts = "\n\n".join(f"### {caption}\n\n![{caption}]({name}.png)\n\n[SVG]({name}.svg)" for name, caption in CHARTS.items())
     method = "\n".join(f"- {line}" for line in METHOD)
+    warnings = "\n".join(f"- **warning:** {line}" for line in sec.warnings) or _NO_WARNINGS
+    failed = to_markdown(sec.failed) if sec.failed else _NO_FAILURES
     return (
         f"# qbench report: {run.name}\n\n## Run\n\n{to_markdown(_parameters(run))}\n\n"
-        f"## Cells (95% confidence intervals)\n\n{to_markdown(summary)}\n\n## Charts\n\n{charts}\n\n"
-        f"## Theory beside measurement\n\n{to_markdown(theory)}\n\n## Method\n\n{method}\n"
+        f"## Warnings\n\n{warnings}\n\n## Failed cells\n\n{failed}\n\n"
+        f"## Cells (95% confidence intervals)\n\n{to_markdown(sec.summary)}\n\n## Charts\n\n{charts}\n\n"
+        f"## Theory beside measurement\n\n{to_markdown(sec.theory)}\n\n## Method\n\n{method}\n"
     )
 
 
 _STYLE = """body{font-family:system-ui,sans-serif;margin:2em;max-width:110em;color:#222}
 table{border-collapse:collapse;font-size:12px;margin:1em 0}th,td{border:1px solid #ccc;padding:3px 6px;text-align:left}
-th{background:#f0f0f0}figure{margin:1.5em 0}img{max-width:100%;border:1px solid #ddd}figcaption{font-weight:bold}"""
+th{background:#f0f0f0}li.warning{color:#8a4b00}
+figure{margin:1.5em 0}img{max-width:100%;border:1px solid #ddd}figcaption{font-weight:bold}"""
 
 
-def _html(run: Run, summary: Rows, theory: Rows) -> str:
+def _html(run: Run, sec: _Sections) -> str:
     """The HTML report: one well-formed document, images referenced relatively."""
     name = html.escape(run.name)
     figures = "\n".join(
@@ -126,10 +183,15 @@ def _html(run: Run, summary: Rows, theory: Rows) -> str:
         for n, c in CHARTS.items()
     )
     method = "".join(f"<li>{html.escape(line)}</li>" for line in METHOD)
+    items = "".join(f'<li class="warning"><strong>warning:</strong> {html.escape(line)}</li>' for line in sec.warnings)
+    warnings = f"<ul>{items}</ul>" if items else f"<p>{html.escape(_NO_WARNINGS)}</p>"
+    failed = to_html(sec.failed) if sec.failed else f"<p>{html.escape(_NO_FAILURES)}</p>"
     return (
         f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8"/>\n<title>qbench report: {name}</title>\n'
         f"<style>{_STYLE}</style>\n</head>\n<body>\n<h1>qbench report: {name}</h1>\n"
-        f"<h2>Run</h2>\n{to_html(_parameters(run))}\n<h2>Cells (95% confidence intervals)</h2>\n{to_html(summary)}\n"
-        f"<h2>Charts</h2>\n{figures}\n<h2>Theory beside measurement</h2>\n{to_html(theory)}\n"
+        f"<h2>Run</h2>\n{to_html(_parameters(run))}\n<h2 id=\"warnings\">Warnings</h2>\n{warnings}\n"
+        f"<h2 id=\"failed\">Failed cells</h2>\n{failed}\n"
+        f"<h2>Cells (95% confidence intervals)</h2>\n{to_html(sec.summary)}\n"
+        f"<h2>Charts</h2>\n{figures}\n<h2>Theory beside measurement</h2>\n{to_html(sec.theory)}\n"
         f"<h2>Method</h2>\n<ul>{method}</ul>\n</body>\n</html>\n"
     )

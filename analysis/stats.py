@@ -4,6 +4,8 @@ Replications are i.i.d., so each per-replication summary in ``cells.parquet`` (a
 percentile, the throughput, ...) is one observation and :func:`analysis.estimate.mean_ci` gives
 the interval of its expectation. Three derived figures:
 
+Only rows with data count (status ``ok``, ``capped`` or ``lagged``: :data:`analysis.load.DATA_STATUSES`).
+
 * **backlog growth** and its verdict (:mod:`analysis.backlog`); items still queued at the end are
   part of the depth, and their count is reported per cell (``censored``): wait and sojourn figures
   are over items that were taken or finished, so for an overloaded cell they are lower bounds;
@@ -14,7 +16,9 @@ the interval of its expectation. Three derived figures:
   against ``lam * W`` with ``lam = n_put / t_end`` and ``W = wait_mean``, paired per replication.
   It holds when the interval of ``L - lam W`` contains 0 or the relative gap is under
   :data:`LITTLE_TOLERANCE` (finite-horizon edge effects are ``O(1/t_end)``); it is not checked
-  for overloaded cells, which have no steady state.
+  for overloaded cells, which have no steady state;
+* **input checks** (:mod:`analysis.inputs`): the measured mean inter-arrival and service times
+  against their specs' means, which warn when a heavy tail kept the sample far from the spec.
 """
 
 from __future__ import annotations
@@ -25,9 +29,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from analysis.backlog import Growth, growth
+from analysis.backlog import Growth, verdict
 from analysis.estimate import Estimate, mean_ci
-from analysis.load import Run, ok_rows, read_items
+from analysis.inputs import InputCheck, input_checks
+from analysis.load import Run, data_rows, read_items
 from analysis.theory import fluid_slope
 from analysis.warmup import truncate_ensemble
 
@@ -88,11 +93,13 @@ class CellStats:
         cell: the cell id.
         params: the cell's parameters (``workers``, ``arrival``, ``service``, ``rho``, ...).
         metrics: each of :data:`METRICS` present in the run, as an Estimate.
-        growth: backlog growth and verdict.
+        growth: backlog growth and verdict (with the pusher's throttling on a bounded queue).
         little: Little's law check.
         censored: items still queued at the end of a replication (``n_put - n_got``).
-        replications: replications with status ``ok``.
+        replications: replications with data (status ``ok``, ``capped`` or ``lagged``).
         failed: replications that failed.
+        inputs: the measured input means against their specs (:mod:`analysis.inputs`).
+        error: the first error of a failed replication, or None.
     """
 
     cell: int
@@ -103,6 +110,13 @@ class CellStats:
     censored: Estimate
     replications: int
     failed: int
+    inputs: list[InputCheck] = field(default_factory=list, repr=False)
+    error: str | None = None
+
+    @property
+    def warnings(self) -> list[InputCheck]:
+        """The input checks that failed: the spec's mean outside the measured mean's interval."""
+        return [check for check in self.inputs if not check.ok]
 
     @property
     def arrival_rate(self) -> float:
@@ -116,15 +130,17 @@ class CellStats:
 
     @property
     def label(self) -> str:
-        """A short label such as ``c=2 const:1 / uniform:0:5``."""
-        return f"c={self.params['workers']} {self.params['arrival']} / {self.params['service']}"
+        """A short label such as ``c=2 const:1 / uniform:0:5`` (``, maxsize 5`` for a bounded queue)."""
+        bound = int(self.params.get("maxsize") or 0)
+        tail = f", maxsize {bound}" if bound else ""
+        return f"c={self.params['workers']} {self.params['arrival']} / {self.params['service']}{tail}"
 
 
 def little(rows: pd.DataFrame, overloaded: bool) -> Little:
     """Little's law check from a cell's replication rows (see the module docstring).
 
     Args:
-        rows: the cell's ``cells.parquet`` rows with status ``ok``.
+        rows: the cell's ``cells.parquet`` rows that hold data.
         overloaded: the cell's backlog verdict is *overloaded* (then the check is ``n/a``).
     """
     length = rows["depth_mean"].to_numpy(dtype=float)
@@ -149,12 +165,15 @@ def cell_stats(run: Run, cell: int) -> CellStats:
     """
     params = run.params.loc[cell].to_dict()
     every = run.cells[run.cells["cell"] == cell]
-    rows = ok_rows(every)
+    rows = data_rows(every)
     metrics = {m: mean_ci(rows[m].to_numpy(dtype=float)) for m in METRICS if m in rows}
-    grow = growth(rows["backlog_slope"].to_numpy(dtype=float), 1.0 / float(params["arrival_mean"]))
+    grow = verdict(every, params)
     censored = mean_ci((rows["n_put"] - rows["n_got"]).to_numpy(dtype=float))
     check = little(rows, grow.verdict == "overloaded")
-    return CellStats(int(cell), params, metrics, grow, check, censored, len(rows), len(every) - len(rows))
+    failed = every[every["status"] == "failed"]
+    error = str(failed["error"].dropna().iloc[0]) if failed["error"].notna().any() else None
+    return CellStats(int(cell), params, metrics, grow, check, censored, len(rows), len(failed),
+                     input_checks(int(cell), rows, params), error)  # fmt: skip
 
 
 def summarize(run: Run) -> list[CellStats]:

@@ -1,4 +1,9 @@
-"""The per-cell summary table: what ``make bench`` prints at the end of a run and the report shows."""
+"""The per-cell summary table: what ``make bench`` prints at the end of a run and the report shows.
+
+Cells with data get a row; cells whose replications failed are listed with their error
+(:func:`failed_rows`), and input checks that failed (:mod:`analysis.inputs`) are listed as
+warnings (:func:`warning_lines`) after the table.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,7 @@ from analysis.load import open_run
 from analysis.stats import CellStats, summarize
 from analysis.tables import Rows, to_text
 
-__all__ = ["summary_rows", "summary_table", "theory_rows"]
+__all__ = ["failed_rows", "summary_rows", "summary_table", "theory_rows", "verdict_text", "warning_lines"]
 
 
 def _num(value: float, digits: int = 3) -> str:
@@ -20,27 +25,42 @@ def _num(value: float, digits: int = 3) -> str:
     return "n/a" if value is None or math.isnan(value) else f"{value:.{digits}g}"
 
 
-def _verdict(s: CellStats) -> str:
-    """The verdict, with the time to a depth of 1,000 when overloaded."""
-    if s.growth.verdict != "overloaded":
-        return s.growth.verdict
-    return f"overloaded ({DEPTH_TARGET} deep at ~{s.growth.time_to_target.mean:,.0f} s)"
+def verdict_text(s: CellStats) -> str:
+    """The verdict with its reason, and with the time to a depth of 1,000 when overloaded.
+
+    Args:
+        s: the cell's statistics.
+    """
+    g = s.growth
+    if g.verdict != "overloaded" or g.time_to_target is None or not math.isfinite(g.time_to_target.mean):
+        return g.describe()
+    reach = f"{DEPTH_TARGET} deep at ~{g.time_to_target.mean:,.0f} s"
+    return f"overloaded ({reach}; {g.reason})" if g.reason else f"overloaded ({reach})"
+
+
+def _arrivals(s: CellStats) -> str:
+    """Achieved against offered arrival rate for a bounded queue, ``-`` for an unbounded one."""
+    held = s.growth.throttling
+    return "-" if held is None else f"{held.achieved.format()} of {held.offered:.3g}"
 
 
 def summary_rows(stats: list[CellStats], *, detail: bool = False) -> Rows:
-    """One formatted row per cell: parameters, wait mean ± CI, p99 wait, slope ± CI, verdict.
+    """One formatted row per cell with data: parameters, wait mean ± CI, p99 wait, slope ± CI, verdict.
+
+    Cells without data (every replication failed) are left out: :func:`failed_rows` lists them.
 
     Args:
         stats: per-cell statistics.
         detail: add sojourn, throughput, utilisation, depth, censored items and Little's law.
     """
     rows = []
-    for s in stats:
+    for s in (s for s in stats if s.replications):
         m = s.metrics
         row = {"cell": str(s.cell), "workers": str(s.params["workers"]), "arrival": str(s.params["arrival"]),
-               "service": str(s.params["service"]), "rho": _num(float(s.params["rho"])),
+               "service": str(s.params["service"]), "maxsize": str(s.params.get("maxsize", 0)),
+               "rho": _num(float(s.params["rho"])), "arrivals/s achieved of offered": _arrivals(s),
                "wait mean (s)": m["wait_mean"].format(), "p99 wait (s)": m["wait_p99"].format(),
-               "backlog slope (items/s)": s.growth.slope.format(), "verdict": _verdict(s)}  # fmt: skip
+               "backlog slope (items/s)": s.growth.slope.format(), "verdict": verdict_text(s)}  # fmt: skip
         if detail:
             row.update({"sojourn mean (s)": m["sojourn_mean"].format(), "p99 sojourn (s)": m["sojourn_p99"].format(),
                         "throughput (items/s)": m["throughput"].format(), "utilisation": m["utilisation"].format(),
@@ -49,6 +69,30 @@ def summary_rows(stats: list[CellStats], *, detail: bool = False) -> Rows:
                         + (f" ({s.failed} failed)" if s.failed else "")})  # fmt: skip
         rows.append(row)
     return rows
+
+
+def failed_rows(stats: list[CellStats]) -> Rows:
+    """One row per cell with failed replications: its id, parameters, how many failed and the error.
+
+    Args:
+        stats: per-cell statistics.
+    """
+    return [{"cell": str(s.cell), "parameters": _parameters(s), "failed": f"{s.failed} of {s.failed + s.replications}",
+             "error": s.error or "no error recorded"} for s in stats if s.failed]  # fmt: skip
+
+
+def _parameters(s: CellStats) -> str:
+    """The cell's grid axes as ``key=value`` words."""
+    return " ".join(f"{k}={s.params[k]}" for k in ("workers", "arrival", "service", "maxsize") if k in s.params)
+
+
+def warning_lines(stats: list[CellStats]) -> list[str]:
+    """One line per input check that failed (a measured mean outside its interval of the spec's mean).
+
+    Args:
+        stats: per-cell statistics.
+    """
+    return [check.warning() for s in stats for check in s.warnings]
 
 
 def theory_rows(rows: list[Agreement], stats: list[CellStats]) -> Rows:
@@ -83,7 +127,8 @@ def _relative(value: float) -> str:
 
 
 def summary_table(run: Path) -> str:
-    """A compact plain-text table, one line per cell, of a results folder.
+    """A compact plain-text table, one line per cell with data, of a results folder; then the failed
+    cells with their errors and the warnings of the input checks, one line each.
 
     Args:
         run: the results folder.
@@ -92,4 +137,15 @@ def summary_table(run: Path) -> str:
         analysis.load.ResultsError: not a readable results folder.
     """
     opened = open_run(run)
-    return f"{opened.name}: {len(opened.params)} cells\n" + to_text(summary_rows(summarize(opened)))
+    stats = summarize(opened)
+    failed = failed_rows(stats)
+    head = f"{opened.name}: {len(opened.params)} cells"
+    head += f", {len(failed)} with failed replications" if failed else ""
+    parts = [head + "\n" + to_text(summary_rows(stats))]
+    if failed:
+        parts.append("failed cells:\n" + "\n".join(f"  cell {r['cell']} ({r['parameters']}): {r['failed']} "
+                                                   f"replications failed: {r['error']}" for r in failed))  # fmt: skip
+    warnings = warning_lines(stats)
+    if warnings:
+        parts.append("warnings:\n" + "\n".join(f"  warning: {line}" for line in warnings))
+    return "\n\n".join(parts)

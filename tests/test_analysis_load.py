@@ -11,8 +11,8 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
-from analysis.load import ResultsError, open_run, read_depth, read_items
-from analysis_fixtures import SEED_GRID, write_run
+from analysis.load import ResultsError, data_rows, open_run, read_depth, read_items
+from analysis_fixtures import SEED_GRID, restatus, write_run
 
 
 @pytest.fixture(scope="module")
@@ -61,17 +61,69 @@ def test_missing_and_foreign_folders_raise_one_line(tmp_path):
     assert "\n" not in str(missing.value) and "\n" not in str(foreign.value)
 
 
-def test_incompatible_schema_version_is_refused(run_path, tmp_path):
-    copy = shutil.copytree(run_path, tmp_path / "v2")
+@pytest.mark.parametrize("version", [b"1", b"3"])
+def test_other_schema_versions_are_refused_with_one_line(run_path, tmp_path, version):
+    copy = shutil.copytree(run_path, tmp_path / "other")
     table = pq.read_table(copy / "cells.parquet")
-    pq.write_table(table.replace_schema_metadata({b"qbench.schema_version": b"2"}), copy / "cells.parquet")
-    with pytest.raises(ResultsError, match="schema_version 2") as err:
+    pq.write_table(table.replace_schema_metadata({b"qbench.schema_version": version}), copy / "cells.parquet")
+    with pytest.raises(ResultsError, match=f"schema_version {version.decode()}, this analysis reads version 2") as err:
         open_run(copy)
     assert "\n" not in str(err.value) and isinstance(err.value, ValueError)
+
+
+@pytest.mark.parametrize("version", [1, 7])
+def test_manifest_of_another_version_is_refused(run_path, tmp_path, version):
+    copy = shutil.copytree(run_path, tmp_path / "other")
     manifest = json.loads((run_path / "manifest.json").read_text())
-    (copy / "manifest.json").write_text(json.dumps({**manifest, "schema_version": 7}))
-    with pytest.raises(ResultsError, match="7"):
+    (copy / "manifest.json").write_text(json.dumps({**manifest, "schema_version": version}))
+    with pytest.raises(ResultsError, match=f"schema_version {version}"):
         open_run(copy)
+
+
+def test_version_2_cells_without_the_new_columns_are_refused(run_path, tmp_path):
+    copy = shutil.copytree(run_path, tmp_path / "thin")
+    table = pq.read_table(copy / "cells.parquet")
+    thin = table.drop(["blocked_fraction", "clock_lag_max"])
+    pq.write_table(thin.replace_schema_metadata(table.schema.metadata), copy / "cells.parquet")
+    with pytest.raises(ResultsError, match="lacks column.* blocked_fraction, clock_lag_max of schema version 2"):
+        open_run(copy)
+
+
+def test_an_unknown_status_is_refused(run_path, tmp_path):
+    copy = shutil.copytree(run_path, tmp_path / "odd")
+    table = pq.read_table(copy / "cells.parquet")
+    statuses = pa.array(["ok"] * (len(table) - 1) + ["weird"])
+    odd = table.set_column(table.schema.get_field_index("status"), "status", statuses)
+    pq.write_table(odd.replace_schema_metadata(table.schema.metadata), copy / "cells.parquet")
+    with pytest.raises(ResultsError, match="has status weird; schema version 2 knows ok, capped, lagged, failed"):
+        open_run(copy)
+
+
+def test_seed_is_text_even_beyond_64_bits(tmp_path):
+    big = str(2**80 + 7)
+    run = open_run(write_run(tmp_path / "big", SEED_GRID[:1], duration=100.0, replications=2, seed=big))
+    assert run.params.loc[0, "seed"] == big and set(run.cells["seed"]) == {big}
+
+
+def test_data_rows_are_ok_capped_and_lagged(tmp_path):
+    path = write_run(tmp_path / "mixed", SEED_GRID[:1], duration=100.0, replications=4)
+    restatus(path, 0, [1], "capped")
+    restatus(path, 0, [2], "lagged", clock_lag_mean=0.5)
+    restatus(path, 0, [3], "failed")
+    run = open_run(path)
+    assert list(run.data_cells()["replication"]) == [0, 1, 2]
+    assert list(data_rows(run.cells)["status"]) == ["ok", "capped", "lagged"]
+
+
+def test_a_run_interrupted_before_any_cell_finished_says_how_to_finish_it(run_path, tmp_path):
+    copy = tmp_path / "early"
+    copy.mkdir()
+    manifest = json.loads((run_path / "manifest.json").read_text())
+    (copy / "manifest.json").write_text(json.dumps({**manifest, "status": "interrupted"}))
+    with pytest.raises(ResultsError, match="has no finished cells yet .*interrupted.*qbench run --resume") as err:
+        open_run(copy)
+    assert "not a results folder" not in str(err.value) and "\n" not in str(err.value)
+    assert str(err.value).endswith(f"qbench run --resume {copy}")
 
 
 def test_parquet_without_version_is_refused(run_path, tmp_path):
