@@ -48,7 +48,7 @@ def test_run_writes_a_results_folder_matching_the_contract(tmp_path):
         assert [f.name for f in files] == ["cell-00000.parquet", "cell-00001.parquet"]
         schema = pq.read_schema(files[0])
         assert columns <= set(schema.names)
-        assert schema.metadata[b"qbench.schema_version"] == b"1"
+        assert schema.metadata[b"qbench.schema_version"] == b"2"
         assert str(schema.field("t" if kind == "depth" else "t_put").type) == "double"
     cells = pd.read_parquet(out / "cells.parquet")
     assert len(cells) == 4 and set(cells.status) == {"ok"}
@@ -93,7 +93,7 @@ def test_flags_override_the_grid_file(tmp_path):
     cells = pd.read_parquet(out / "cells.parquet")
     assert list(cells.workers) == [2]
     assert cells.items_target.iloc[0] == 40 and pd.isna(cells.duration.iloc[0])
-    assert cells.seed.iloc[0] == 4
+    assert cells.seed.iloc[0] == "4"  # seeds are kept as text (up to 128 bits)
 
 
 def test_default_grid_is_valid_and_holds_the_seed_scenario():
