@@ -3,7 +3,7 @@
 Quantities compared:
 
 * ``Wq`` (mean wait) and ``P(wait)``: the steady-state prediction of :func:`analysis.theory.predict`
-  against the MSER-5-truncated measurement of :func:`analysis.stats.steady_state`, for cells with
+  against the MSER-5-truncated measurement of :func:`analysis.cell_stats.steady_state`, for cells with
   ``rho < 1``;
 * ``utilisation``: ``min(rho, 1)``, the long-run identity of any work-conserving G/G/c;
 * ``backlog slope``: the fluid slope ``lam - c / E[S]`` for cells with ``rho >= 1``.
@@ -29,7 +29,7 @@ import pandas as pd
 
 from analysis.estimate import Estimate
 from analysis.load import Run
-from analysis.stats import CellStats, steady_state
+from analysis.cell_stats import CellStats, steady_state
 from analysis.student_t import t_quantile
 from analysis.theory import Prediction, predict
 
@@ -99,7 +99,7 @@ def compare_theory(run: Run, stats: CellStats) -> list[Agreement]:
 
     Args:
         run: the opened run.
-        stats: the cell's statistics from :func:`analysis.stats.cell_stats`.
+        stats: the cell's statistics from :func:`analysis.cell_stats.cell_stats`.
     """
     p, rows = stats.params, []
     if int(p.get("maxsize") or 0) > 0 or stats.replications == 0:

@@ -1,4 +1,4 @@
-"""Open a results folder through its output contract (``results/README.md``) into pandas.
+"""Open a results folder into pandas, through the results format (:mod:`bench.results_format`).
 
 :func:`open_run` reads the small parts of a run (``manifest.json`` and ``cells.parquet``, or the
 per-cell ``parts/`` of an interrupted run) and checks the schema version. The large parts, the
@@ -21,21 +21,25 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from bench.errors import InputError
+from bench.results_format import (
+    CELLS,
+    DEPTH,
+    ITEMS,
+    DATA_STATUSES,
+    MANIFEST,
+    PARAMETERS,
+    PARTS,
+    SCHEMA_KEY,
+    SCHEMA_VERSION,
+    STATUSES,
+    cell_id,
+    cell_name,
+)
 
 __all__ = [
     "DATA_STATUSES", "PARAMETERS", "ResultsError", "Run", "SCHEMA_VERSION", "STATUSES", "data_rows", "open_run",
     "read_depth", "read_items",
 ]  # fmt: skip
-
-#: The schema version of results folders this package reads.
-SCHEMA_VERSION = 2
-
-#: Replication statuses whose row holds statistics: ``capped`` covers [0, t_end] of a replication
-#: stopped at ``max_backlog``; ``lagged`` ones are measured but unreliable (the clock fell behind).
-DATA_STATUSES = ("ok", "capped", "lagged")
-
-#: Every status a version-2 row may have; ``failed`` rows hold no statistics.
-STATUSES = (*DATA_STATUSES, "failed")
 
 #: Columns of ``cells.parquet`` the analysis needs; a file without one is refused.
 REQUIRED = (
@@ -45,13 +49,6 @@ REQUIRED = (
     "clock_lag_mean", "clock_lag_max",
 )  # fmt: skip
 
-#: Columns of ``cells.parquet`` that describe a cell rather than one replication's outcome.
-PARAMETERS = (
-    "workers", "arrival", "service", "maxsize", "arrival_mean", "arrival_cv", "service_mean",
-    "service_cv", "offered_load", "rho", "items_target", "duration", "clock", "engine", "seed",
-)  # fmt: skip
-
-_SCHEMA_KEY = b"qbench.schema_version"
 
 
 class ResultsError(InputError):
@@ -121,7 +118,7 @@ def open_run(path: str | Path) -> Run:
 
 def _read_manifest(folder: Path) -> dict:
     """The manifest, with its schema version checked; ``{}`` when there is none."""
-    file = folder / "manifest.json"
+    file = folder / MANIFEST
     if not file.exists():
         return {}
     try:
@@ -148,16 +145,17 @@ def _check_file(file: Path, read=pq.read_schema):
     except (OSError, pa.ArrowException) as exc:
         raise ResultsError(f"{str(file)!r} is not a readable parquet file: {exc}") from None
     metadata = (got if isinstance(got, pa.Schema) else got.schema).metadata or {}
-    if _SCHEMA_KEY not in metadata:
+    if SCHEMA_KEY not in metadata:
         raise ResultsError(f"{str(file)!r} carries no qbench.schema_version; not written by qbench")
-    _check_version(metadata[_SCHEMA_KEY].decode(), file)
+    _check_version(metadata[SCHEMA_KEY].decode(), file)
     return got
 
 
 def _read_cells(folder: Path) -> pd.DataFrame | None:
     """``cells.parquet``, or the concatenated ``parts/`` of an unfinished run; None if neither exists."""
-    whole = folder / "cells.parquet"
-    files = [whole] if whole.exists() else sorted((folder / "parts").glob("cell-*.parquet"))
+    whole = folder / CELLS
+    parts = folder / PARTS
+    files = [whole] if whole.exists() else sorted(p for p in parts.glob("*") if cell_id(p.name) is not None)
     if not files:
         return None
     # One read per file: the table carries the schema whose version is checked.
@@ -190,7 +188,7 @@ def _cell_files(run: Run, kind: str, cells: Iterable[int] | None) -> list[Path]:
     """The parquet files of ``kind`` (``items`` or ``depth``) holding the requested cells."""
     folder = run.path / kind
     wanted = run.params.index if cells is None else cells
-    files = [folder / f"cell-{int(c):05d}.parquet" for c in wanted]
+    files = [folder / cell_name(int(c)) for c in wanted]
     return [f for f in files if f.exists()]
 
 
@@ -254,7 +252,7 @@ def read_items(
     Raises:
         ResultsError: a file has another schema version or is not readable.
     """
-    return _read(run, "items", cells, replications, columns, where, join)
+    return _read(run, ITEMS, cells, replications, columns, where, join)
 
 
 def read_depth(
@@ -279,4 +277,4 @@ def read_depth(
     Raises:
         ResultsError: a file has another schema version or is not readable.
     """
-    return _read(run, "depth", cells, replications, columns, where, join)
+    return _read(run, DEPTH, cells, replications, columns, where, join)

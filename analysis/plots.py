@@ -1,11 +1,12 @@
-"""Charts of a run, written as PNG and SVG with matplotlib's Agg renderer (no display needed).
+"""Charts of a run, written as PNG and SVG (no display needed, and no backend chosen for anyone).
 
 Every chart has a title, axis labels with units and a legend. A worker count has one colour in
 every chart (and in compare's overlay): :func:`worker_colour`. Panels are one per
 arrival x service x maxsize combination, in the order the run lists its cells. Only cells with
 data are drawn (a cell whose replications all failed has nothing to show; the report lists it),
 and only replications with data feed a band. Figures are built with
-``matplotlib.figure.Figure`` directly, so no global pyplot state is touched.
+``matplotlib.figure.Figure`` directly: importing this module neither picks a backend nor touches
+pyplot's global state (a notebook user's backend stays theirs).
 """
 
 from __future__ import annotations
@@ -14,18 +15,15 @@ import math
 from pathlib import Path
 
 import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-
-import numpy as np  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from analysis.agreement import Agreement  # noqa: E402
-from analysis.backlog import sample_depth  # noqa: E402
-from analysis.estimate import LEVEL  # noqa: E402
-from analysis.load import ResultsError, Run, data_rows, read_depth, read_items  # noqa: E402
-from analysis.stats import CellStats  # noqa: E402
-from analysis.student_t import t_quantile  # noqa: E402
+from analysis.agreement import Agreement
+from analysis.backlog import sample_depth
+from analysis.cell_stats import CellStats
+from analysis.estimate import LEVEL
+from analysis.load import ResultsError, Run, data_rows, read_depth, read_items
+from analysis.student_t import t_quantile
 
 __all__ = [
     "CHARTS", "backlog_band", "panel_grid", "plot_backlog", "plot_cdf", "plot_heatmap", "plot_latency", "plot_theory",

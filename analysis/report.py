@@ -22,8 +22,8 @@ from analysis.backlog import DEPTH_TARGET, LAG_FRACTION, PRACTICAL
 from analysis.inputs import CHECK_LEVEL, ROUNDING
 from analysis.load import ResultsError, Run, open_run
 from analysis.plots import CHARTS, plot_backlog, plot_cdf, plot_heatmap, plot_latency, plot_theory
-from analysis.stats import LITTLE_TOLERANCE, CellStats, summarize
-from analysis.summary import failed_rows, summary_rows, theory_rows, warning_lines
+from analysis.cell_stats import LITTLE_TOLERANCE, CellStats, summarize
+from analysis.summary_table import failed_rows, summary_rows, theory_rows, warning_lines
 from analysis.tables import Rows, to_html, to_markdown
 
 __all__ = ["METHOD", "write_report"]

@@ -284,7 +284,7 @@ def _resume_target(args: argparse.Namespace):
     without a grid, and input files (``empirical:``) whose content changed since the run began:
     resuming would mix two datasets in one run.
     """
-    from bench import store
+    from bench import results_format, store
     from bench.grid import make_grid
 
     given = [name for name in _GRID_FLAGS if getattr(args, name) not in (None, False)]
@@ -292,13 +292,13 @@ def _resume_target(args: argparse.Namespace):
         flag = given[0] if given[0] == "grid" else "--" + given[0].replace("_", "-")
         raise UsageError(f"--resume takes the grid from the run's manifest; drop {flag}")
     run = args.resume
-    if not store.is_run(run):
+    if not results_format.is_run(run):
         raise UsageError(f"{str(run)!r} is not a results folder (no qbench manifest.json)")
     manifest = store.read_manifest(run)
     version = manifest.get("schema_version")
-    if version != store.SCHEMA_VERSION:
+    if version != results_format.SCHEMA_VERSION:
         raise UsageError(
-            f"{str(run)!r} has schema version {version}; this qbench reads version {store.SCHEMA_VERSION}"
+            f"{str(run)!r} has schema version {version}; this qbench reads version {results_format.SCHEMA_VERSION}"
         )
     if not isinstance(manifest.get("grid"), dict):
         raise UsageError(f"{str(run)!r}: manifest.json holds no grid; cannot resume (start a new run)")
@@ -399,7 +399,7 @@ class _stopped_by_signals:
 
 
 def _print_summary(run: Path) -> None:
-    from analysis.summary import summary_table
+    from analysis.summary_table import summary_table
 
     print(summary_table(run))
 

@@ -25,6 +25,7 @@ from bench.grid import HORIZON, Cell, Grid, streams
 from bench.recorder import Sink
 from bench.replication import Replication, engine
 from bench.replication_stats import ReplicationStats
+from bench.results_format import CELL_DIRS, FORMAT, SCHEMA_VERSION
 
 __all__ = ["LAG_TOLERANCE", "RunResult", "create_run", "run_cell", "run_grid"]
 
@@ -178,8 +179,8 @@ def _versions() -> dict[str, str]:
 def manifest(run: Path, grid: Grid, status: str, timings: dict[str, Any], command: list[str] | None) -> dict[str, Any]:
     """Build the ``manifest.json`` of a run."""
     return {
-        "format": store.FORMAT,
-        "schema_version": store.SCHEMA_VERSION,
+        "format": FORMAT,
+        "schema_version": SCHEMA_VERSION,
         "run": run.name,
         "status": status,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -224,7 +225,7 @@ def create_run(run: Path, grid: Grid, command: list[str] | None = None) -> None:
     staging = run.with_name(f".{run.name}.creating-{os.getpid()}")
     staging.mkdir()
     try:
-        for sub in ("items", "depth", "parts"):
+        for sub in CELL_DIRS:
             (staging / sub).mkdir()
         store.write_manifest(staging, manifest(run, grid, "created", {}, command))
         os.rename(staging, run)
@@ -257,7 +258,7 @@ def run_grid(
     """
     start = time.perf_counter()
     run = run.resolve()
-    for sub in ("items", "depth", "parts"):
+    for sub in CELL_DIRS:
         (run / sub).mkdir(parents=True, exist_ok=True)
     store.clean_partial(run)
     cells = grid.cells()

@@ -18,7 +18,7 @@ from analysis.compare import compare_runs, format_comparison, parse_selection, p
 from analysis.load import ResultsError
 from analysis.plots import CHARTS
 from analysis.report import write_report
-from analysis.summary import summary_table
+from analysis.summary_table import summary_table
 from analysis_fixtures import write_run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -89,20 +89,6 @@ def test_compare_pairs_common_random_numbers_and_reports_mismatches(synthetic, t
         compare_runs(f"{synthetic}:colour=red", str(synthetic))
 
 
-def _bench_schema() -> int:
-    from bench.store import SCHEMA_VERSION
-
-    return SCHEMA_VERSION
-
-
-# The end-to-end tests need a real run that this analysis can read: until the bench side writes
-# schema version 2, they wait (the fixture-based tests above and in test_analysis_verdicts.py
-# cover the same code).
-needs_v2_bench = pytest.mark.skipif(
-    _bench_schema() != 2, reason=f"bench writes schema version {_bench_schema()}; analysis reads version 2"
-)
-
-
 def _cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "bench", *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
 
@@ -117,7 +103,6 @@ def real_run(tmp_path_factory):
     return out
 
 
-@needs_v2_bench
 def test_cli_report_end_to_end(real_run):
     done = _cli("report", str(real_run), "--no-progress")
     assert done.returncode == 0, done.stderr
@@ -127,7 +112,6 @@ def test_cli_report_end_to_end(real_run):
         _not_blank(index.parent / f"{name}.png")
 
 
-@needs_v2_bench
 def test_cli_compare_workers_3_and_4_reports_p99_difference_with_ci(real_run, tmp_path):
     done = _cli("compare", f"{real_run}:workers=3", f"{real_run}:workers=4", "--format", "csv", "--chart", str(tmp_path))
     assert done.returncode == 0, done.stderr
@@ -137,10 +121,9 @@ def test_cli_compare_workers_3_and_4_reports_p99_difference_with_ci(real_run, tm
     assert (tmp_path / "compare_backlog.png").exists()
 
 
-@needs_v2_bench
 def test_cli_seed_verdicts_on_a_real_run(real_run):
     from analysis.load import open_run
-    from analysis.stats import summarize
+    from analysis.cell_stats import summarize
 
     verdicts = {s.params["workers"]: s.growth for s in summarize(open_run(real_run))}
     assert verdicts[2].verdict == "overloaded" and verdicts[2].slope.contains(0.2)

@@ -6,7 +6,7 @@ import pytest
 
 from analysis.agreement import agreement_frame, compare_theory
 from analysis.load import open_run
-from analysis.stats import summarize
+from analysis.cell_stats import summarize
 from analysis.student_t import t_quantile
 from analysis.theory import allen_cunneen, erlang_c, fluid_slope, kendall, kingman, md1, mg1, mm1, mmc, predict
 from analysis_fixtures import write_run
@@ -98,7 +98,7 @@ def test_agreement_tolerance_is_the_99_percent_interval():
 def test_theory_rows_say_when_a_no_comes_from_zero_spread():
     from analysis.agreement import Agreement
     from analysis.estimate import Estimate, mean_ci
-    from analysis.summary import theory_rows
+    from analysis.summary_table import theory_rows
 
     deterministic = Estimate(0.9999, 0.9999, 0.9999, 20)  # every replication alike: a D/D/c cell
     noisy = mean_ci([2.5, 2.9, 3.0, 2.6, 3.0])

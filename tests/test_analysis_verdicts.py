@@ -17,9 +17,9 @@ import pytest
 from analysis.backlog import PRACTICAL, growth, identical, throttling, verdict
 from analysis.estimate import Estimate
 from analysis.load import open_run
-from analysis.stats import summarize
+from analysis.cell_stats import summarize
 from analysis.student_t import t_quantile
-from analysis.summary import summary_table
+from analysis.summary_table import summary_table
 from analysis_fixtures import restatus, write_run
 
 THROTTLED = (1, "exp:1", "exp:2.5", 1)  # maxsize 1 at rho 2.5: depth pinned at 0..1, pusher blocked

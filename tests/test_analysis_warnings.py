@@ -17,8 +17,8 @@ from analysis.inputs import ROUNDING, input_checks
 from analysis.load import ResultsError, open_run
 from analysis.plots import CHARTS
 from analysis.report import write_report
-from analysis.stats import summarize
-from analysis.summary import summary_table
+from analysis.cell_stats import summarize
+from analysis.summary_table import summary_table
 from analysis_fixtures import write_run
 
 HEAVY = (1, "exp:1", "pareto:2.5:1.0001")  # mean 2.5 s, but sample means near 0.002 s

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bench import store
+from bench import results_format
 from bench.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -96,7 +96,7 @@ def test_force_replaces_a_pure_qbench_run_and_an_empty_folder(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     assert main(["run", "--out", str(empty), *BASE, "--force"]) == 0
-    assert store.is_run(empty)
+    assert results_format.is_run(empty)
 
 
 def test_a_version_1_run_is_recognised_by_its_manifest_keys(tmp_path):
@@ -104,9 +104,9 @@ def test_a_version_1_run_is_recognised_by_its_manifest_keys(tmp_path):
     old.mkdir()
     keys = {"schema_version": 1, "run": "old", "status": "complete", "grid": {}, "cells": []}
     (old / "manifest.json").write_text(json.dumps(keys))
-    assert store.is_run(old)
+    assert results_format.is_run(old)
     (old / "manifest.json").write_text(json.dumps({k: v for k, v in keys.items() if k != "cells"}))
-    assert not store.is_run(old)
+    assert not results_format.is_run(old)
 
 
 # -- resume -------------------------------------------------------------------------------------
@@ -146,7 +146,7 @@ def test_resume_refuses_a_manifest_without_a_grid_or_not_written_by_qbench(tmp_p
     assert main(["run", "--out", str(run), *BASE]) == 0
     manifest = json.loads((run / "manifest.json").read_text())
     del manifest["grid"]
-    manifest["format"] = store.FORMAT
+    manifest["format"] = results_format.FORMAT
     (run / "manifest.json").write_text(json.dumps(manifest))
     _one_line_error(capsys, main(["run", "--resume", str(run)]), "holds no grid")
     (run / "manifest.json").write_text(json.dumps({"schema_version": 2}))

@@ -28,8 +28,8 @@ from IPython.display import Image, display
 from analysis.compare import compare_runs, format_comparison
 from analysis.load import open_run
 from analysis.plots import plot_backlog
-from analysis.stats import summarize
-from analysis.summary import summary_rows
+from analysis.cell_stats import summarize
+from analysis.summary_table import summary_rows
 from analysis.tables import to_text
 
 RUN = Path(os.environ.get("QBENCH_RUN", "results/default"))

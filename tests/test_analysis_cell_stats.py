@@ -10,7 +10,7 @@ import pytest
 from analysis.backlog import growth, sample_depth, step_slope
 from analysis.estimate import bootstrap_ratio, difference, mean_ci
 from analysis.load import open_run, read_depth
-from analysis.stats import steady_state, summarize
+from analysis.cell_stats import steady_state, summarize
 from analysis.student_t import incomplete_beta, normal_quantile, t_cdf, t_quantile
 from analysis.warmup import mser, truncate, truncate_ensemble
 from analysis_fixtures import SEED_GRID, simulate, step_slope as fixture_slope, write_run

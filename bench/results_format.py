@@ -1,0 +1,188 @@
+"""The results format, defined once: what a run folder holds, for the writer and for every reader.
+
+:mod:`bench.store` writes run folders with these names and schemas; :mod:`analysis.load` (and any
+other reader) reads them through the same definitions. ``results/README.md`` documents them for
+users. A reader refuses a folder whose :data:`SCHEMA_VERSION` differs from its own.
+
+Layout of a run folder::
+
+    manifest.json            MANIFEST: the grid, cells, seeds, inputs, versions, status (MANIFEST_KEYS)
+    cells.parquet            CELLS: one row per (cell, replication), CELLS_SCHEMA
+    items/cell-NNNNN.parquet ITEMS: every item of a cell, ITEMS_SCHEMA
+    depth/cell-NNNNN.parquet DEPTH: every change of queue size, DEPTH_SCHEMA
+    parts/cell-NNNNN.parquet PARTS: a finished cell's rows of cells.parquet (its presence marks it finished)
+    report/                  REPORT: charts and documents written by the analysis
+
+Files are written under a temporary name (:func:`tmp_name`) and renamed when whole.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import pyarrow as pa
+
+__all__ = [
+    "CELLS", "CELLS_SCHEMA", "CELL_DIRS", "DATA_STATUSES", "DEPTH", "DEPTH_SCHEMA", "FORMAT", "ITEMS", "ITEMS_SCHEMA",
+    "MANIFEST", "MANIFEST_KEYS", "METADATA", "NULLABLE_FLOATS", "PARAMETERS", "PARTS", "REPORT", "SCHEMA_KEY",
+    "SCHEMA_VERSION", "STATUSES", "cell_id", "cell_name", "foreign_entries", "is_run", "is_tmp", "tmp_name",
+]  # fmt: skip
+
+#: The manifest's ``format`` marker: a folder is a qbench run when its manifest says this.
+FORMAT = "qbench-results"
+#: The version of this format; bumped whenever a reader of the old one could misread the new one.
+SCHEMA_VERSION = 2
+#: The parquet schema-metadata key holding the version, and the metadata every file carries.
+SCHEMA_KEY = b"qbench.schema_version"
+METADATA = {SCHEMA_KEY: str(SCHEMA_VERSION).encode()}
+
+# -- folder layout ----------------------------------------------------------------------------------
+
+MANIFEST = "manifest.json"
+CELLS = "cells.parquet"
+ITEMS, DEPTH, PARTS = "items", "depth", "parts"
+#: Folders holding one file per cell, named by :func:`cell_name`.
+CELL_DIRS = (ITEMS, DEPTH, PARTS)
+REPORT = "report"
+#: Keys every qbench manifest has had since version 1 (version 2 adds ``format`` and ``inputs``).
+MANIFEST_KEYS = ("schema_version", "run", "status", "grid", "cells")
+
+_CELL_FILE = re.compile(r"cell-(\d{5,})\.parquet")
+_TMP_FILE = re.compile(r"(manifest\.json|cells\.parquet|cell-\d{5,}\.parquet)\.\d+\.tmp")
+_REPORT_FILE = re.compile(r"[\w.-]+\.(png|svg|html|md|csv|json)")
+
+
+def cell_name(cell: int) -> str:
+    """The file name of a cell's parquet files, e.g. ``cell-00003.parquet``."""
+    return f"cell-{cell:05d}.parquet"
+
+
+def cell_id(name: str) -> int | None:
+    """The cell id of a file named by :func:`cell_name`, or ``None`` for any other name."""
+    match = _CELL_FILE.fullmatch(name)
+    return int(match.group(1)) if match else None
+
+
+def tmp_name(final: Path) -> Path:
+    """A temporary name beside ``final``, unique to this process (two writers never share one)."""
+    return final.with_name(f"{final.name}.{os.getpid()}.tmp")
+
+
+def is_tmp(name: str) -> bool:
+    """Whether ``name`` is a temporary name qbench writes (:func:`tmp_name` of one of its files)."""
+    return _TMP_FILE.fullmatch(name) is not None
+
+
+# -- statuses and columns ---------------------------------------------------------------------------
+
+#: Replication statuses whose row holds statistics: ``capped`` covers [0, t_end] of a replication
+#: stopped at ``max_backlog``; ``lagged`` ones are measured but unreliable (the clock fell behind).
+DATA_STATUSES = ("ok", "capped", "lagged")
+#: Every status a row may have; ``failed`` rows hold no statistics.
+STATUSES = (*DATA_STATUSES, "failed")
+#: Columns of ``cells.parquet`` that describe a cell rather than one replication's outcome.
+PARAMETERS = (
+    "workers", "arrival", "service", "maxsize", "arrival_mean", "arrival_cv", "service_mean",
+    "service_cv", "offered_load", "rho", "items_target", "duration", "clock", "engine", "seed",
+)  # fmt: skip
+#: Item columns that are null for items still queued or in service at the end of a duration run.
+NULLABLE_FLOATS = ("t_get", "t_done", "wait", "service", "sojourn")
+
+ITEMS_SCHEMA = pa.schema(
+    [
+        ("cell", pa.int64()),
+        ("replication", pa.int64()),
+        ("item", pa.int64()),
+        ("worker", pa.int64()),
+        ("t_arrive", pa.float64()),
+        ("t_put", pa.float64()),
+        ("t_get", pa.float64()),
+        ("t_done", pa.float64()),
+        ("wait", pa.float64()),
+        ("service", pa.float64()),
+        ("sojourn", pa.float64()),
+        ("depth_at_put", pa.int64()),
+    ],
+    metadata=METADATA,
+)
+
+DEPTH_SCHEMA = pa.schema(
+    [
+        ("cell", pa.int64()),
+        ("replication", pa.int64()),
+        ("t", pa.float64()),
+        ("depth", pa.int64()),
+        ("event", pa.int8()),
+    ],
+    metadata=METADATA,
+)
+
+def _fields(kind, names: str) -> list[tuple[str, pa.DataType]]:
+    return [(name, kind) for name in names.split()]
+
+
+CELLS_SCHEMA = pa.schema(
+    _fields(pa.int64(), "cell replication workers")
+    + _fields(pa.string(), "arrival service")
+    + _fields(pa.int64(), "maxsize")
+    + _fields(pa.float64(), "arrival_mean arrival_cv service_mean service_cv offered_load rho")
+    + [("items_target", pa.int64()), ("duration", pa.float64())]
+    + _fields(pa.string(), "clock engine seed")
+    + _fields(pa.int64(), "n_put n_got n_done")
+    + _fields(pa.float64(), "t_end t_last_put throughput utilisation arrival_rate blocked_fraction")
+    + _fields(pa.float64(), "wait_mean wait_p50 wait_p95 wait_p99 sojourn_mean sojourn_p50 sojourn_p95 sojourn_p99")
+    + [("depth_mean", pa.float64()), ("depth_max", pa.int64()), ("depth_final", pa.int64())]
+    + [("backlog_slope", pa.float64())]
+    + _fields(pa.float64(), "arrival_obs_mean arrival_obs_sd service_obs_mean service_obs_sd")
+    + _fields(pa.float64(), "clock_lag_mean clock_lag_max")
+    + _fields(pa.string(), "status error")
+    + [("wall_seconds", pa.float64())],
+    metadata=METADATA,
+)
+
+
+# -- recognising a run folder ----------------------------------------------------------------------
+
+
+def is_run(folder: Path) -> bool:
+    """Whether ``folder`` holds a qbench run: a ``manifest.json`` that the results format recognises
+    (a JSON object with qbench's ``format`` marker, or every key a version-1 manifest had)."""
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    if not isinstance(manifest, dict):
+        return False
+    return manifest.get("format") == FORMAT or set(MANIFEST_KEYS) <= manifest.keys()
+
+
+def foreign_entries(folder: Path) -> list[Path]:
+    """Entries of ``folder`` that qbench does not write in a run folder (empty for a pure run).
+
+    qbench writes ``manifest.json``, ``cells.parquet``, ``items/``, ``depth/`` and ``parts/``
+    holding only ``cell-NNNNN.parquet`` files, ``report/`` holding only chart and document files,
+    and their temporary names while writing. Symbolic links are always foreign.
+    """
+    foreign = []
+    for entry in folder.iterdir():
+        name = entry.name
+        if entry.is_symlink():
+            foreign.append(entry)
+        elif name in (MANIFEST, CELLS) or is_tmp(name):
+            if not entry.is_file():
+                foreign.append(entry)
+        elif name in CELL_DIRS or name == REPORT:
+            pattern = _REPORT_FILE if name == REPORT else _CELL_FILE
+            if not entry.is_dir():
+                foreign.append(entry)
+                continue
+            for inner in entry.iterdir():
+                own = pattern.fullmatch(inner.name) or (name != REPORT and is_tmp(inner.name))
+                if inner.is_symlink() or not inner.is_file() or not own:
+                    foreign.append(inner)
+        else:
+            foreign.append(entry)
+    return foreign
