@@ -9,7 +9,7 @@ ARGS   ?=
 # the C speed-ups, one per Python module (see setup.py)
 C_SRC  := bench/loop/_core.c bench/_recorder.c bench/_recurrence.c
 
-.PHONY: install test bench report perf clean
+.PHONY: install test lint bench report perf clean
 
 $(STAMP): pyproject.toml setup.py $(C_SRC)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,11 @@ install: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest $(ARGS)
+
+# ruff (lint and format check) and mypy, as configured in pyproject.toml
+lint: $(STAMP)
+	$(PY) -m ruff check bench analysis tests
+	$(PY) -m ruff format --check bench analysis tests
 
 bench: $(STAMP)
 	$(PY) -m bench run bench/grids/default.toml --out $(RUN) --force --report $(ARGS)

@@ -27,9 +27,9 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from analysis.cell_stats import CellStats, steady_state
 from analysis.estimate import Estimate
 from analysis.load import Run
-from analysis.cell_stats import CellStats, steady_state
 from analysis.student_t import t_quantile
 from analysis.theory import Prediction, predict
 

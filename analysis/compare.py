@@ -183,7 +183,7 @@ def _select(run: Run, selection: Selection) -> list[int]:
         if key not in params.columns:
             known = ", ".join(params.columns)
             raise ResultsError(f"bad selection {str(selection)!r}: unknown key {key!r} (known: {known})")
-        match = params[key].map(lambda v: _same(v, value)).to_numpy(dtype=bool)
+        match = params[key].map(lambda v, wanted=value: _same(v, wanted)).to_numpy(dtype=bool)
         if not match.any():
             values = ", ".join(sorted(dict.fromkeys(str(v) for v in params[key]), key=_order))
             raise ResultsError(f"selection {str(selection)!r} matches no cell: {key}={value} is not in the run "

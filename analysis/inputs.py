@@ -26,8 +26,8 @@ their checks are not independent); a heavy tail like the one above raises one in
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 import numpy as np
 import pandas as pd

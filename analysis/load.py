@@ -11,9 +11,9 @@ are decoded and replication / item filters are pushed down to parquet, so plotti
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
 
 import pandas as pd
 import pyarrow as pa
@@ -23,9 +23,9 @@ import pyarrow.parquet as pq
 from bench.errors import InputError
 from bench.results_format import (
     CELLS,
+    DATA_STATUSES,
     DEPTH,
     ITEMS,
-    DATA_STATUSES,
     MANIFEST,
     PARAMETERS,
     PARTS,
@@ -48,7 +48,6 @@ REQUIRED = (
     "blocked_fraction", "arrival_obs_mean", "arrival_obs_sd", "service_obs_mean", "service_obs_sd",
     "clock_lag_mean", "clock_lag_max",
 )  # fmt: skip
-
 
 
 class ResultsError(InputError):

@@ -19,10 +19,10 @@ from tqdm import tqdm
 
 from analysis.agreement import Agreement, compare_theory
 from analysis.backlog import DEPTH_TARGET, LAG_FRACTION, PRACTICAL
+from analysis.cell_stats import LITTLE_TOLERANCE, CellStats, summarize
 from analysis.inputs import CHECK_LEVEL, ROUNDING
 from analysis.load import ResultsError, Run, open_run
 from analysis.plots import CHARTS, plot_backlog, plot_cdf, plot_heatmap, plot_latency, plot_theory
-from analysis.cell_stats import LITTLE_TOLERANCE, CellStats, summarize
 from analysis.summary_table import failed_rows, summary_rows, theory_rows, warning_lines
 from analysis.tables import Rows, to_html, to_markdown
 
@@ -151,12 +151,16 @@ def _parameters(run: Run) -> Rows:
         "platform": json.dumps(m.get("platform", ""), default=str).strip('"'), "git commit": m.get("git_commit", ""),
         "wall time (s)": str(total), "cells": str(len(run.params)), "replications": str(len(run.cells)),
     }  # fmt: skip
-    return [{"field": k, "value": str(v if not isinstance(v, list) else " ".join(map(str, v)))} for k, v in fields.items()]
+    return [
+        {"field": k, "value": str(v if not isinstance(v, list) else " ".join(map(str, v)))} for k, v in fields.items()
+    ]
 
 
 def _markdown(run: Run, sec: _Sections) -> str:
     """The Markdown report."""
-    charts = "\n\n".join(f"### {caption}\n\n![{caption}]({name}.png)\n\n[SVG]({name}.svg)" for name, caption in CHARTS.items())
+    charts = "\n\n".join(
+        f"### {caption}\n\n![{caption}]({name}.png)\n\n[SVG]({name}.svg)" for name, caption in CHARTS.items()
+    )
     method = "\n".join(f"- {line}" for line in METHOD)
     warnings = "\n".join(f"- **warning:** {line}" for line in sec.warnings) or _NO_WARNINGS
     failed = to_markdown(sec.failed) if sec.failed else _NO_FAILURES
@@ -189,8 +193,8 @@ def _html(run: Run, sec: _Sections) -> str:
     return (
         f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8"/>\n<title>qbench report: {name}</title>\n'
         f"<style>{_STYLE}</style>\n</head>\n<body>\n<h1>qbench report: {name}</h1>\n"
-        f"<h2>Run</h2>\n{to_html(_parameters(run))}\n<h2 id=\"warnings\">Warnings</h2>\n{warnings}\n"
-        f"<h2 id=\"failed\">Failed cells</h2>\n{failed}\n"
+        f'<h2>Run</h2>\n{to_html(_parameters(run))}\n<h2 id="warnings">Warnings</h2>\n{warnings}\n'
+        f'<h2 id="failed">Failed cells</h2>\n{failed}\n'
         f"<h2>Cells (95% confidence intervals)</h2>\n{to_html(sec.summary)}\n"
         f"<h2>Charts</h2>\n{figures}\n<h2>Theory beside measurement</h2>\n{to_html(sec.theory)}\n"
         f"<h2>Method</h2>\n<ul>{method}</ul>\n</body>\n</html>\n"

@@ -12,9 +12,9 @@ from pathlib import Path
 
 from analysis.agreement import Agreement
 from analysis.backlog import DEPTH_TARGET
+from analysis.cell_stats import CellStats, summarize
 from analysis.estimate import Estimate
 from analysis.load import open_run
-from analysis.cell_stats import CellStats, summarize
 from analysis.tables import Rows, to_text
 
 __all__ = ["failed_rows", "summary_rows", "summary_table", "theory_rows", "verdict_text", "warning_lines"]

@@ -9,7 +9,7 @@ multiplied by ``scale`` (scaled or real time), and returns the :class:`~bench.re
 from __future__ import annotations
 
 import asyncio
-from typing import Callable
+from collections.abc import Callable
 
 from bench.distributions import Stream
 from bench.loop import PyVirtualEventLoop, VirtualEventLoop

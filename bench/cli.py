@@ -12,8 +12,9 @@ import os
 import re
 import signal
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, NoReturn, Sequence
+from typing import Any, NoReturn
 
 from bench.errors import InputError
 
@@ -126,7 +127,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("grid", nargs="?", type=Path, help="grid file (TOML); flags override its axes and settings")
     target = run.add_mutually_exclusive_group(required=True)
     target.add_argument("--out", type=Path, help="results folder to write, e.g. results/NAME")
-    target.add_argument("--resume", type=Path, metavar="RUN", help="finish an interrupted run: only missing or failed cells run")
+    target.add_argument(
+        "--resume", type=Path, metavar="RUN", help="finish an interrupted run: only missing or failed cells run"
+    )
     run.add_argument("--workers", type=_csv(_int), help="worker counts, e.g. 1,2,4")
     run.add_argument("--arrival", type=_csv(str), help="inter-arrival distributions, e.g. const:1,exp:1")
     run.add_argument("--service", type=_csv(str), help="service-time distributions, e.g. uniform:0:5")
@@ -137,15 +140,25 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--replications", type=_number(_int), help="seeded runs per cell")
     run.add_argument("--seed", type=_number(_int), help="root seed, 0 to 2**128-1 (default 0)")
     run.add_argument("--clock", help="virtual (default), scaled:F or real")
-    run.add_argument("--engine", choices=("asyncio", "recurrence"),
-                     help="asyncio (default: the real program on the clock) or recurrence (exact FIFO G/G/c "
-                     "recurrences, virtual clock only, much faster)")
-    run.add_argument("--loop", choices=("asyncio", "uvloop"),
-                     help="event loop for scaled and real clocks (default asyncio; uvloop needs the uvloop extra)")
-    run.add_argument("--max-backlog", type=_number(_int), help="stop a cell whose queue reaches N items (default 1000000)")
+    run.add_argument(
+        "--engine",
+        choices=("asyncio", "recurrence"),
+        help="asyncio (default: the real program on the clock) or recurrence (exact FIFO G/G/c "
+        "recurrences, virtual clock only, much faster)",
+    )
+    run.add_argument(
+        "--loop",
+        choices=("asyncio", "uvloop"),
+        help="event loop for scaled and real clocks (default asyncio; uvloop needs the uvloop extra)",
+    )
+    run.add_argument(
+        "--max-backlog", type=_number(_int), help="stop a cell whose queue reaches N items (default 1000000)"
+    )
     run.add_argument("--jobs", type=_positive_int, help="worker processes (default: all cores)")
     run.add_argument("--executor", choices=("local", "dask"), default="local", help="local processes (default) or Dask")
-    run.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler, e.g. tcp://10.0.0.5:8786 (default: a new LocalCluster)")
+    run.add_argument(
+        "--scheduler", metavar="ADDRESS", help="Dask scheduler, e.g. tcp://10.0.0.5:8786 (default: a new LocalCluster)"
+    )
     run.add_argument("--force", action="store_true", help="replace an existing results folder")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
     run.add_argument("--no-summary", action="store_true", help="do not print the summary table at the end")
@@ -158,8 +171,12 @@ def _parser() -> argparse.ArgumentParser:
         epilog="example:\n  qbench demo --scale 0.02 --items 150",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    demo.add_argument("--scale", type=_number(_float), default=0.05, help="real seconds per model second (default 0.05)")
-    demo.add_argument("--items", type=_number(_int), default=120, help="stop after this many takes (default 120; 0 = never)")
+    demo.add_argument(
+        "--scale", type=_number(_float), default=0.05, help="real seconds per model second (default 0.05)"
+    )
+    demo.add_argument(
+        "--items", type=_number(_int), default=120, help="stop after this many takes (default 120; 0 = never)"
+    )
     demo.add_argument("--workers", type=_positive_int, default=2, help="number of pullers (default 2)")
     demo.add_argument("--seed", type=_number(_int), help="seed of the service times (>= 0)")
 
@@ -273,8 +290,22 @@ def _prepare_out(out: Path, force: bool, grid, command: list[str]) -> None:
         raise UsageError(f"cannot write results folder {str(out)!r}: {err.strerror or err}") from None
 
 
-_GRID_FLAGS = ("grid", "workers", "arrival", "service", "maxsize", "items", "duration", "replications", "seed", "clock",
-               "max_backlog", "engine", "loop", "force")
+_GRID_FLAGS = (
+    "grid",
+    "workers",
+    "arrival",
+    "service",
+    "maxsize",
+    "items",
+    "duration",
+    "replications",
+    "seed",
+    "clock",
+    "max_backlog",
+    "engine",
+    "loop",
+    "force",
+)
 
 
 def _resume_target(args: argparse.Namespace):
@@ -343,8 +374,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise UsageError("--scheduler needs --executor dask")
     jobs = args.jobs or os.cpu_count() or 1
     if jobs > _max_jobs():
-        raise UsageError(f"--jobs {jobs} is more than this machine can run: at most {_max_jobs()} (one worker "
-                         f"process per {_JOB_MEMORY >> 20} MB of memory)")
+        raise UsageError(
+            f"--jobs {jobs} is more than this machine can run: at most {_max_jobs()} (one worker "
+            f"process per {_JOB_MEMORY >> 20} MB of memory)"
+        )
     command = ["qbench", *args.argv]
     with _stopped_by_signals(), make_executor(args.executor, jobs, args.scheduler) as executor:
         if args.resume is None:
@@ -352,12 +385,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
         result = run_grid(out, grid, jobs=jobs, progress=not args.no_progress, command=command, executor=executor)
     done = result.skipped + result.finished
     if result.interrupted:
-        print(f"qbench: interrupted: {done} of {result.total} cells finished and kept in {out}; "
-              f"continue with: qbench run --resume {out}", file=sys.stderr)
+        print(
+            f"qbench: interrupted: {done} of {result.total} cells finished and kept in {out}; "
+            f"continue with: qbench run --resume {out}",
+            file=sys.stderr,
+        )
         return 128 + (_Signalled.last or signal.SIGINT)
     resumed = f", {result.skipped} already done" if result.skipped else ""
-    print(f"wrote {out} ({result.total} cells{resumed}, {grid.replications} replication(s) each) "
-          f"in {result.wall_seconds:.1f}s")
+    print(
+        f"wrote {out} ({result.total} cells{resumed}, {grid.replications} replication(s) each) "
+        f"in {result.wall_seconds:.1f}s"
+    )
     if not args.no_summary:
         _print_summary(out)
     for cell, reason in result.warned:
@@ -365,8 +403,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.report:
         _cmd_report(argparse.Namespace(run=out, no_progress=args.no_progress))
     if result.failed:
-        print(f"qbench: {len(result.failed)} cell(s) failed (retry them with: qbench run --resume {out}):",
-              file=sys.stderr)
+        print(
+            f"qbench: {len(result.failed)} cell(s) failed (retry them with: qbench run --resume {out}):",
+            file=sys.stderr,
+        )
         for cell, error in result.failed:
             print(f"  cell {cell}: {error}", file=sys.stderr)
         return 1
@@ -420,8 +460,8 @@ def _check_scale(flag: str, scale: float, shortest: float) -> None:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from bench.studies.demo import demo
     from bench.grid import MAX_SEED, MAX_WORKERS
+    from bench.studies.demo import demo
 
     _check_scale("--scale", args.scale, 1.0)  # the pusher sleeps 1 model second between items
     items = None if args.items == 0 else args.items
@@ -431,7 +471,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         raise UsageError(f"--workers must be at most {MAX_WORKERS:,} (each is an asyncio task), got {args.workers:,}")
     if args.seed is not None and not 0 <= args.seed <= MAX_SEED:
         raise UsageError(f"--seed must be in 0..2**128-1, got {args.seed}")
-    asyncio.run(demo(lambda line: print(line, flush=True), scale=args.scale, items=items, workers=args.workers, seed=args.seed))
+    asyncio.run(
+        demo(lambda line: print(line, flush=True), scale=args.scale, items=items, workers=args.workers, seed=args.seed)
+    )
     return 0
 
 
@@ -505,8 +547,14 @@ def _cmd_fidelity(args: argparse.Namespace) -> int:
     return 0
 
 
-_COMMANDS = {"run": _cmd_run, "demo": _cmd_demo, "report": _cmd_report, "compare": _cmd_compare,
-             "perf": _cmd_perf, "fidelity": _cmd_fidelity}
+_COMMANDS = {
+    "run": _cmd_run,
+    "demo": _cmd_demo,
+    "report": _cmd_report,
+    "compare": _cmd_compare,
+    "perf": _cmd_perf,
+    "fidelity": _cmd_fidelity,
+}
 
 
 def _is_usage_error(err: Exception) -> bool:

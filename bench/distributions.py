@@ -18,9 +18,9 @@ import hashlib
 import itertools
 import math
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 
@@ -311,9 +311,7 @@ def _weibull(spec: str, mean: float, cv: float) -> Distribution:
     _check_mean_cv(spec, mean, cv, low=0.001, high=100.0)
     k = _weibull_shape(cv)
     scale = mean / math.exp(math.lgamma(1 + 1 / k))
-    return Distribution(
-        _canon("weibull", mean, cv), "weibull", mean, cv, lambda rng, n: scale * rng.weibull(k, n)
-    )
+    return Distribution(_canon("weibull", mean, cv), "weibull", mean, cv, lambda rng, n: scale * rng.weibull(k, n))
 
 
 def _pareto(spec: str, mean: float, alpha: float) -> Distribution:

@@ -17,9 +17,10 @@ import multiprocessing
 import queue as _queue
 import signal
 import time
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any, Callable
+from typing import Any
 
 from bench.errors import InputError
 
@@ -37,7 +38,7 @@ class ExecutorError(InputError):
 class SerialExecutor:
     """Runs cells one after another in this process."""
 
-    def __enter__(self) -> "SerialExecutor":
+    def __enter__(self) -> SerialExecutor:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -102,7 +103,7 @@ class ProcessExecutor:
     def __init__(self, jobs: int) -> None:
         self._jobs = jobs
 
-    def __enter__(self) -> "ProcessExecutor":
+    def __enter__(self) -> ProcessExecutor:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -120,7 +121,9 @@ class ProcessExecutor:
                 strikes[cell.id] = strikes.get(cell.id, 0) + 1
             for cell in alone:
                 if self._pool(task, folder, grid, [cell], finished, progress, 1):
-                    finished(cell, WorkerDied("the worker process running this cell died (killed, out of memory or crashed)"))
+                    finished(
+                        cell, WorkerDied("the worker process running this cell died (killed, out of memory or crashed)")
+                    )
 
     @staticmethod
     def _pool(task: Task, folder, grid, cells: list, finished: Finished, progress: Progress, jobs: int) -> list:
@@ -173,7 +176,7 @@ class DaskExecutor:
         self._client = None
         self._cluster = None
 
-    def __enter__(self) -> "DaskExecutor":
+    def __enter__(self) -> DaskExecutor:
         try:
             from distributed import Client, LocalCluster
         except ImportError:

@@ -26,17 +26,18 @@ clock's range), written to the manifest by :meth:`Grid.to_dict` and read back fr
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import math
 import tomllib
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
-import asyncio
 from bench.distributions import Distribution, SpecError, Stream, parse
 from bench.errors import InputError
 from bench.loop import CLOCK_RANGE, RESOLUTION
@@ -444,8 +445,10 @@ def _check_real_time(grid: Grid) -> None:
                                 f"below the ~{MIN_REAL_DELAY:g} s an event loop needs per event; use a scale of at "
                                 f"least {MIN_REAL_DELAY / dist.mean:.3g} or the virtual clock")  # fmt: skip
     if grid.duration is not None and grid.duration * scale < MIN_REAL_DELAY:
-        raise GridError(f"clock {grid.clock!r}: a duration of {grid.duration:g} model s would last "
-                        f"{grid.duration * scale:.3g} real s; an event loop cannot keep time that short")
+        raise GridError(
+            f"clock {grid.clock!r}: a duration of {grid.duration:g} model s would last "
+            f"{grid.duration * scale:.3g} real s; an event loop cannot keep time that short"
+        )
 
 
 def _spec(name: str, value: Any) -> Distribution:
@@ -455,4 +458,3 @@ def _spec(name: str, value: Any) -> Distribution:
         return parse(value)
     except SpecError as err:
         raise GridError(f"{name}: {err}") from None
-

@@ -12,7 +12,8 @@ the one used by default). The extension is imported in one place, at the bottom 
 
 from __future__ import annotations
 
-from typing import Any, Callable, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import numpy as np
 

@@ -43,7 +43,8 @@ from __future__ import annotations
 
 import asyncio
 import heapq
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -540,13 +541,13 @@ def run_recurrence(
     return _Engine(scenario, arrivals, services, sink, on_progress, batch, accelerated).compute()
 
 
-
 # -- the accelerator: bench._recurrence (C) runs the server loops of _Engine when it was built -------
 
 #: True when the earliest-free-server loops run in C (``bench._recurrence`` was built).
 ACCELERATED = False
 try:
-    from bench._recurrence import assign as _c_assign, bounded as _c_bounded
+    from bench._recurrence import assign as _c_assign
+    from bench._recurrence import bounded as _c_bounded
 except ImportError:  # built without a C compiler: _Engine's Python loops do the same
     pass
 else:

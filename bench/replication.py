@@ -15,8 +15,8 @@ an entry point by name (imported on first use, so choosing one engine costs noth
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 __all__ = ["ENGINES", "Replication", "engine"]
 

@@ -120,6 +120,7 @@ DEPTH_SCHEMA = pa.schema(
     metadata=METADATA,
 )
 
+
 def _fields(kind, names: str) -> list[tuple[str, pa.DataType]]:
     return [(name, kind) for name in names.split()]
 

@@ -15,9 +15,10 @@ import os
 import platform
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from bench import store
 from bench.executor import make_executor
@@ -173,7 +174,12 @@ def _versions() -> dict[str, str]:
 
     from bench import __version__
 
-    return {"python": platform.python_version(), "numpy": numpy.__version__, "pyarrow": pyarrow.__version__, "qbench": __version__}
+    return {
+        "python": platform.python_version(),
+        "numpy": numpy.__version__,
+        "pyarrow": pyarrow.__version__,
+        "qbench": __version__,
+    }
 
 
 def manifest(run: Path, grid: Grid, status: str, timings: dict[str, Any], command: list[str] | None) -> dict[str, Any]:
@@ -183,7 +189,7 @@ def manifest(run: Path, grid: Grid, status: str, timings: dict[str, Any], comman
         "schema_version": SCHEMA_VERSION,
         "run": run.name,
         "status": status,
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "command": command,
         "grid": grid.to_dict(),
         "cells": [c.params() for c in grid.cells()],
@@ -192,8 +198,11 @@ def manifest(run: Path, grid: Grid, status: str, timings: dict[str, Any], comman
             "streams": "numpy PCG64 from SeedSequence(seed, spawn_key=(crc32(arrival spec), crc32(service spec), "
             "maxsize, replication, purpose)); purpose 0 = arrivals, 1 = services; blocks of 4096 draws",
         },
-        "inputs": [{"spec": d.spec, "path": path, "sha256": digest}
-                   for d in (*grid.arrival, *grid.service) for path, digest in d.inputs],
+        "inputs": [
+            {"spec": d.spec, "path": path, "sha256": digest}
+            for d in (*grid.arrival, *grid.service)
+            for path, digest in d.inputs
+        ],
         "engine": grid.engine,
         "loop": grid.loop if grid.scale is not None else "virtual",
         "clock": grid.clock,

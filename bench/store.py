@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -84,7 +85,10 @@ class CellWriter:
         self._replication = replication
 
     def _ids(self, n: int) -> list[pa.Array]:
-        return [pa.array(np.full(n, self._cell, dtype=np.int64)), pa.array(np.full(n, self._replication, dtype=np.int64))]
+        return [
+            pa.array(np.full(n, self._cell, dtype=np.int64)),
+            pa.array(np.full(n, self._replication, dtype=np.int64)),
+        ]
 
     def items(self, columns: dict[str, np.ndarray]) -> None:
         """Write a batch of item rows."""
@@ -234,8 +238,9 @@ def remove_run(folder: Path) -> None:
         raise ValueError(f"{str(folder)!r} is not a qbench results folder; refusing to replace it")
     foreign = foreign_entries(folder)
     if foreign:
-        raise ValueError(f"{str(folder)!r} holds files qbench did not write (e.g. {foreign[0].name!r}); "
-                         "refusing to replace it")
+        raise ValueError(
+            f"{str(folder)!r} holds files qbench did not write (e.g. {foreign[0].name!r}); refusing to replace it"
+        )
     for sub in (*CELL_DIRS, REPORT):
         if (folder / sub).is_dir():
             for inner in (folder / sub).iterdir():

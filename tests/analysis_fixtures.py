@@ -84,8 +84,18 @@ class Replication:
     status: str
 
 
-def replicate(arrival: str, service: str, workers: int, duration: float | None, seed: int | str, replication: int,
-              *, maxsize: int = 0, items: int | None = None, max_backlog: int = MAX_BACKLOG) -> Replication:
+def replicate(
+    arrival: str,
+    service: str,
+    workers: int,
+    duration: float | None,
+    seed: int | str,
+    replication: int,
+    *,
+    maxsize: int = 0,
+    items: int | None = None,
+    max_backlog: int = MAX_BACKLOG,
+) -> Replication:
     """One replication of a FIFO G/G/c queue, ended at ``duration``, after ``items`` items, or when
     the queue reaches ``max_backlog`` (status ``capped``, statistics over [0, t_end])."""
     rng_a, rng_s = (np.random.default_rng([int(seed), replication, k]) for k in (0, 1))
@@ -105,8 +115,9 @@ def replicate(arrival: str, service: str, workers: int, duration: float | None, 
     return Replication(*frames, t_cap, "capped")
 
 
-def simulate(arrival: str, service: str, workers: int, duration: float, seed: int | str, replication: int,
-             maxsize: int = 0):
+def simulate(
+    arrival: str, service: str, workers: int, duration: float, seed: int | str, replication: int, maxsize: int = 0
+):
     """One replication over [0, duration]; returns (items, depth) frames."""
     rep = replicate(arrival, service, workers, duration, seed, replication, maxsize=maxsize)
     return rep.items, rep.depth
@@ -183,7 +194,7 @@ def _stats(rep: Replication, workers: int) -> dict:
                           - items["t_get"].fillna(end), 0, None))  # fmt: skip
     t_last = float(items["t_put"].max())
     n_put = len(items)
-    gaps = (items["t_arrive"].to_numpy()[1:] - items["t_put"].to_numpy()[:-1])
+    gaps = items["t_arrive"].to_numpy()[1:] - items["t_put"].to_numpy()[:-1]
     blocked = float(np.sum(items["t_put"] - items["t_arrive"]))
     q = lambda x, p: float(np.percentile(x, p)) if len(x) else np.nan  # noqa: E731
     arrival_obs, service_obs = _sample(gaps), _sample(items["service"].dropna().to_numpy())

@@ -14,7 +14,6 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-
 from engine_helpers import Collect, run_asyncio
 
 from bench import loop, recorder, recurrence

@@ -6,14 +6,15 @@ import math
 
 import numpy as np
 import pytest
+from analysis_fixtures import SEED_GRID, simulate, write_run
+from analysis_fixtures import step_slope as fixture_slope
 
 from analysis.backlog import growth, sample_depth, step_slope
+from analysis.cell_stats import steady_state, summarize
 from analysis.estimate import bootstrap_ratio, difference, mean_ci
 from analysis.load import open_run, read_depth
-from analysis.cell_stats import steady_state, summarize
 from analysis.student_t import incomplete_beta, normal_quantile, t_cdf, t_quantile
 from analysis.warmup import mser, truncate, truncate_ensemble
-from analysis_fixtures import SEED_GRID, simulate, step_slope as fixture_slope, write_run
 
 
 def _coverage_bound(trials: int, level: float = 0.95) -> float:
@@ -57,7 +58,9 @@ def test_welch_and_paired_differences_cover_the_true_difference():
         a, b = rng.normal(1.0, 1.0, 6), rng.normal(1.5, 3.0, 9)
         welch += difference(a, b, paired=False).contains(0.5)
         common = rng.normal(0, 5, 6)
-        paired += difference(common + rng.normal(1.0, 0.3, 6), common + rng.normal(1.5, 0.3, 6), paired=True).contains(0.5)
+        paired += difference(common + rng.normal(1.0, 0.3, 6), common + rng.normal(1.5, 0.3, 6), paired=True).contains(
+            0.5
+        )
     assert abs(welch / trials - 0.95) < _coverage_bound(trials)
     assert abs(paired / trials - 0.95) < _coverage_bound(trials)
 

@@ -7,10 +7,10 @@ import shutil
 
 import pyarrow.parquet as pq
 import pytest
+from analysis_fixtures import write_run
 
 from analysis.compare import compare_runs, format_comparison
 from analysis.load import ResultsError
-from analysis_fixtures import write_run
 
 GRID = [(w, "exp:1", "exp:1.5") for w in (1, 2, 3, 4)] + [(2, "exp:1", "exp:1.5", 5)]
 
@@ -39,7 +39,8 @@ def test_the_same_settings_claim_no_difference_and_pair(reference, base):
     assert result.differences == [] and all(r.paired for r in result.rows)
     assert not any(line.startswith("settings differ") for line in _header(result, "table"))
     assert "test: paired t: same seed, specs and replications; first 20 items identical (all 2 pairs)" in _header(
-        result, "table")
+        result, "table"
+    )
 
 
 def test_duration_against_items_is_named_and_still_paired(reference, base):

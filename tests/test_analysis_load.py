@@ -10,9 +10,9 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
+from analysis_fixtures import SEED_GRID, restatus, write_run
 
 from analysis.load import ResultsError, data_rows, open_run, read_depth, read_items
-from analysis_fixtures import SEED_GRID, restatus, write_run
 
 
 @pytest.fixture(scope="module")

@@ -6,9 +6,8 @@ from pathlib import Path
 
 import jupytext
 import nbformat
-from nbclient import NotebookClient
-
 from analysis_fixtures import SEED_GRID, write_run
+from nbclient import NotebookClient
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "analysis" / "notebooks"
 
@@ -25,7 +24,9 @@ def test_notebook_executes_top_to_bottom(tmp_path, monkeypatch):
     monkeypatch.setenv("QBENCH_CHARTS", str(tmp_path / "charts"))
     notebook = nbformat.read(NOTEBOOKS / "backlog.ipynb", as_version=4)
     # "python3" resolves to the running interpreter (jupyter_client maps it to sys.executable)
-    NotebookClient(notebook, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    NotebookClient(
+        notebook, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()
     outputs = "".join(o.get("text", "") for c in notebook.cells if c.cell_type == "code" for o in c.outputs)
     assert "overloaded" in outputs and "wait_p99" in outputs
     assert (tmp_path / "charts" / "backlog.png").exists()

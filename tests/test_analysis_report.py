@@ -13,13 +13,13 @@ from pathlib import Path
 import matplotlib.image
 import numpy as np
 import pytest
+from analysis_fixtures import write_run
 
 from analysis.compare import compare_runs, format_comparison, parse_selection, plot_comparison
 from analysis.load import ResultsError
 from analysis.plots import CHARTS
 from analysis.report import write_report
 from analysis.summary_table import summary_table
-from analysis_fixtures import write_run
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -113,7 +113,9 @@ def test_cli_report_end_to_end(real_run):
 
 
 def test_cli_compare_workers_3_and_4_reports_p99_difference_with_ci(real_run, tmp_path):
-    done = _cli("compare", f"{real_run}:workers=3", f"{real_run}:workers=4", "--format", "csv", "--chart", str(tmp_path))
+    done = _cli(
+        "compare", f"{real_run}:workers=3", f"{real_run}:workers=4", "--format", "csv", "--chart", str(tmp_path)
+    )
     assert done.returncode == 0, done.stderr
     p99 = next(row for row in csv.DictReader(io.StringIO(done.stdout)) if row["metric"] == "wait_p99")
     low, high = (float(v) for v in p99["B-A 95% CI"].strip("[]").split(","))
@@ -122,10 +124,9 @@ def test_cli_compare_workers_3_and_4_reports_p99_difference_with_ci(real_run, tm
 
 
 def test_cli_seed_verdicts_on_a_real_run(real_run):
-    from analysis.load import open_run
     from analysis.cell_stats import summarize
+    from analysis.load import open_run
 
     verdicts = {s.params["workers"]: s.growth for s in summarize(open_run(real_run))}
     assert verdicts[2].verdict == "overloaded" and verdicts[2].slope.contains(0.2)
     assert verdicts[3].verdict == "stable" and verdicts[4].verdict == "stable"
-

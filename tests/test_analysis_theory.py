@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from analysis_fixtures import write_run
 
 from analysis.agreement import agreement_frame, compare_theory
-from analysis.load import open_run
 from analysis.cell_stats import summarize
+from analysis.load import open_run
 from analysis.student_t import t_quantile
 from analysis.theory import allen_cunneen, erlang_c, fluid_slope, kendall, kingman, md1, mg1, mm1, mmc, predict
-from analysis_fixtures import write_run
 
 
 def test_mm2_textbook_values():

@@ -13,14 +13,14 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
+from analysis_fixtures import restatus, write_run
 
 from analysis.backlog import PRACTICAL, growth, identical, throttling, verdict
+from analysis.cell_stats import summarize
 from analysis.estimate import Estimate
 from analysis.load import open_run
-from analysis.cell_stats import summarize
 from analysis.student_t import t_quantile
 from analysis.summary_table import summary_table
-from analysis_fixtures import restatus, write_run
 
 THROTTLED = (1, "exp:1", "exp:2.5", 1)  # maxsize 1 at rho 2.5: depth pinned at 0..1, pusher blocked
 UNBOUNDED = (1, "exp:1", "exp:2.5")  # the same cell without the bound: the backlog grows at 0.6 items/s

@@ -12,14 +12,14 @@ import matplotlib.image
 import numpy as np
 import pandas as pd
 import pytest
+from analysis_fixtures import write_run
 
+from analysis.cell_stats import summarize
 from analysis.inputs import ROUNDING, input_checks
 from analysis.load import ResultsError, open_run
 from analysis.plots import CHARTS
 from analysis.report import write_report
-from analysis.cell_stats import summarize
 from analysis.summary_table import summary_table
-from analysis_fixtures import write_run
 
 HEAVY = (1, "exp:1", "pareto:2.5:1.0001")  # mean 2.5 s, but sample means near 0.002 s
 LIGHT = [(1, "exp:1", "exp:0.5"), (2, "uniform:0:2", "uniform:0:3")]

@@ -107,18 +107,35 @@ GRID_TABLE = [
     ("empty-axis", 'workers = []\narrival = ["exp:1"]\nservice = ["exp:0.5"]\nitems = 5\n', "axis 'workers' is empty"),
     ("both", _GOOD_GRID + "items = 5\nduration = 10\n", "exactly one of 'items'"),
     ("neither", _GOOD_GRID, "exactly one of 'items'"),
-    ("workers-negative", 'workers = [-2]\narrival = ["exp:1"]\nservice = ["exp:0.5"]\nitems = 5\n', "'workers' must be >= 1"),
-    ("workers-text", 'workers = ["a"]\narrival = ["exp:1"]\nservice = ["exp:0.5"]\nitems = 5\n', "'workers' must be a whole number"),
+    (
+        "workers-negative",
+        'workers = [-2]\narrival = ["exp:1"]\nservice = ["exp:0.5"]\nitems = 5\n',
+        "'workers' must be >= 1",
+    ),
+    (
+        "workers-text",
+        'workers = ["a"]\narrival = ["exp:1"]\nservice = ["exp:0.5"]\nitems = 5\n',
+        "'workers' must be a whole number",
+    ),
     ("spec-not-string", 'workers = [1]\narrival = [1]\nservice = ["exp:0.5"]\nitems = 5\n', "specs are strings"),
     ("missing-axis", 'workers = [1]\nservice = ["exp:0.5"]\nitems = 5\n', "needs a 'arrival' axis"),
     ("malformed", "workers = [1,\n", "is not valid TOML"),
     ("float-items", _GOOD_GRID + "items = 2.5\n", "'items' must be a whole number"),
     ("bad-clock", _GOOD_GRID + "items = 5\nclock = 'scaled:0'\n", "bad clock"),
-    ("workers-int64", 'workers = [9223372036854775807]\narrival = ["exp:1"]\nservice = ["exp:0.5"]\nitems = 5\n',
-     "'workers' must be <= 100,000"),
-    ("too-many-cells", "workers = [" + ",".join(map(str, range(1, 1001))) + "]\narrival = ["
-     + ",".join(f'"exp:{1 + i / 1000}"' for i in range(101)) + ']\nservice = ["exp:0.5"]\nitems = 5\n',
-     "the grid has 101,000 cells"),
+    (
+        "workers-int64",
+        'workers = [9223372036854775807]\narrival = ["exp:1"]\nservice = ["exp:0.5"]\nitems = 5\n',
+        "'workers' must be <= 100,000",
+    ),
+    (
+        "too-many-cells",
+        "workers = ["
+        + ",".join(map(str, range(1, 1001)))
+        + "]\narrival = ["
+        + ",".join(f'"exp:{1 + i / 1000}"' for i in range(101))
+        + ']\nservice = ["exp:0.5"]\nitems = 5\n',
+        "the grid has 101,000 cells",
+    ),
     ("max-backlog-huge", _GOOD_GRID + "items = 5\nmax_backlog = 100000000000\n", "'max_backlog' must be <="),
     ("duration-beyond-range", _GOOD_GRID + "duration = 1e11\n", "'duration' must lie in"),
     ("seed-string-huge", _GOOD_GRID + f"items = 5\nseed = '{2**130}'\n", "'seed' must be <="),

@@ -42,7 +42,19 @@ def test_run_writes_a_results_folder_matching_the_contract(tmp_path):
     assert manifest["grid"]["workers"] == [1, 2] and manifest["grid"]["items"] == 300
     assert len(manifest["cells"]) == 2 and manifest["seeds"]["seed"] == 3
     assert {"python", "numpy", "pyarrow", "qbench"} <= set(manifest["versions"])
-    items_cols = {"cell", "replication", "item", "worker", "t_put", "t_get", "t_done", "wait", "service", "sojourn", "depth_at_put"}
+    items_cols = {
+        "cell",
+        "replication",
+        "item",
+        "worker",
+        "t_put",
+        "t_get",
+        "t_done",
+        "wait",
+        "service",
+        "sojourn",
+        "depth_at_put",
+    }
     for kind, columns in (("items", items_cols), ("depth", {"cell", "replication", "t", "depth"})):
         files = sorted((out / kind).glob("*.parquet"))
         assert [f.name for f in files] == ["cell-00000.parquet", "cell-00001.parquet"]
@@ -116,9 +128,25 @@ def test_demo_prints_the_blog_lines():
 
 def test_ctrl_c_keeps_finished_cells_and_marks_the_run_interrupted(tmp_path):
     out = tmp_path / "long"
-    args = ["run", "--out", out, "--workers", ",".join(map(str, range(1, 41))), "--arrival", "exp:1",
-            "--service", "exp:0.9", "--items", "40000", "--jobs", "2", "--no-progress"]
-    process = subprocess.Popen([*QBENCH, *map(str, args)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    args = [
+        "run",
+        "--out",
+        out,
+        "--workers",
+        ",".join(map(str, range(1, 41))),
+        "--arrival",
+        "exp:1",
+        "--service",
+        "exp:0.9",
+        "--items",
+        "40000",
+        "--jobs",
+        "2",
+        "--no-progress",
+    ]
+    process = subprocess.Popen(
+        [*QBENCH, *map(str, args)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and len(list((out / "parts").glob("*.parquet"))) < 2:
         time.sleep(0.05)

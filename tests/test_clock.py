@@ -302,7 +302,9 @@ def test_event_trace_is_identical_under_any_hash_seed():
     outputs = set()
     for hash_seed in ("0", "1", "12345"):
         env = {**os.environ, "PYTHONHASHSEED": hash_seed}
-        done = subprocess.run([sys.executable, "-c", _TRACE_PROGRAM], env=env, capture_output=True, text=True, check=True)
+        done = subprocess.run(
+            [sys.executable, "-c", _TRACE_PROGRAM], env=env, capture_output=True, text=True, check=True
+        )
         outputs.add(done.stdout)
     assert len(outputs) == 1
     assert outputs.pop().split()[1] == "300"

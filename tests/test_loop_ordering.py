@@ -10,7 +10,6 @@ import sys
 
 import numpy as np
 import pytest
-
 from engine_helpers import Collect, run_asyncio
 
 from bench.distributions import parse
@@ -171,7 +170,9 @@ def test_callback_exceptions_reach_the_handler_and_the_loop_goes_on():
         async def main():
             loop = asyncio.get_running_loop()
             seen = []
-            loop.set_exception_handler(lambda loop, ctx: seen.append((loop.time(), ctx["message"].split(" at ")[0], repr(ctx["exception"]))))
+            loop.set_exception_handler(
+                lambda loop, ctx: seen.append((loop.time(), ctx["message"].split(" at ")[0], repr(ctx["exception"])))
+            )
             loop.call_soon(lambda: 1 / 0)
             loop.call_later(1.0, lambda: [][1])
             await asyncio.sleep(2)
@@ -286,7 +287,14 @@ def _interrupted_trace(loop_cls):
 def test_an_interrupted_iteration_resumes_in_the_same_order():
     ref, *fast = (_interrupted_trace(cls) for cls in LOOPS)
     assert [what for _, what in ref] == [
-        "s1", "interrupted", "s2", "t1", "interrupted", "t2", "sleeper woke", "main done"
+        "s1",
+        "interrupted",
+        "s2",
+        "t1",
+        "interrupted",
+        "t2",
+        "sleeper woke",
+        "main done",
     ]
     for cls, trace in zip(FAST, fast):
         assert trace == ref, cls.__name__

@@ -15,9 +15,29 @@ def test_scaled_run_on_either_loop(tmp_path, loop):
     if loop == "uvloop":
         pytest.importorskip("uvloop")
     out = tmp_path / loop
-    code = main(["run", "--out", str(out), "--workers", "2", "--arrival", "const:1", "--service", "uniform:0:2",
-                 "--items", "30", "--clock", "scaled:0.0005", "--loop", loop, "--no-progress", "--no-summary",
-                 "--jobs", "1"])
+    code = main(
+        [
+            "run",
+            "--out",
+            str(out),
+            "--workers",
+            "2",
+            "--arrival",
+            "const:1",
+            "--service",
+            "uniform:0:2",
+            "--items",
+            "30",
+            "--clock",
+            "scaled:0.0005",
+            "--loop",
+            loop,
+            "--no-progress",
+            "--no-summary",
+            "--jobs",
+            "1",
+        ]
+    )
     assert code == 0
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["loop"] == loop and manifest["clock"] == "scaled:0.0005"
@@ -26,8 +46,24 @@ def test_scaled_run_on_either_loop(tmp_path, loop):
 
 
 def test_loop_flag_is_refused_on_the_virtual_clock(tmp_path, capsys):
-    code = main(["run", "--out", str(tmp_path / "x"), "--workers", "1", "--arrival", "exp:1", "--service", "exp:1",
-                 "--items", "5", "--loop", "uvloop", "--no-progress"])
+    code = main(
+        [
+            "run",
+            "--out",
+            str(tmp_path / "x"),
+            "--workers",
+            "1",
+            "--arrival",
+            "exp:1",
+            "--service",
+            "exp:1",
+            "--items",
+            "5",
+            "--loop",
+            "uvloop",
+            "--no-progress",
+        ]
+    )
     assert code == 2 and "scaled and real clocks" in capsys.readouterr().err
 
 

@@ -9,7 +9,9 @@ import pytest
 from bench.studies import perf
 
 
-@pytest.mark.parametrize("engine", ["asyncio", "asyncio-py", "asyncio-ref", "recurrence", "simpy-store", "simpy-resource", "ciw"])
+@pytest.mark.parametrize(
+    "engine", ["asyncio", "asyncio-py", "asyncio-ref", "recurrence", "simpy-store", "simpy-resource", "ciw"]
+)
 def test_every_engine_runs_a_small_model(engine, tmp_path, monkeypatch):
     if not perf._available(engine):
         pytest.skip(f"{engine} is not installed (extra 'perf')")
@@ -23,8 +25,13 @@ def test_raw_queue_throughput_completes():
 
 
 def test_ratio_table_has_one_row_per_benchmark():
-    rates = {"mm2/asyncio": 100.0, "mm2/simpy-store": 200.0, "mm2/recurrence": 3000.0, "queue/asyncio/1c": 10.0,
-             "queue/uvloop/1c": 20.0}
+    rates = {
+        "mm2/asyncio": 100.0,
+        "mm2/simpy-store": 200.0,
+        "mm2/recurrence": 3000.0,
+        "queue/asyncio/1c": 10.0,
+        "queue/uvloop/1c": 20.0,
+    }
     table = perf.ratio_table(rates).splitlines()
     assert len(table) == 1 + len(rates)
     assert any("mm2/recurrence" in line and "15.00x" in line for line in table)

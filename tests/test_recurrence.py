@@ -4,23 +4,29 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from engine_helpers import Collect, run_asyncio
 
 from bench.distributions import parse
 from bench.grid import Cell, streams
 from bench.recurrence import run_recurrence
+from bench.replication_stats import ReplicationStats
 from bench.runner import _Tee
 from bench.scenario import Scenario
-from bench.replication_stats import ReplicationStats
 
 
 def _asyncio(scenario, cell, seed):
     collect, summary = Collect(), ReplicationStats(scenario.items)
     recorder, t_end = run_asyncio(scenario, cell, seed, _Tee(collect, summary), batch=997)
-    stats = {"n_put": recorder.n_put, "n_got": recorder.n_got, "n_done": recorder.n_done, "t_end": t_end,
-             "t_last_put": recorder.t_last_put, "busy": recorder.busy, "capped": recorder.capped,
-             **summary.finish(t_end)}
+    stats = {
+        "n_put": recorder.n_put,
+        "n_got": recorder.n_got,
+        "n_done": recorder.n_done,
+        "t_end": t_end,
+        "t_last_put": recorder.t_last_put,
+        "busy": recorder.busy,
+        "capped": recorder.capped,
+        **summary.finish(t_end),
+    }
     return collect, stats
 
 
@@ -28,8 +34,16 @@ def _recurrence(scenario, cell, seed, replication=0, batch=1009):
     collect, summary = Collect(), ReplicationStats(scenario.items)
     arrivals, services = streams(seed, cell, replication)
     r = run_recurrence(scenario, arrivals, services, _Tee(collect, summary), batch=batch)
-    stats = {"n_put": r.n_put, "n_got": r.n_got, "n_done": r.n_done, "t_end": r.t_end,
-             "t_last_put": r.t_last_put, "busy": r.busy, "capped": r.capped, **summary.finish(r.t_end)}
+    stats = {
+        "n_put": r.n_put,
+        "n_got": r.n_got,
+        "n_done": r.n_done,
+        "t_end": r.t_end,
+        "t_last_put": r.t_last_put,
+        "busy": r.busy,
+        "capped": r.capped,
+        **summary.finish(r.t_end),
+    }
     return collect, stats
 
 
@@ -92,9 +106,13 @@ def _configs(n=60, seed=12345):
         mean = rho * workers
         family, _, rest = service.partition(":")
         service = {
-            "exp": f"exp:{mean:g}", "uniform": f"uniform:0:{2 * mean:g}", "const": f"const:{mean:g}",
-            "erlang": f"erlang:3:{mean:g}", "lognormal": f"lognormal:{mean:g}:1.5",
-            "hyperexp": f"hyperexp:{mean:g}:2", "gamma": f"gamma:{mean:g}:0.5",
+            "exp": f"exp:{mean:g}",
+            "uniform": f"uniform:0:{2 * mean:g}",
+            "const": f"const:{mean:g}",
+            "erlang": f"erlang:3:{mean:g}",
+            "lognormal": f"lognormal:{mean:g}:1.5",
+            "hyperexp": f"hyperexp:{mean:g}:2",
+            "gamma": f"gamma:{mean:g}:0.5",
         }[family]
         maxsize = int(rng.choice([0, 0, 1, 2, 5]))
         if k % 2:
@@ -119,12 +137,15 @@ def test_seed_scenario_agrees_with_ties_and_small_batches():
     compare(1, "const:0.1", "const:0.1", duration=10, seed=1)
 
 
-@pytest.mark.parametrize("config", [
-    (1, "exp:1", "exp:2", None, 1000, None, 20),
-    (2, "const:1", "const:3", None, None, 500.0, 10),  # ties at the capping instant
-    (3, "exp:1", "uniform:0:8", None, 5000, None, 50),
-    (2, "exp:1", "exp:3", None, None, 2000.0, 7),
-])
+@pytest.mark.parametrize(
+    "config",
+    [
+        (1, "exp:1", "exp:2", None, 1000, None, 20),
+        (2, "const:1", "const:3", None, None, 500.0, 10),  # ties at the capping instant
+        (3, "exp:1", "uniform:0:8", None, 5000, None, 50),
+        (2, "exp:1", "exp:3", None, None, 2000.0, 7),
+    ],
+)
 def test_backlog_cap_stops_both_engines_at_the_same_put(config):
     workers, arrival, service, _, items, duration, cap = config
     _, capped = compare(workers, arrival, service, items=items, duration=duration, max_backlog=cap, batch=16)
@@ -144,8 +165,22 @@ def test_cli_engine_recurrence_writes_the_same_files_as_asyncio(tmp_path):
 
     from bench.cli import main
 
-    args = ["--workers", "1,3", "--arrival", "exp:1", "--service", "exp:2", "--maxsize", "0,3", "--items", "2000",
-            "--no-progress", "--no-summary", "--jobs", "1"]
+    args = [
+        "--workers",
+        "1,3",
+        "--arrival",
+        "exp:1",
+        "--service",
+        "exp:2",
+        "--maxsize",
+        "0,3",
+        "--items",
+        "2000",
+        "--no-progress",
+        "--no-summary",
+        "--jobs",
+        "1",
+    ]
     assert main(["run", "--out", str(tmp_path / "a"), *args]) == 0
     assert main(["run", "--out", str(tmp_path / "r"), *args, "--engine", "recurrence"]) == 0
     assert json.loads((tmp_path / "r" / "manifest.json").read_text())["engine"] == "recurrence"
@@ -163,8 +198,26 @@ def test_cli_engine_recurrence_writes_the_same_files_as_asyncio(tmp_path):
 def test_cli_rejects_recurrence_on_a_scaled_clock(tmp_path, capsys):
     from bench.cli import main
 
-    code = main(["run", "--out", str(tmp_path / "x"), "--workers", "1", "--arrival", "exp:1", "--service", "exp:1",
-                 "--items", "10", "--clock", "scaled:0.001", "--engine", "recurrence", "--no-progress"])
+    code = main(
+        [
+            "run",
+            "--out",
+            str(tmp_path / "x"),
+            "--workers",
+            "1",
+            "--arrival",
+            "exp:1",
+            "--service",
+            "exp:1",
+            "--items",
+            "10",
+            "--clock",
+            "scaled:0.001",
+            "--engine",
+            "recurrence",
+            "--no-progress",
+        ]
+    )
     assert code == 2 and "virtual time" in capsys.readouterr().err
 
 

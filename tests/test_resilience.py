@@ -47,19 +47,35 @@ def _no_duplicates(run: Path) -> None:
 
 # -- kill and resume -------------------------------------------------------------------------------
 
-KILL_ARGS = ["--workers", "1,2,3,4,5", "--arrival", "exp:1,const:1", "--service", "exp:1.5,uniform:0:4,gamma:2:2",
-             "--items", "3000", "--replications", "2", "--seed", "77", "--no-progress", "--no-summary"]
+KILL_ARGS = [
+    "--workers",
+    "1,2,3,4,5",
+    "--arrival",
+    "exp:1,const:1",
+    "--service",
+    "exp:1.5,uniform:0:4,gamma:2:2",
+    "--items",
+    "3000",
+    "--replications",
+    "2",
+    "--seed",
+    "77",
+    "--no-progress",
+    "--no-summary",
+]
 
 
 def _start(args: list[str]) -> subprocess.Popen:
-    return subprocess.Popen([*QBENCH, *args], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            start_new_session=True)
+    return subprocess.Popen(
+        [*QBENCH, *args], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+    )
 
 
 def test_a_run_killed_at_random_moments_resumes_to_exactly_the_uninterrupted_data(tmp_path):
     reference = tmp_path / "reference"
-    subprocess.run([*QBENCH, "run", "--out", reference, *KILL_ARGS, "--jobs", "2"], cwd=ROOT, check=True,
-                   capture_output=True)
+    subprocess.run(
+        [*QBENCH, "run", "--out", reference, *KILL_ARGS, "--jobs", "2"], cwd=ROOT, check=True, capture_output=True
+    )
     rng = random.Random(20261125)
     resume = ["--jobs", "2", "--no-progress", "--no-summary"]
     for attempt in range(3):
@@ -118,8 +134,13 @@ def test_an_empirical_file_missing_at_run_time_fails_only_its_cells(tmp_path):
     data.write_text("s\n" + "\n".join(str(v) for v in np.linspace(0.5, 2.5, 50)) + "\n")
     grid = tmp_path / "grid.toml"
     grid.write_text(f'workers = [1, 2]\narrival = ["exp:1"]\nservice = ["exp:0.5", "empirical:{data}"]\nitems = 100\n')
-    process = subprocess.Popen([*QBENCH, "run", str(grid), "--out", str(tmp_path / "run"), "--jobs", "2",
-                                "--no-progress"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [*QBENCH, "run", str(grid), "--out", str(tmp_path / "run"), "--jobs", "2", "--no-progress"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     # The grid is validated (file present), then the file disappears before the workers read it.
     deadline = time.monotonic() + 30
     while not (tmp_path / "run" / "manifest.json").exists() and time.monotonic() < deadline:
@@ -139,9 +160,32 @@ def test_an_empirical_file_missing_at_run_time_fails_only_its_cells(tmp_path):
 
 def test_backlog_cap_stops_a_runaway_cell_cleanly(tmp_path):
     out = tmp_path / "run"
-    done = subprocess.run([*QBENCH, "run", "--out", out, "--workers", "1,4", "--arrival", "exp:1", "--service", "exp:2",
-                           "--duration", "100000", "--max-backlog", "500", "--seed", "3", "--no-progress", "--jobs", "1"],
-                          cwd=ROOT, capture_output=True, text=True)
+    done = subprocess.run(
+        [
+            *QBENCH,
+            "run",
+            "--out",
+            out,
+            "--workers",
+            "1,4",
+            "--arrival",
+            "exp:1",
+            "--service",
+            "exp:2",
+            "--duration",
+            "100000",
+            "--max-backlog",
+            "500",
+            "--seed",
+            "3",
+            "--no-progress",
+            "--jobs",
+            "1",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr
     assert "warning: cell 0 backlog reached 500 items" in done.stderr
     cells = pd.read_parquet(out / "cells.parquet").set_index("workers")
@@ -154,8 +198,14 @@ def test_backlog_cap_stops_a_runaway_cell_cleanly(tmp_path):
 
 # -- determinism on every executor ----------------------------------------------------------------
 
-_DET_GRID = dict(workers=[1, 2, 3], arrival=["exp:1", "const:1"], service=["uniform:0:4", "lognormal:1.5:1"],
-                 duration=200, replications=2, seed=99)
+_DET_GRID = dict(
+    workers=[1, 2, 3],
+    arrival=["exp:1", "const:1"],
+    service=["uniform:0:4", "lognormal:1.5:1"],
+    duration=200,
+    replications=2,
+    seed=99,
+)
 
 
 def test_serial_processes_and_any_jobs_give_identical_data(tmp_path):
@@ -171,9 +221,15 @@ def test_serial_processes_and_any_jobs_give_identical_data(tmp_path):
 
 def test_dask_local_cluster_gives_identical_data_on_a_200_cell_grid(tmp_path):
     pytest.importorskip("distributed")
-    grid = make_grid(dict(workers=list(range(1, 11)), arrival=["exp:1", "const:1", "erlang:2:1", "uniform:0.5:1.5"],
-                          service=["exp:1.5", "uniform:0:4", "gamma:2:2", "const:0.9", "hyperexp:1:2"],
-                          items=150, seed=5))
+    grid = make_grid(
+        dict(
+            workers=list(range(1, 11)),
+            arrival=["exp:1", "const:1", "erlang:2:1", "uniform:0.5:1.5"],
+            service=["exp:1.5", "uniform:0:4", "gamma:2:2", "const:0.9", "hyperexp:1:2"],
+            items=150,
+            seed=5,
+        )
+    )
     assert len(grid.cells()) == 200
     local = tmp_path / "local"
     with ProcessExecutor(2) as executor:
@@ -204,9 +260,31 @@ def test_dask_workers_report_finished_items_to_the_progress_bar(tmp_path):
 def test_dask_executor_through_the_cli(tmp_path):
     pytest.importorskip("distributed")
     out = tmp_path / "run"
-    done = subprocess.run([*QBENCH, "run", "--out", out, "--workers", "1,2", "--arrival", "exp:1", "--service", "exp:0.8",
-                           "--items", "300", "--executor", "dask", "--jobs", "2", "--no-progress"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=180)
+    done = subprocess.run(
+        [
+            *QBENCH,
+            "run",
+            "--out",
+            out,
+            "--workers",
+            "1,2",
+            "--arrival",
+            "exp:1",
+            "--service",
+            "exp:0.8",
+            "--items",
+            "300",
+            "--executor",
+            "dask",
+            "--jobs",
+            "2",
+            "--no-progress",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert done.returncode == 0, done.stderr
     assert set(pd.read_parquet(out / "cells.parquet").status) == {"ok"}
 
@@ -221,8 +299,14 @@ def test_a_worker_process_that_dies_costs_only_its_own_cell(tmp_path):
     runner.create_run(run, grid)
     outcomes = {}
     with ProcessExecutor(2) as executor:
-        executor.run_cells(crash_on_one_cell, run, grid, grid.cells(), lambda cell, rows: outcomes.update({cell.id: rows}),
-                     lambda n: None)
+        executor.run_cells(
+            crash_on_one_cell,
+            run,
+            grid,
+            grid.cells(),
+            lambda cell, rows: outcomes.update({cell.id: rows}),
+            lambda n: None,
+        )
     assert sorted(outcomes) == [0, 1, 2, 3, 4]
     assert isinstance(outcomes[CRASH_CELL], WorkerDied)
     for cell, rows in outcomes.items():

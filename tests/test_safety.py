@@ -4,7 +4,6 @@ inputs, signals, broken pipes, and model times that would leave the virtual cloc
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -262,8 +261,8 @@ def test_a_pusher_that_fails_in_a_duration_run_fails_the_replication():
     """The pusher's error used to vanish in a duration run (it died, nothing more arrived, status ok)."""
     import numpy as np
 
-    from bench.loop import run_virtual
     from bench.distributions import Stream, parse
+    from bench.loop import run_virtual
     from bench.recorder import Recorder
     from bench.scenario import Scenario, run_scenario
 

@@ -26,7 +26,9 @@ def _items(run):
 
 
 def test_seed_scenario_backlog_grows_at_the_fluid_rate_with_two_workers(tmp_path):
-    run = _run(tmp_path, workers=[2, 3], arrival="const:1", service="uniform:0:5", duration=3000, replications=5, seed=1)
+    run = _run(
+        tmp_path, workers=[2, 3], arrival="const:1", service="uniform:0:5", duration=3000, replications=5, seed=1
+    )
     cells = pd.read_parquet(run / "cells.parquet")
     two = cells[cells.workers == 2]
     three = cells[cells.workers == 3]
@@ -121,7 +123,9 @@ def test_bounded_queue_blocks_the_pusher(tmp_path):
 
 
 def test_cells_differing_only_in_workers_see_the_same_work(tmp_path):
-    run = _run(tmp_path, workers=[1, 2, 4], arrival="exp:1", service="lognormal:2.5:1.5", items=2000, replications=2, seed=8)
+    run = _run(
+        tmp_path, workers=[1, 2, 4], arrival="exp:1", service="lognormal:2.5:1.5", items=2000, replications=2, seed=8
+    )
     items = _items(run)
     by_cell = {cell: group.reset_index(drop=True) for cell, group in items.groupby("cell")}
     base = by_cell[0]
@@ -131,7 +135,9 @@ def test_cells_differing_only_in_workers_see_the_same_work(tmp_path):
 
 
 def test_same_seed_gives_identical_parquet_contents(tmp_path):
-    raw = dict(workers=[1, 2], arrival=["exp:1", "const:1"], service="gamma:1.5:2", duration=300, replications=2, seed=42)
+    raw = dict(
+        workers=[1, 2], arrival=["exp:1", "const:1"], service="gamma:1.5:2", duration=300, replications=2, seed=42
+    )
     first, second = _run(tmp_path, "a", **raw), _run(tmp_path, "b", **raw)
     for part in ("items", "depth"):
         assert pd.read_parquet(first / part).equals(pd.read_parquet(second / part))

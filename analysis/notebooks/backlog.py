@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -25,10 +27,10 @@ from pathlib import Path
 
 from IPython.display import Image, display
 
+from analysis.cell_stats import summarize
 from analysis.compare import compare_runs, format_comparison
 from analysis.load import open_run
 from analysis.plots import plot_backlog
-from analysis.cell_stats import summarize
 from analysis.summary_table import summary_rows
 from analysis.tables import to_text
 
@@ -56,8 +58,10 @@ for s in stats:
     if s.growth.verdict == "overloaded":
         fluid = s.fluid_slope
         inside = "inside" if s.growth.slope.contains(fluid) else "outside"
-        print(f"{s.label}: {s.growth.slope.format()} items/s, fluid {fluid:.3g} ({inside} the CI), "
-              f"1000 deep after ~{s.growth.time_to_target.mean:,.0f} s")
+        print(
+            f"{s.label}: {s.growth.slope.format()} items/s, fluid {fluid:.3g} ({inside} the CI), "
+            f"1000 deep after ~{s.growth.time_to_target.mean:,.0f} s"
+        )
 
 # %% [markdown]
 # ## 3 workers against 4

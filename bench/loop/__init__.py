@@ -34,7 +34,8 @@ bottom of this module, as asyncio picks its C ``_asyncio``.
 from __future__ import annotations
 
 import asyncio
-from typing import Awaitable, TypeVar
+from collections.abc import Awaitable
+from typing import TypeVar
 
 from .pyloop import PyVirtualEventLoop
 from .reference import CLOCK_RANGE, RESOLUTION, Deadlock, ReferenceVirtualEventLoop

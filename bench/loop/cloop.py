@@ -99,4 +99,3 @@ class VirtualEventLoop(PyVirtualEventLoop):
 
     def _raise_deadlock(self) -> None:
         raise Deadlock(self._deadlock_message())
-

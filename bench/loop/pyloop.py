@@ -13,7 +13,8 @@ import asyncio
 import contextvars
 import functools
 import heapq
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .handles import _Soon, _Timer
 from .reference import _NS, Deadlock, ReferenceVirtualEventLoop

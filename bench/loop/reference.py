@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 __all__ = ["Deadlock", "ReferenceVirtualEventLoop"]
 
@@ -170,4 +171,3 @@ class ReferenceVirtualEventLoop(asyncio.SelectorEventLoop):
             f"deadlock at virtual t={self.time():.9g}s: every task waits and no timer or executor job "
             f"is pending; blocked: {names or 'no task (a bare future is awaited)'}"
         )
-

@@ -17,8 +17,8 @@ whole study takes well under a minute.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -136,14 +136,22 @@ def _chart(table, out: Path) -> list[Path]:
         part = part.sort_values("scale")
         label = f"{loop} · {cell.split(':')[0]}"
         axes[0].plot(part.scale, part.drift_mean.clip(lower=1e-9), styles.get(loop, "-"), label=label)
-        axes[1].plot(part.scale, 100 * part.mean_sojourn_error.abs().clip(lower=1e-6), styles.get(loop, "-"), label=label)
+        axes[1].plot(
+            part.scale, 100 * part.mean_sojourn_error.abs().clip(lower=1e-6), styles.get(loop, "-"), label=label
+        )
     axes[0].set(
-        xscale="log", yscale="log", xlabel="scale (real seconds per model second)",
-        ylabel="mean |sojourn drift| (model seconds)", title="Per-item drift from virtual time",
+        xscale="log",
+        yscale="log",
+        xlabel="scale (real seconds per model second)",
+        ylabel="mean |sojourn drift| (model seconds)",
+        title="Per-item drift from virtual time",
     )
     axes[1].set(
-        xscale="log", yscale="log", xlabel="scale (real seconds per model second)",
-        ylabel="|error of mean sojourn| (%)", title="Error of the mean sojourn",
+        xscale="log",
+        yscale="log",
+        xlabel="scale (real seconds per model second)",
+        ylabel="|error of mean sojourn| (%)",
+        title="Error of the mean sojourn",
     )
     for ax in axes:
         ax.invert_xaxis()
