@@ -1,6 +1,6 @@
 """Fixtures shared by the test modules: the only way a test reaches the test helpers.
 
-Synthetic results folders (the analysis tests):
+Synthetic results folders, for the analysis tests (code in ``tests/support/synthetic.py``):
 
 ``write_run``
     ``write_run(folder, grid, *, duration=2000.0, items=None, replications=5, seed=1, ...)`` writes
@@ -17,9 +17,11 @@ Synthetic results folders (the analysis tests):
     ``fixture_slope(t, y, end)``: the least-squares slope of a step function over ``[0, end]``,
     computed independently of ``analysis.backlog.step_slope`` so that one checks the other.
 ``seed_grid``
-    The seed scenario's grid: 2, 3 and 4 workers, ``const:1`` arrivals, ``uniform:0:5`` service.
+    The seed scenario's grid, a tuple of cells: 2, 3 and 4 workers, ``const:1`` arrivals,
+    ``uniform:0:5`` service.
 
-The engines (the engine tests):
+The engines, for the engine tests (code in ``tests/support/engines.py`` and, for
+``crashing_task``, ``tests/support/crashing_task.py``):
 
 ``collect``
     A factory of sinks: ``collect()`` is a new sink that keeps a copy of every batch it is given;
@@ -33,9 +35,9 @@ The engines (the engine tests):
     but ``cell``, whose worker process it ends abruptly. ``task`` is importable by name in spawned
     worker processes.
 
-The code of these helpers lives in ``tests/support/``, which only this file imports. Every fixture
-here is session-scoped: each gives a function, a class or constants, never state, so module-scoped
-fixtures can use them too.
+Only this file imports ``tests/support/``; test modules take the fixtures as parameters (and pass
+them on to their own helpers). Every fixture here is session-scoped: each gives a function, a class
+or constants, never state, so module-scoped fixtures can use them too.
 """
 
 from __future__ import annotations
@@ -43,60 +45,57 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import pandas as pd
 import pytest
-from analysis_fixtures import SEED_GRID
-from analysis_fixtures import restatus as _restatus
-from analysis_fixtures import simulate as _simulate
-from analysis_fixtures import step_slope as _step_slope
-from analysis_fixtures import write_run as _write_run
-from crashing_task import CRASH_CELL, crash_on_one_cell
-from engine_helpers import Collect
-from engine_helpers import run_asyncio as _run_asyncio
+from support import crashing_task as _crashing_task
+from support import engines, synthetic
+
+from bench.replication import Replication
 
 
 @pytest.fixture(scope="session")
 def write_run() -> Callable[..., Path]:
     """Write a synthetic results folder (see the module docstring)."""
-    return _write_run
+    return synthetic.write_run
 
 
 @pytest.fixture(scope="session")
 def restatus() -> Callable[..., None]:
     """Rewrite the status and columns of some replications of a synthetic run."""
-    return _restatus
+    return synthetic.restatus
 
 
 @pytest.fixture(scope="session")
-def simulate() -> Callable[..., tuple]:
+def simulate() -> Callable[..., tuple[pd.DataFrame, pd.DataFrame]]:
     """Simulate one replication of a FIFO G/G/c queue: its (items, depth) frames."""
-    return _simulate
+    return synthetic.simulate
 
 
 @pytest.fixture(scope="session")
 def fixture_slope() -> Callable[..., float]:
     """The slope of a step function, computed independently of ``analysis``."""
-    return _step_slope
+    return synthetic.step_slope
 
 
 @pytest.fixture(scope="session")
 def seed_grid() -> tuple[tuple, ...]:
     """The seed scenario's grid, one (workers, arrival, service) per cell (immutable: shared)."""
-    return tuple(SEED_GRID)
+    return tuple(synthetic.SEED_GRID)
 
 
 @pytest.fixture(scope="session")
-def collect() -> type[Collect]:
+def collect() -> type[engines.Collect]:
     """A factory of sinks that keep every batch: ``collect()`` is a new, empty one."""
-    return Collect
+    return engines.Collect
 
 
 @pytest.fixture(scope="session")
-def run_asyncio() -> Callable[..., tuple]:
+def run_asyncio() -> Callable[..., tuple[Replication, float]]:
     """One asyncio replication through the engine's entry point: ``(replication, t_end)``."""
-    return _run_asyncio
+    return engines.run_asyncio
 
 
 @pytest.fixture(scope="session")
 def crashing_task() -> tuple[int, Callable[..., object]]:
     """``(cell, task)``: a cell task whose worker process dies on ``cell`` and runs the others."""
-    return CRASH_CELL, crash_on_one_cell
+    return _crashing_task.CRASH_CELL, _crashing_task.crash_on_one_cell
