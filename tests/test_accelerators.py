@@ -14,7 +14,6 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-from engine_helpers import Collect, run_asyncio
 
 from bench import loop, recorder, recurrence
 from bench.cli import main
@@ -90,14 +89,14 @@ def test_a_run_with_extensions_blocked_writes_the_same_data(blocked_runs, blocke
 
 
 @pytest.mark.skipif(not recorder.ACCELERATED, reason="bench._recorder is not built")
-def test_the_python_row_log_records_the_same_rows():
+def test_the_python_row_log_records_the_same_rows(collect, run_asyncio):
     config = (2, "const:0.5", "exp:1.1", 2, 700)  # bounded, with many batches of 101 rows
     workers, arrival, service, maxsize, items = config
     cell = Cell(0, workers, parse(arrival), parse(service), maxsize)
     scenario = Scenario(workers, cell.arrival, cell.service, maxsize, items, None)
     tables = []
     for accelerated in (True, False):  # the same loop, the C row log or the Python one
-        keep = Collect()
+        keep = collect()
         rec, t_end = run_asyncio(scenario, cell, 3, keep, batch=101, loop_factory=loop.VirtualEventLoop,
                                  accelerated=accelerated)  # fmt: skip
         tables.append((t_end, rec.busy, {kind: keep.table(kind) for kind in ("items", "depth")}))

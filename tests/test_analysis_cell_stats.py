@@ -6,8 +6,6 @@ import math
 
 import numpy as np
 import pytest
-from analysis_fixtures import SEED_GRID, simulate, write_run
-from analysis_fixtures import step_slope as fixture_slope
 
 from analysis.backlog import growth, sample_depth, step_slope
 from analysis.cell_stats import steady_state, summarize
@@ -88,7 +86,7 @@ def test_step_slope_of_a_linear_staircase():
     assert step_slope(t, np.full(5000, 7), t[-1]) == pytest.approx(0.0, abs=1e-5)
 
 
-def test_step_slope_matches_an_independent_implementation_on_simulated_data():
+def test_step_slope_matches_an_independent_implementation_on_simulated_data(simulate, fixture_slope):
     items, depth = simulate("const:1", "uniform:0:5", 2, 1000.0, 5, 0)
     end = float(items["t_put"].max())
     ours = step_slope(depth["t"].to_numpy(), depth["depth"].to_numpy(), end)
@@ -112,7 +110,7 @@ def test_growth_verdicts_follow_the_documented_rule():
     assert over.time_to_target.low < 5000 < over.time_to_target.high
 
 
-def test_slope_ci_covers_the_fluid_rate_on_repeated_seeds():
+def test_slope_ci_covers_the_fluid_rate_on_repeated_seeds(simulate):
     """The seed scenario (2 workers): 30 independent groups of 5 replications, 95% intervals."""
     hits = 0
     for group in range(30):
@@ -125,8 +123,8 @@ def test_slope_ci_covers_the_fluid_rate_on_repeated_seeds():
 
 
 @pytest.fixture(scope="module")
-def seed_run(tmp_path_factory):
-    return open_run(write_run(tmp_path_factory.mktemp("seed") / "seed", SEED_GRID, duration=3000.0))
+def seed_run(tmp_path_factory, write_run, seed_grid):
+    return open_run(write_run(tmp_path_factory.mktemp("seed") / "seed", seed_grid, duration=3000.0))
 
 
 def test_seed_scenario_verdicts(seed_run):
@@ -165,7 +163,7 @@ def test_mser_flags_a_series_that_never_settles():
     assert truncate_ensemble([np.arange(5000.0), np.arange(6000.0)]).settled is False
 
 
-def test_steady_state_wait_is_unbiased_for_mm1(tmp_path):
+def test_steady_state_wait_is_unbiased_for_mm1(tmp_path, write_run):
     """20 replications of M/M/1 at rho = 0.5: theory Wq = 0.5 s within the 99.9% t interval."""
     run = open_run(write_run(tmp_path / "mm1", [(1, "exp:1", "exp:0.5")], duration=2000.0, replications=20, seed=4))
     steady = steady_state(run, 0)

@@ -7,7 +7,6 @@ import shutil
 
 import pyarrow.parquet as pq
 import pytest
-from analysis_fixtures import write_run
 
 from analysis.compare import compare_runs, format_comparison
 from analysis.load import ResultsError
@@ -15,7 +14,7 @@ from analysis.load import ResultsError
 GRID = [(w, "exp:1", "exp:1.5") for w in (1, 2, 3, 4)] + [(2, "exp:1", "exp:1.5", 5)]
 
 
-def _run(base, name, **settings):
+def _run(write_run, base, name, **settings):
     return write_run(base / name, GRID, **{"duration": 300.0, "replications": 3, "seed": 1, **settings})
 
 
@@ -25,16 +24,16 @@ def base(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def reference(base):
-    return _run(base, "ref")
+def reference(write_run, base):
+    return _run(write_run, base, "ref")
 
 
 def _header(result, fmt: str) -> list[str]:
     return format_comparison(result, fmt).split("\n\n", 1)[0].splitlines()
 
 
-def test_the_same_settings_claim_no_difference_and_pair(reference, base):
-    twin = _run(base, "twin")
+def test_the_same_settings_claim_no_difference_and_pair(write_run, reference, base):
+    twin = _run(write_run, base, "twin")
     result = compare_runs(f"{reference}:workers=2", f"{twin}:workers=2", metrics=["wait_mean"])
     assert result.differences == [] and all(r.paired for r in result.rows)
     assert not any(line.startswith("settings differ") for line in _header(result, "table"))
@@ -43,8 +42,8 @@ def test_the_same_settings_claim_no_difference_and_pair(reference, base):
     )
 
 
-def test_duration_against_items_is_named_and_still_paired(reference, base):
-    items = _run(base, "items", items=250)
+def test_duration_against_items_is_named_and_still_paired(write_run, reference, base):
+    items = _run(write_run, base, "items", items=250)
     result = compare_runs(str(reference), str(items), metrics=["wait_mean"])
     assert result.differences == ["items: A -, B 250", "duration: A 300, B -"]
     assert "settings differ: items: A -, B 250" in _header(result, "table")
@@ -52,8 +51,8 @@ def test_duration_against_items_is_named_and_still_paired(reference, base):
     assert all(r.paired for r in result.rows)  # same seed and specs: the first items are the same draws
 
 
-def test_different_seeds_are_named_and_never_paired(reference, base):
-    other = _run(base, "seed2", seed=2)
+def test_different_seeds_are_named_and_never_paired(write_run, reference, base):
+    other = _run(write_run, base, "seed2", seed=2)
     result = compare_runs(str(reference), str(other), metrics=["wait_mean", "throughput"])
     assert result.differences == ["seed: A 1, B 2"]
     assert not any(r.paired for r in result.rows)
@@ -61,16 +60,16 @@ def test_different_seeds_are_named_and_never_paired(reference, base):
     assert {row.split(" | ")[-2] for row in format_comparison(result, "md").splitlines()[-10:]} == {"Welch t"}
 
 
-def test_a_scaled_clock_is_named_and_never_paired(reference, base):
-    scaled = _run(base, "scaled", clock="scaled:0.01")
+def test_a_scaled_clock_is_named_and_never_paired(write_run, reference, base):
+    scaled = _run(write_run, base, "scaled", clock="scaled:0.01")
     result = compare_runs(str(reference), str(scaled), metrics=["wait_mean"])
     assert "clock: A virtual, B scaled:0.01" in result.differences
     assert not any(r.paired for r in result.rows)  # same seed and the same items, but not reproducible
     assert set(result.tests.values()) == {"Welch t: B ran on a scaled:0.01 clock (real scheduling: not reproducible)"}
 
 
-def test_engine_replications_and_max_backlog_are_named(reference, base):
-    other = _run(base, "other", engine="recurrence", replications=4, max_backlog=5000)
+def test_engine_replications_and_max_backlog_are_named(write_run, reference, base):
+    other = _run(write_run, base, "other", engine="recurrence", replications=4, max_backlog=5000)
     result = compare_runs(str(reference), str(other), metrics=["wait_mean"])
     assert result.differences == ["engine: A asyncio, B recurrence", "replications: A 3, B 4",
                                   "max_backlog: A 1000000, B 5000"]  # fmt: skip
@@ -109,7 +108,7 @@ def test_a_selector_that_matches_no_cell_is_an_error(reference, selector, messag
     assert "\n" not in str(err.value)
 
 
-def test_seeds_beyond_64_bits_select_exactly(base):
+def test_seeds_beyond_64_bits_select_exactly(write_run, base):
     big = 2**70 + 1
     run = write_run(base / "big", GRID[:1], duration=50.0, replications=2, seed=big)
     assert len(compare_runs(f"{run}:seed={big}", str(run)).pairs) == 1

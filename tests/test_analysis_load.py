@@ -10,14 +10,13 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
-from analysis_fixtures import SEED_GRID, restatus, write_run
 
 from analysis.load import ResultsError, data_rows, open_run, read_depth, read_items
 
 
 @pytest.fixture(scope="module")
-def run_path(tmp_path_factory):
-    return write_run(tmp_path_factory.mktemp("load") / "run", SEED_GRID, duration=500.0, replications=3)
+def run_path(tmp_path_factory, write_run, seed_grid):
+    return write_run(tmp_path_factory.mktemp("load") / "run", seed_grid, duration=500.0, replications=3)
 
 
 def test_open_run_reads_cells_and_parameters(run_path):
@@ -47,8 +46,8 @@ def test_unknown_cell_reads_empty(run_path):
     assert read_items(open_run(run_path), cells=[99], columns=["wait"]).empty
 
 
-def test_interrupted_run_reads_parts(tmp_path):
-    path = write_run(tmp_path / "parts", SEED_GRID[:2], duration=200.0, replications=2, with_cells_parquet=False)
+def test_interrupted_run_reads_parts(tmp_path, write_run, seed_grid):
+    path = write_run(tmp_path / "parts", seed_grid[:2], duration=200.0, replications=2, with_cells_parquet=False)
     assert len(open_run(path).cells) == 4
 
 
@@ -99,14 +98,14 @@ def test_an_unknown_status_is_refused(run_path, tmp_path):
         open_run(copy)
 
 
-def test_seed_is_text_even_beyond_64_bits(tmp_path):
+def test_seed_is_text_even_beyond_64_bits(tmp_path, write_run, seed_grid):
     big = str(2**80 + 7)
-    run = open_run(write_run(tmp_path / "big", SEED_GRID[:1], duration=100.0, replications=2, seed=big))
+    run = open_run(write_run(tmp_path / "big", seed_grid[:1], duration=100.0, replications=2, seed=big))
     assert run.params.loc[0, "seed"] == big and set(run.cells["seed"]) == {big}
 
 
-def test_data_rows_are_ok_capped_and_lagged(tmp_path):
-    path = write_run(tmp_path / "mixed", SEED_GRID[:1], duration=100.0, replications=4)
+def test_data_rows_are_ok_capped_and_lagged(tmp_path, write_run, restatus, seed_grid):
+    path = write_run(tmp_path / "mixed", seed_grid[:1], duration=100.0, replications=4)
     restatus(path, 0, [1], "capped")
     restatus(path, 0, [2], "lagged", clock_lag_mean=0.5)
     restatus(path, 0, [3], "failed")

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import jupytext
 import nbformat
-from analysis_fixtures import SEED_GRID, write_run
 from nbclient import NotebookClient
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "analysis" / "notebooks"
@@ -18,8 +17,8 @@ def test_notebook_is_in_sync_with_its_percent_script():
     assert [c.source for c in notebook.cells] == [c.source for c in script.cells]
 
 
-def test_notebook_executes_top_to_bottom(tmp_path, monkeypatch):
-    run = write_run(tmp_path / "nb", SEED_GRID, duration=800.0, replications=3)
+def test_notebook_executes_top_to_bottom(tmp_path, monkeypatch, write_run, seed_grid):
+    run = write_run(tmp_path / "nb", seed_grid, duration=800.0, replications=3)
     monkeypatch.setenv("QBENCH_RUN", str(run))
     monkeypatch.setenv("QBENCH_CHARTS", str(tmp_path / "charts"))
     notebook = nbformat.read(NOTEBOOKS / "backlog.ipynb", as_version=4)

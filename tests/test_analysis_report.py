@@ -13,7 +13,6 @@ from pathlib import Path
 import matplotlib.image
 import numpy as np
 import pytest
-from analysis_fixtures import write_run
 
 from analysis.compare import compare_runs, format_comparison, parse_selection, plot_comparison
 from analysis.load import ResultsError
@@ -25,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def synthetic(tmp_path_factory):
+def synthetic(tmp_path_factory, write_run):
     grid = [(c, "const:1", "uniform:0:5") for c in (2, 3)] + [(c, "exp:1", "exp:1.5") for c in (1, 2)]
     return write_run(tmp_path_factory.mktemp("report") / "syn", grid, duration=600.0, replications=3)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from analysis_fixtures import write_run
 
 from analysis.agreement import agreement_frame, compare_theory
 from analysis.cell_stats import summarize
@@ -66,7 +65,7 @@ def test_predict_picks_the_right_model():
     assert kendall("exp:2") == "M" and kendall("const") == "D" and kendall("gamma:1:2") == "G"
 
 
-def test_exact_theory_inside_simulated_confidence_intervals(tmp_path):
+def test_exact_theory_inside_simulated_confidence_intervals(tmp_path, write_run):
     """M/M/1, M/M/2 and M/G/1 (uniform service) cells, 20 replications each.
 
     Tolerance: the 99.9% Student t interval (a false failure rate of 0.1% per row, fixed before

@@ -13,7 +13,6 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
-from analysis_fixtures import restatus, write_run
 
 from analysis.backlog import PRACTICAL, growth, identical, throttling, verdict
 from analysis.cell_stats import summarize
@@ -49,7 +48,7 @@ def _blocking_chain(lam: float, mu: float) -> tuple[float, float]:
 
 
 @pytest.fixture(scope="module")
-def mixed(tmp_path_factory):
+def mixed(tmp_path_factory, write_run):
     """Bounded and unbounded cells, deterministic and random ones, four replications each."""
     grid = [THROTTLED, UNBOUNDED, (1, "exp:1", "exp:0.5", 50), (2, "const:1", "const:2.5"), (3, "const:1", "const:2.5"),
             (1, "uniform:1:2", "uniform:0:0.5")]  # fmt: skip
@@ -98,7 +97,7 @@ def test_summary_shows_maxsize_and_achieved_against_offered_arrivals(mixed):
     assert " 0 " in unbounded.split("exp:2.5", 1)[1][:12] and "overloaded" in unbounded
 
 
-def test_one_replication_of_a_throttled_bounded_queue_is_a_fact(tmp_path):
+def test_one_replication_of_a_throttled_bounded_queue_is_a_fact(tmp_path, write_run):
     s = _by_cell(write_run(tmp_path / "one", [THROTTLED], duration=1000.0, replications=1, seed=5))[0]
     assert s.growth.verdict == "throttled" and s.growth.throttling.blocked.n == 1
 
@@ -116,7 +115,7 @@ def test_a_bounded_queue_whose_blocking_is_uncertain_is_not_called_stable():
 # -- capped, lagged, failed ---------------------------------------------------------------------
 
 
-def test_a_capped_cell_is_overloaded_with_its_slope_and_a_note(tmp_path):
+def test_a_capped_cell_is_overloaded_with_its_slope_and_a_note(tmp_path, write_run):
     path = write_run(tmp_path / "cap", [UNBOUNDED], duration=2000.0, replications=3, seed=5, max_backlog=150)
     run = open_run(path)
     assert set(run.cells["status"]) == {"capped"}  # the fixture stopped every replication at the cap
@@ -126,13 +125,13 @@ def test_a_capped_cell_is_overloaded_with_its_slope_and_a_note(tmp_path):
     assert "overloaded (1000 deep at" in summary_table(path) and "n/a" not in summary_table(path).splitlines()[3]
 
 
-def test_one_capped_replication_makes_the_cell_overloaded_even_without_an_interval(tmp_path):
+def test_one_capped_replication_makes_the_cell_overloaded_even_without_an_interval(tmp_path, write_run):
     path = write_run(tmp_path / "cap1", [UNBOUNDED], duration=2000.0, replications=1, seed=5, max_backlog=150)
     assert summarize(open_run(path))[0].growth.verdict == "overloaded"
 
 
 @pytest.mark.parametrize("cell", [1, 3, 4])  # overloaded, deterministic overloaded, deterministic stable
-def test_a_lagged_replication_makes_the_verdict_unreliable(mixed, tmp_path, cell):
+def test_a_lagged_replication_makes_the_verdict_unreliable(mixed, tmp_path, cell, restatus):
     path = shutil.copytree(mixed, tmp_path / "lag")
     restatus(path, cell, [2], "lagged", clock_lag_mean=0.05, clock_lag_max=0.4)
     g = _by_cell(path)[cell].growth
@@ -144,13 +143,13 @@ def test_a_lagged_replication_makes_the_verdict_unreliable(mixed, tmp_path, cell
     assert "stable" not in line and "overloaded" not in line
 
 
-def test_lag_outranks_the_cap(tmp_path):
+def test_lag_outranks_the_cap(tmp_path, write_run, restatus):
     path = write_run(tmp_path / "both", [UNBOUNDED], duration=2000.0, replications=3, seed=5, max_backlog=150)
     restatus(path, 0, [0], "lagged", clock_lag_mean=0.2, clock_lag_max=1.0)
     assert summarize(open_run(path))[0].growth.verdict == "unreliable"
 
 
-def test_a_cell_without_data_is_failed_with_its_error(tmp_path):
+def test_a_cell_without_data_is_failed_with_its_error(tmp_path, write_run):
     grid = [UNBOUNDED, THROTTLED]
     path = write_run(tmp_path / "f", grid, duration=300.0, replications=2, failed={1: "Deadlock: stuck"})
     g = _by_cell(path)[1].growth
@@ -160,7 +159,7 @@ def test_a_cell_without_data_is_failed_with_its_error(tmp_path):
 # -- one replication, zero spread, deterministic inputs -----------------------------------------
 
 
-def test_one_replication_is_inconclusive_and_says_why(tmp_path):
+def test_one_replication_is_inconclusive_and_says_why(tmp_path, write_run):
     path = write_run(tmp_path / "one", [(2, "const:1", "uniform:0:5")], duration=3000.0, replications=1, seed=5)
     s = summarize(open_run(path))[0]
     assert s.growth.verdict == "inconclusive" and s.growth.slope.mean > 0.1  # the slope is still shown
@@ -182,7 +181,7 @@ def test_deterministic_inputs_let_the_point_value_decide(mixed, cell, expected):
         assert s.growth.slope.mean == pytest.approx(0.2, abs=0.01)  # fluid slope 1 - 2/2.5
 
 
-def test_one_deterministic_replication_decides_too(tmp_path):
+def test_one_deterministic_replication_decides_too(tmp_path, write_run):
     path = write_run(tmp_path / "d1", [(2, "const:1", "const:2.5")], duration=1000.0, replications=1)
     assert summarize(open_run(path))[0].growth.verdict == "overloaded"
 
@@ -196,7 +195,7 @@ def test_growth_rule_reasons():
     assert growth(np.array([0.05, -0.04, 0.06, -0.05]), 1.0).reason == "interval straddles the 1% threshold"
 
 
-def test_a_lag_that_was_not_recorded_is_unknown_not_nan(mixed, tmp_path):
+def test_a_lag_that_was_not_recorded_is_unknown_not_nan(mixed, tmp_path, restatus):
     path = shutil.copytree(mixed, tmp_path / "nolag")
     restatus(path, 1, [0], "lagged", clock_lag_mean=float("nan"), clock_lag_max=float("nan"))
     g = _by_cell(path)[1].growth

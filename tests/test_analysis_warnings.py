@@ -12,7 +12,6 @@ import matplotlib.image
 import numpy as np
 import pandas as pd
 import pytest
-from analysis_fixtures import write_run
 
 from analysis.cell_stats import summarize
 from analysis.inputs import ROUNDING, input_checks
@@ -38,7 +37,7 @@ def _warnings(path: Path) -> list[str]:
 
 
 @pytest.mark.parametrize("replications", [1, 3])
-def test_a_heavy_tail_that_misses_its_mean_is_warned_of(tmp_path, replications):
+def test_a_heavy_tail_that_misses_its_mean_is_warned_of(tmp_path, replications, write_run):
     path = write_run(tmp_path / "heavy", [HEAVY, *LIGHT], duration=1000.0, replications=replications, seed=3)
     lines = _warnings(path)
     assert len(lines) == 1, lines
@@ -49,7 +48,7 @@ def test_a_heavy_tail_that_misses_its_mean_is_warned_of(tmp_path, replications):
     assert basis in line and "\n" not in line
 
 
-def test_warnings_follow_the_summary_table(tmp_path):
+def test_warnings_follow_the_summary_table(tmp_path, write_run):
     path = write_run(tmp_path / "heavy", [HEAVY, *LIGHT], duration=1000.0, replications=3, seed=3)
     text = summary_table(path)
     table, _, rest = text.partition("\n\nwarnings:\n")
@@ -58,14 +57,14 @@ def test_warnings_follow_the_summary_table(tmp_path):
 
 
 @pytest.mark.parametrize("replications", [1, 4])
-def test_light_tailed_seeded_inputs_raise_no_warning(tmp_path, replications):
+def test_light_tailed_seeded_inputs_raise_no_warning(tmp_path, replications, write_run):
     path = write_run(tmp_path / "light", LIGHT, duration=2000.0, replications=replications, seed=8)
     assert _warnings(path) == []
     assert "warnings:" not in summary_table(path)
 
 
 @pytest.mark.parametrize("replications", [1, 3])
-def test_nanosecond_rounding_is_no_false_alarm(tmp_path, replications):
+def test_nanosecond_rounding_is_no_false_alarm(tmp_path, replications, write_run):
     """Every draw of const:0.3333333333 sleeps 0.333333333 s; the 1 ns widening covers that."""
     path = write_run(tmp_path / "third", [(1, "const:0.3333333333", "exp:0.2")], duration=300.0,
                      replications=replications, seed=2)  # fmt: skip
@@ -101,7 +100,7 @@ def test_false_alarms_on_light_tails_are_about_one_percent(replications):
 
 
 @pytest.fixture(scope="module")
-def with_failure(tmp_path_factory):
+def with_failure(tmp_path_factory, write_run):
     """A run with a failed cell and a heavy-tailed one, and its report (built once)."""
     grid = [(2, "const:1", "uniform:0:5"), (3, "const:1", "uniform:0:5"), HEAVY, (2, "exp:1", "exp:1.5")]
     path = write_run(tmp_path_factory.mktemp("failed") / "run", grid, duration=600.0, replications=3, seed=3,
@@ -147,7 +146,7 @@ def test_summary_table_lists_the_failed_cell_with_its_error(with_failure):
             "Deadlock: every task waits: worker-0, worker-1") in text.splitlines()  # fmt: skip
 
 
-def test_report_of_a_run_where_every_cell_failed_still_writes(tmp_path):
+def test_report_of_a_run_where_every_cell_failed_still_writes(tmp_path, write_run):
     path = write_run(tmp_path / "none", [(1, "exp:1", "exp:0.5")], duration=100.0, replications=2, failed={0: "boom"})
     index = write_report(path, progress=False)
     assert all((index.parent / f"{name}.png").exists() for name in CHARTS)

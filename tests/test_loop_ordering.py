@@ -10,7 +10,6 @@ import sys
 
 import numpy as np
 import pytest
-from engine_helpers import Collect, run_asyncio
 
 from bench.distributions import parse
 from bench.grid import Cell
@@ -135,9 +134,9 @@ def test_random_program_identical_in_debug_mode():
     _both(_program(7), debug=True)
 
 
-def _scenario_trace(loop_cls, workers, arrival, service, maxsize, items=None, duration=None):
+def _scenario_trace(collect, run_asyncio, loop_cls, workers, arrival, service, maxsize, items=None, duration=None):
     cell = Cell(0, workers, parse(arrival), parse(service), maxsize)
-    keep = Collect()
+    keep = collect()
     _, t_end = run_asyncio(Scenario(workers, cell.arrival, cell.service, maxsize, items, duration), cell, 3, keep,
                            loop_factory=loop_cls, batch=101)  # fmt: skip
     return t_end, {kind: keep.table(kind) for kind in ("items", "depth")}
@@ -154,10 +153,12 @@ def _scenario_trace(loop_cls, workers, arrival, service, maxsize, items=None, du
     ],
 )
 @pytest.mark.parametrize("fast_cls", FAST)
-def test_scenario_records_identical_rows_and_depth_event_order(config, fast_cls):
+def test_scenario_records_identical_rows_and_depth_event_order(config, fast_cls, collect, run_asyncio):
     workers, arrival, service, maxsize, items, duration = config
-    t_ref, ref = _scenario_trace(ReferenceVirtualEventLoop, workers, arrival, service, maxsize, items, duration)
-    t_fast, fast = _scenario_trace(fast_cls, workers, arrival, service, maxsize, items, duration)
+    t_ref, ref = _scenario_trace(
+        collect, run_asyncio, ReferenceVirtualEventLoop, workers, arrival, service, maxsize, items, duration
+    )
+    t_fast, fast = _scenario_trace(collect, run_asyncio, fast_cls, workers, arrival, service, maxsize, items, duration)
     assert t_fast == t_ref
     for kind in ("items", "depth"):
         assert ref[kind].keys() == fast[kind].keys()

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
-from engine_helpers import Collect, run_asyncio
 
 from bench.distributions import parse
 from bench.grid import Cell, streams
@@ -14,9 +15,9 @@ from bench.runner import _Tee
 from bench.scenario import Scenario
 
 
-def _asyncio(scenario, cell, seed):
-    collect, summary = Collect(), ReplicationStats(scenario.items)
-    recorder, t_end = run_asyncio(scenario, cell, seed, _Tee(collect, summary), batch=997)
+def _asyncio(collect, run_asyncio, scenario, cell, seed):
+    keep, summary = collect(), ReplicationStats(scenario.items)
+    recorder, t_end = run_asyncio(scenario, cell, seed, _Tee(keep, summary), batch=997)
     stats = {
         "n_put": recorder.n_put,
         "n_got": recorder.n_got,
@@ -27,13 +28,13 @@ def _asyncio(scenario, cell, seed):
         "capped": recorder.capped,
         **summary.finish(t_end),
     }
-    return collect, stats
+    return keep, stats
 
 
-def _recurrence(scenario, cell, seed, replication=0, batch=1009):
-    collect, summary = Collect(), ReplicationStats(scenario.items)
+def _recurrence(collect, scenario, cell, seed, replication=0, batch=1009):
+    keep, summary = collect(), ReplicationStats(scenario.items)
     arrivals, services = streams(seed, cell, replication)
-    r = run_recurrence(scenario, arrivals, services, _Tee(collect, summary), batch=batch)
+    r = run_recurrence(scenario, arrivals, services, _Tee(keep, summary), batch=batch)
     stats = {
         "n_put": r.n_put,
         "n_got": r.n_got,
@@ -44,7 +45,7 @@ def _recurrence(scenario, cell, seed, replication=0, batch=1009):
         "capped": r.capped,
         **summary.finish(r.t_end),
     }
-    return collect, stats
+    return keep, stats
 
 
 def _step(depth):
@@ -56,11 +57,12 @@ def _step(depth):
     return t[last], d[last]
 
 
-def compare(workers, arrival, service, maxsize=0, items=None, duration=None, seed=0, batch=1009, max_backlog=None):
+def _compare(collect, run_asyncio, workers, arrival, service, maxsize=0, items=None, duration=None, seed=0, batch=1009,
+             max_backlog=None):  # fmt: skip
     cell = Cell(0, workers, parse(arrival), parse(service), maxsize)
     scenario = Scenario(workers, cell.arrival, cell.service, maxsize, items, duration, max_backlog)
-    a, a_stats = _asyncio(scenario, cell, seed)
-    r, r_stats = _recurrence(scenario, cell, seed, batch=batch)
+    a, a_stats = _asyncio(collect, run_asyncio, scenario, cell, seed)
+    r, r_stats = _recurrence(collect, scenario, cell, seed, batch=batch)
     ai, ri = a.table("items"), r.table("items")
     assert ai["item"].size == ri["item"].size, (a_stats, r_stats)
     np.testing.assert_array_equal(ai["item"], ri["item"])
@@ -89,6 +91,14 @@ def compare(workers, arrival, service, maxsize=0, items=None, duration=None, see
     for key, want in a_stats.items():
         assert r_stats[key] == pytest.approx(want, rel=1e-9, abs=1e-9, nan_ok=True), key
     return ai["item"].size, capped
+
+
+@pytest.fixture(scope="module")
+def compare(collect, run_asyncio):
+    """``compare(workers, arrival, service, maxsize=0, items=None, duration=None, seed=0, batch=1009,
+    max_backlog=None)`` runs one cell on both engines, checks that they agree item by item and returns
+    (items put, capped)."""
+    return functools.partial(_compare, collect, run_asyncio)
 
 
 DISTS = ["exp:1", "uniform:0:2", "const:1", "const:0.5", "erlang:3:1", "lognormal:1:1.5", "hyperexp:1:2", "gamma:1:0.5"]
@@ -126,11 +136,11 @@ def _configs(n=60, seed=12345):
 
 
 @pytest.mark.parametrize("config", _configs(), ids=lambda c: ",".join(f"{k}={v}" for k, v in c.items()))
-def test_engines_agree_item_by_item(config):
+def test_engines_agree_item_by_item(config, compare):
     compare(**config)
 
 
-def test_seed_scenario_agrees_with_ties_and_small_batches():
+def test_seed_scenario_agrees_with_ties_and_small_batches(compare):
     compare(2, "const:1", "uniform:0:5", items=3000, seed=1, batch=64)
     compare(2, "const:1", "const:2", duration=100, seed=1, batch=7)
     compare(3, "const:1", "const:3", maxsize=2, items=500, seed=1, batch=7)
@@ -146,13 +156,13 @@ def test_seed_scenario_agrees_with_ties_and_small_batches():
         (2, "exp:1", "exp:3", None, None, 2000.0, 7),
     ],
 )
-def test_backlog_cap_stops_both_engines_at_the_same_put(config):
+def test_backlog_cap_stops_both_engines_at_the_same_put(config, compare):
     workers, arrival, service, _, items, duration, cap = config
     _, capped = compare(workers, arrival, service, items=items, duration=duration, max_backlog=cap, batch=16)
     assert capped is not None and capped[1] == cap  # the cap fired, at max_backlog items
 
 
-def test_duration_boundary_events_at_exactly_T_are_excluded():
+def test_duration_boundary_events_at_exactly_T_are_excluded(compare):
     # arrivals at 0, 1, ..., 9, 10: the one at T = 10 does not count, as on the asyncio engine
     n, _ = compare(1, "const:1", "const:0.5", duration=10.0)
     assert n == 10
@@ -226,7 +236,7 @@ def test_cli_rejects_recurrence_on_a_scaled_clock(tmp_path, capsys):
     [(2, 0, {"items": 5000}), (3, 0, {"items": 5000}), (7, 0, {"duration": 3000.0}),
      (1, 3, {"items": 5000}), (2, 1, {"duration": 3000.0}), (3, 4, {"items": 5000}), (5, 2, {"duration": 800.5})],
 )  # fmt: skip
-def test_the_c_server_loops_and_the_python_ones_give_the_same_items(workers, maxsize, length, monkeypatch):
+def test_the_c_server_loops_and_the_python_ones_give_the_same_items(workers, maxsize, length, monkeypatch, collect):
     from bench import recurrence
 
     if not recurrence.ACCELERATED:
@@ -234,9 +244,9 @@ def test_the_c_server_loops_and_the_python_ones_give_the_same_items(workers, max
     # const arrivals and a service of mean ~workers: ties at every arrival, blocked puts when bounded
     cell = Cell(0, workers, parse("const:1"), parse(f"uniform:0:{2 * workers + 0.2}"), maxsize)
     scenario = Scenario(workers, cell.arrival, cell.service, maxsize, length.get("items"), length.get("duration"))
-    c, c_stats = _recurrence(scenario, cell, 4, batch=333)
+    c, c_stats = _recurrence(collect, scenario, cell, 4, batch=333)
     monkeypatch.setattr(recurrence, "ACCELERATED", False)  # the engine's Python loops
-    py, py_stats = _recurrence(scenario, cell, 4, batch=333)
+    py, py_stats = _recurrence(collect, scenario, cell, 4, batch=333)
     assert c.table("items")["item"].size > 500
     for kind in ("items", "depth"):
         for name, column in c.table(kind).items():
@@ -254,14 +264,16 @@ def test_the_c_server_loops_and_the_python_ones_give_the_same_items(workers, max
         (2, "exp:50", "uniform:0:190", 4, 2e7, None),
     ],
 )
-def test_engines_agree_to_the_bit_near_the_ends_of_the_clock(workers, arrival, service, maxsize, duration, max_backlog):
+def test_engines_agree_to_the_bit_near_the_ends_of_the_clock(
+    workers, arrival, service, maxsize, duration, max_backlog, compare, collect, run_asyncio
+):
     """Huge services in a duration run used to wrap the recurrence engine's int64 sums (silently wrong
     times, status ok); beyond 2**53 ns its float seconds were a last bit off the virtual loop's."""
     compare(workers, arrival, service, maxsize, duration=duration, seed=3, max_backlog=max_backlog)
     cell = Cell(0, workers, parse(arrival), parse(service), maxsize)
     scenario = Scenario(workers, cell.arrival, cell.service, maxsize, None, duration, max_backlog)
-    a, _ = _asyncio(scenario, cell, 3)
-    r, _ = _recurrence(scenario, cell, 3)
+    a, _ = _asyncio(collect, run_asyncio, scenario, cell, 3)
+    r, _ = _recurrence(collect, scenario, cell, 3)
     ai, ri = a.table("items"), r.table("items")
     for name in ("t_arrive", "t_put", "t_get", "t_done"):
         np.testing.assert_array_equal(ri[name], ai[name], err_msg=name)

@@ -289,10 +289,10 @@ def test_dask_executor_through_the_cli(tmp_path):
     assert set(pd.read_parquet(out / "cells.parquet").status) == {"ok"}
 
 
-def test_a_worker_process_that_dies_costs_only_its_own_cell(tmp_path):
-    from crashing_task import CRASH_CELL, crash_on_one_cell
-
+def test_a_worker_process_that_dies_costs_only_its_own_cell(tmp_path, crashing_task):
     from bench.executor import WorkerDied
+
+    crash_cell, crash_on_one_cell = crashing_task
 
     grid = make_grid(dict(workers=[1, 2, 3, 4, 5], arrival="exp:1", service="exp:0.8", items=300, seed=2))
     run = tmp_path / "run"
@@ -308,8 +308,8 @@ def test_a_worker_process_that_dies_costs_only_its_own_cell(tmp_path):
             lambda n: None,
         )
     assert sorted(outcomes) == [0, 1, 2, 3, 4]
-    assert isinstance(outcomes[CRASH_CELL], WorkerDied)
+    assert isinstance(outcomes[crash_cell], WorkerDied)
     for cell, rows in outcomes.items():
-        if cell != CRASH_CELL:
+        if cell != crash_cell:
             assert [r["status"] for r in rows] == ["ok"]
             assert (run / "items" / f"cell-{cell:05d}.parquet").exists()

@@ -1,4 +1,7 @@
-"""A cell task that kills its worker process for one cell (imported by spawned workers in tests)."""
+"""A cell task that kills its worker process for one cell.
+
+Spawned worker processes import it by its name, ``support.crashing_task``: keep it at module level.
+"""
 
 from __future__ import annotations
 

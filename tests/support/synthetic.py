@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import heapq
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -233,7 +234,7 @@ def _cell_params(cell: int, spec: tuple, settings: dict) -> dict:
 
 def write_run(
     folder: Path,
-    grid: list[tuple],
+    grid: Sequence[tuple],
     *,
     duration: float | None = 2000.0,
     items: int | None = None,
