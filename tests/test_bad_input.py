@@ -86,6 +86,9 @@ RUN_TABLE = [
     ("duration-huge", ["--duration", "1e300"], "'duration' must lie in"),
     ("items-horizon", ["--arrival", "const:1e8", "--items", "1000"], "beyond the"),
     ("duration-holds-too-many", ["--arrival", "const:1e-9", "--duration", "1e8"], "at most"),
+    # engines and loops on clocks they cannot run on
+    ("recurrence-on-scaled", ["--clock", "scaled:0.001", "--engine", "recurrence"], "computes in virtual time"),
+    ("loop-on-virtual", ["--loop", "uvloop"], "is for scaled and real clocks"),
     # clocks no event loop can keep
     ("scale-1e-6", ["--clock", "scaled:1e-6"], "an event loop needs"),
     ("scale-1e-300", ["--clock", "scaled:1e-300"], "an event loop needs"),

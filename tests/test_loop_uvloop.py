@@ -45,28 +45,6 @@ def test_scaled_run_on_either_loop(tmp_path, loop):
     assert len(items) == 30 and items.t_done.notna().all()
 
 
-def test_loop_flag_is_refused_on_the_virtual_clock(tmp_path, capsys):
-    code = main(
-        [
-            "run",
-            "--out",
-            str(tmp_path / "x"),
-            "--workers",
-            "1",
-            "--arrival",
-            "exp:1",
-            "--service",
-            "exp:1",
-            "--items",
-            "5",
-            "--loop",
-            "uvloop",
-            "--no-progress",
-        ]
-    )
-    assert code == 2 and "scaled and real clocks" in capsys.readouterr().err
-
-
 def test_fidelity_study_writes_table_and_chart(tmp_path):
     from bench.studies.fidelity import fidelity_study
 

@@ -205,32 +205,6 @@ def test_cli_engine_recurrence_writes_the_same_files_as_asyncio(tmp_path):
     assert list(da.columns) == list(dr.columns) and len(da) == len(dr)
 
 
-def test_cli_rejects_recurrence_on_a_scaled_clock(tmp_path, capsys):
-    from bench.cli import main
-
-    code = main(
-        [
-            "run",
-            "--out",
-            str(tmp_path / "x"),
-            "--workers",
-            "1",
-            "--arrival",
-            "exp:1",
-            "--service",
-            "exp:1",
-            "--items",
-            "10",
-            "--clock",
-            "scaled:0.001",
-            "--engine",
-            "recurrence",
-            "--no-progress",
-        ]
-    )
-    assert code == 2 and "virtual time" in capsys.readouterr().err
-
-
 @pytest.mark.parametrize(
     "workers, maxsize, length",
     [(2, 0, {"items": 5000}), (3, 0, {"items": 5000}), (7, 0, {"duration": 3000.0}),

@@ -33,6 +33,16 @@ def _one_line_error(capsys, code: int, fragment: str) -> None:
     assert len(err.strip().splitlines()) == 1 and fragment in err, err
 
 
+class _Null:
+    """A sink that drops every batch."""
+
+    def items(self, columns):
+        pass
+
+    def depth(self, columns):
+        pass
+
+
 # -- --force replaces only qbench runs -----------------------------------------------------------
 
 
@@ -245,13 +255,6 @@ def test_virtual_time_is_never_late():
     from bench.grid import make_grid
     from bench.runner import _replicate
 
-    class _Null:
-        def items(self, columns):
-            pass
-
-        def depth(self, columns):
-            pass
-
     grid = make_grid(dict(workers=[1], arrival="exp:1", service="exp:0.8", duration=500, seed=1))
     stats = _replicate(grid, grid.cells()[0], 0, _Null(), None)
     assert (stats["clock_lag_mean"], stats["clock_lag_max"], stats["status"]) == (0.0, 0.0, "ok")
@@ -265,13 +268,6 @@ def test_a_pusher_that_fails_in_a_duration_run_fails_the_replication():
     from bench.loop import run_virtual
     from bench.recorder import Recorder
     from bench.scenario import Scenario, run_scenario
-
-    class _Null:
-        def items(self, columns):
-            pass
-
-        def depth(self, columns):
-            pass
 
     scenario = Scenario(2, parse("exp:1"), parse("exp:1"), duration=10_000.0)
     arrivals = Stream(parse("exp:1"), np.random.default_rng(1))
