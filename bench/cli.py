@@ -52,9 +52,9 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-_INT = re.compile(r"[+-]?\d+")
+_INT = re.compile(r"[+-]?[0-9]+")
 #: A decimal number, or a word for a non-finite one (refused later with a clear message).
-_FLOAT = re.compile(r"[+-]?((\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|inf|infinity|nan)", re.IGNORECASE)
+_FLOAT = re.compile(r"[+-]?(([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?|inf|infinity|nan)", re.IGNORECASE)
 
 
 def _int(text: str) -> int:
@@ -333,8 +333,14 @@ def _resume_target(args: argparse.Namespace):
         )
     if not isinstance(manifest.get("grid"), dict):
         raise UsageError(f"{str(run)!r}: manifest.json holds no grid; cannot resume (start a new run)")
+    inputs = manifest.get("inputs") or []
+    if not (isinstance(inputs, list) and all(isinstance(entry, dict) for entry in inputs)):
+        raise UsageError(f"{str(run)!r}: manifest.json's 'inputs' is malformed; cannot resume (start a new run)")
+    linked = [name for name in (*results_format.CELL_DIRS, results_format.REPORT) if (run / name).is_symlink()]
+    if linked:
+        raise UsageError(f"{str(run)!r}: {linked[0]}/ is a symbolic link; a run writes only inside its own folder")
     grid = make_grid(manifest["grid"])  # it drops the None of the unused items/duration itself
-    _check_inputs(manifest.get("inputs") or [], grid, run)
+    _check_inputs(inputs, grid, run)
     return run, grid
 
 
@@ -362,10 +368,12 @@ def _max_jobs() -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-
     from bench.executor import make_executor
     from bench.runner import run_grid
 
+    for name in ("out", "resume"):  # lexically whole: 'run/items/..' is 'run', a symlink stays a symlink
+        if getattr(args, name) is not None:
+            setattr(args, name, Path(os.path.abspath(getattr(args, name))))
     if args.resume is not None:
         out, grid = _resume_target(args)
     else:

@@ -12,9 +12,11 @@ This module depends only on numpy (and pyarrow, lazily, to read parquet for ``em
 
 from __future__ import annotations
 
+import array
 import csv
 import functools
 import hashlib
+import io
 import itertools
 import math
 import re
@@ -89,16 +91,13 @@ class Stream:
     Args:
         dist: the distribution.
         rng: the generator.
-        limit: the largest sample a reader can use (e.g. the range of a clock); a block holding a
-            larger one raises :class:`OverflowError` naming the spec, never a silently wrong value.
     """
 
-    __slots__ = ("_dist", "_rng", "_limit", "_buf", "_pos", "_iter", "next")
+    __slots__ = ("_dist", "_rng", "_buf", "_pos", "_iter", "next")
 
-    def __init__(self, dist: Distribution, rng: np.random.Generator, limit: float = math.inf) -> None:
+    def __init__(self, dist: Distribution, rng: np.random.Generator) -> None:
         self._dist = dist
         self._rng = rng
-        self._limit = limit
         self._buf: list[float] = []  # the block take() is reading, until next() takes over
         self._pos = 0
         self._iter: Iterator[float] | None = None
@@ -118,14 +117,8 @@ class Stream:
             yield self._block().tolist()
 
     def _block(self) -> np.ndarray:
-        """Draw one block, checking it against the limit."""
-        block = self._dist.sample(self._rng, STREAM_CHUNK)
-        if self._limit < math.inf and block.max() > self._limit:
-            raise OverflowError(
-                f"{self._dist.spec} drew {_show(float(block.max()))} s, beyond the limit of {_show(self._limit)} s "
-                "(the virtual clock's range)"
-            )
-        return block
+        """Draw one block."""
+        return self._dist.sample(self._rng, STREAM_CHUNK)
 
     def take(self, n: int) -> np.ndarray:
         """Return the next ``n`` samples as an array (same values as ``n`` calls of :meth:`next`)."""
@@ -203,7 +196,7 @@ def _fail(spec: str, why: str) -> SpecError:
 
 
 #: A plain decimal number: no underscores, hex or other forms Python's float() also takes.
-NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
 _NON_FINITE = re.compile(r"[+-]?(inf|infinity|nan)", re.IGNORECASE)
 
 
@@ -339,6 +332,11 @@ def _hyperexp(spec: str, mean: float, cv: float) -> Distribution:
     return Distribution(_canon("hyperexp", mean, cv), "hyperexp", mean, cv, draw)
 
 
+#: Largest empirical file: its durations are resampled, so a few million are plenty, and every
+#: worker process parses its own copy (about 16 bytes per value while it does).
+MAX_EMPIRICAL_BYTES = 64 << 20
+
+
 def _empirical(spec: str, rest: str) -> Distribution:
     """Resample a file's durations. Bad values (empty cells aside: NaN, inf, negative, non-numeric)
     are refused, not dropped: a file with them is a data problem the user should see, and dropping
@@ -350,7 +348,11 @@ def _empirical(spec: str, rest: str) -> Distribution:
     if not path.is_file():
         raise _fail(spec, f"file {str(path)!r} not found")
     try:
-        content = path.read_bytes()
+        with path.open("rb") as handle:
+            content = handle.read(MAX_EMPIRICAL_BYTES + 1)  # read once: hashed and parsed alike
+        if len(content) > MAX_EMPIRICAL_BYTES:
+            raise SpecError(f"{str(path)!r} is larger than {MAX_EMPIRICAL_BYTES >> 20} MB; resampling needs far fewer "
+                            "durations (take a sample of the file)")  # fmt: skip
         values, bad = _read_column(path, content, column.strip() or None)
     except SpecError as err:
         raise _fail(spec, str(err)) from None
@@ -374,44 +376,56 @@ def _empirical(spec: str, rest: str) -> Distribution:
 
 
 def _read_column(path: Path, content: bytes, column: str | None) -> tuple[np.ndarray, list[tuple[int, str]]]:
-    """The column's values and its bad entries as (1-based row, text); empty cells are skipped."""
+    """The column's values and its bad entries as (row number in the file, text); empty cells and
+    nulls are skipped. Rows count from 1: a CSV's physical lines, a parquet file's rows."""
     if path.suffix.lower() in {".parquet", ".pq"}:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        table = pq.read_table(pa.BufferReader(content))
-        names = table.column_names
-        name = column or _first_numeric(names, [table.column(n).type for n in names])
-        if name not in names:
-            raise SpecError(f"column {name!r} not in {str(path)!r}")
-        raw = table.column(name)
-        if not (pa.types.is_integer(raw.type) or pa.types.is_floating(raw.type)):
-            raise SpecError(f"column {name!r} of {str(path)!r} is {raw.type}, not numeric")
-        values = raw.drop_null().to_numpy(zero_copy_only=False).astype(np.float64)
-        rows = np.flatnonzero(~(np.isfinite(values) & (values >= 0)))
-        return values, [(int(r) + 1, _show(float(values[r]))) for r in rows]
-    rows = [r for r in csv.reader(content.decode("utf-8-sig").splitlines()) if r]
-    if not rows:
-        raise SpecError(f"{str(path)!r} is empty")
-    header = rows[0]
-    has_header = any(_as_float(c) is None for c in header)
-    body = rows[1:] if has_header else rows
-    index = 0
-    if column is not None:
-        if not has_header or column not in header:
-            raise SpecError(f"column {column!r} not in {str(path)!r}")
-        index = header.index(column)
-    values, bad = [], []
-    for number, row in enumerate(body, start=2 if has_header else 1):
+        return _read_parquet(path, content, column)
+    lines = io.TextIOWrapper(io.BytesIO(content), encoding="utf-8-sig", newline="")
+    reader = csv.reader(lines)
+    values, bad = array.array("d"), []
+    index, header = 0, None
+    for row in reader:
+        if not row or not any(cell.strip() for cell in row):
+            continue
+        if header is None:
+            header = row
+            if any(_as_float(cell) is None for cell in row):  # a header line names the columns
+                if column is not None:
+                    if column not in header:
+                        raise SpecError(f"column {column!r} not in {str(path)!r}")
+                    index = header.index(column)
+                continue
+            if column is not None:
+                raise SpecError(f"column {column!r} not in {str(path)!r} (it has no header line)")
         text = row[index].strip() if index < len(row) else ""
         if not text:
             continue
         value = _as_float(text)
         if value is None or not math.isfinite(value) or value < 0:
-            bad.append((number, repr(text)))
+            bad.append((reader.line_num, repr(text)))
         else:
             values.append(value)
-    return np.array(values, dtype=np.float64), bad
+    if header is None:
+        raise SpecError(f"{str(path)!r} is empty")
+    return np.frombuffer(values, dtype=np.float64).copy(), bad
+
+
+def _read_parquet(path: Path, content: bytes, column: str | None) -> tuple[np.ndarray, list[tuple[int, str]]]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(pa.BufferReader(content))
+    names = table.column_names
+    name = column or _first_numeric(names, [table.column(n).type for n in names])
+    if name not in names:
+        raise SpecError(f"column {name!r} not in {str(path)!r}")
+    raw = table.column(name)
+    if not (pa.types.is_integer(raw.type) or pa.types.is_floating(raw.type)):
+        raise SpecError(f"column {name!r} of {str(path)!r} is {raw.type}, not numeric")
+    present = ~raw.is_null().to_numpy(zero_copy_only=False)
+    numbers = raw.to_numpy(zero_copy_only=False).astype(np.float64)
+    rows = np.flatnonzero(present & ~(np.isfinite(numbers) & (numbers >= 0)))
+    return numbers[present], [(int(r) + 1, _show(float(numbers[r]))) for r in rows]
 
 
 def _first_numeric(names: list[str], types: list) -> str:

@@ -14,8 +14,10 @@ the run folder at the same absolute path (one machine, or a shared file system).
 from __future__ import annotations
 
 import multiprocessing
+import os
 import queue as _queue
 import signal
+import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -66,7 +68,23 @@ _progress_queue = None
 def _init_worker(progress_queue) -> None:
     global _progress_queue
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C means
+    _die_with_parent()
     _progress_queue = progress_queue
+
+
+def _die_with_parent() -> None:
+    """On Linux, have the kernel kill this worker when the parent dies, ``kill -9`` included (the
+    pool cannot tell its workers then, and they would idle on for ever, each holding its memory)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:  # the parent died before the request took effect
+        os._exit(1)
 
 
 def _report(n: int) -> None:

@@ -27,8 +27,10 @@ clock's range), written to the manifest by :meth:`Grid.to_dict` and read back fr
 from __future__ import annotations
 
 import asyncio
+import collections
 import itertools
 import math
+import re
 import tomllib
 import zlib
 from collections.abc import Callable
@@ -62,6 +64,8 @@ DEFAULT_MAX_BACKLOG = 1_000_000
 #: range (about 146 years), so that a time plus a delay never leaves the range.
 HORIZON = CLOCK_RANGE / 2
 
+#: Largest grid file: 100,000 cells' axes fit in a few MB of TOML.
+MAX_GRID_BYTES = 16 << 20
 #: Most workers: each is an asyncio task, about 1.1 kB with its coroutine (measured with
 #: tracemalloc), so 100,000 take about 110 MB per process and start in a fraction of a second.
 MAX_WORKERS = 100_000
@@ -248,7 +252,7 @@ def streams(seed: int, cell: Cell, replication: int) -> tuple[Stream, Stream]:
     """
     key = (zlib.crc32(cell.arrival.spec.encode()), zlib.crc32(cell.service.spec.encode()), cell.maxsize, replication)
     rngs = [np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(*key, p)))) for p in (0, 1)]
-    return Stream(cell.arrival, rngs[0], HORIZON), Stream(cell.service, rngs[1], HORIZON)
+    return Stream(cell.arrival, rngs[0]), Stream(cell.service, rngs[1])
 
 
 def load_grid(path: Path | str) -> dict[str, Any]:
@@ -259,9 +263,13 @@ def load_grid(path: Path | str) -> dict[str, Any]:
     """
     path = Path(path)
     try:
-        text = path.read_bytes()
+        with path.open("rb") as handle:
+            text = handle.read(MAX_GRID_BYTES + 1)  # a device or a huge file is not read whole
     except OSError as err:
         raise GridError(f"cannot read grid file {str(path)!r}: {err.strerror or err}") from None
+    if len(text) > MAX_GRID_BYTES:
+        raise GridError(f"grid file {str(path)!r} is larger than {MAX_GRID_BYTES >> 20} MB; a grid of the largest size "
+                        "allowed fits in far less")  # fmt: skip
     try:
         return tomllib.loads(text.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
@@ -330,8 +338,8 @@ def _axis(values: dict[str, Any], name: str, check) -> tuple:
     if len(raw) > MAX_CELLS:
         raise GridError(f"axis '{name}' has {len(raw):,} values; a grid holds at most {MAX_CELLS:,} cells")
     items = tuple(check(name, v) for v in raw)
-    keys = [getattr(v, "spec", v) for v in items]
-    dupes = sorted({str(k) for k in keys if keys.count(k) > 1})
+    counts = collections.Counter(getattr(v, "spec", v) for v in items)
+    dupes = sorted(str(k) for k, n in counts.items() if n > 1)
     if dupes:
         raise GridError(f"axis '{name}' repeats {', '.join(dupes)}")
     return items
@@ -342,25 +350,40 @@ def _whole(low: int, high: int | None = None, why: str = ""):
         if isinstance(value, bool) or not isinstance(value, int):
             if isinstance(value, float) and value.is_integer():
                 value = int(value)
-            elif isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            elif isinstance(value, str) and _WHOLE.fullmatch(value.strip()):
                 value = int(value)
             else:
-                raise GridError(f"'{name}' must be a whole number >= {low}, got {value!r}")
+                raise GridError(f"'{name}' must be a whole number >= {low}, got {_short(value)}")
         if value < low:
-            raise GridError(f"'{name}' must be >= {low}, got {value}")
+            raise GridError(f"'{name}' must be >= {low}, got {_short(value)}")
         if high is not None and value > high:
-            raise GridError(f"'{name}' must be <= {high:,}{why}, got {value:,}")
+            raise GridError(f"'{name}' must be <= {high:,}{why}, got {_short(value)}")
         return value
 
     return check
 
 
+#: Whole numbers and decimals written plainly, in ASCII digits (no ``1_000``, no other scripts' digits).
+_WHOLE = re.compile(r"[+-]?[0-9]+")
+_DECIMAL = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
+
+
+def _short(value: Any) -> str:
+    """A value for a message: very long numbers and texts are shortened."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**16:
+        return f"{float(value):.3g}"
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def _duration(value: Any) -> float:
     name = "duration"
+    if isinstance(value, str) and not _DECIMAL.fullmatch(value.strip()):
+        raise GridError(f"'{name}' must be a number, got {_short(value)}")
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise GridError(f"'{name}' must be a number, got {value!r}") from None
+        raise GridError(f"'{name}' must be a number, got {_short(value)}") from None
     if isinstance(value, bool) or not math.isfinite(number) or number <= 0:
         raise GridError(f"'{name}' must be a finite number > 0, got {value!r}")
     if not RESOLUTION <= number < HORIZON:

@@ -184,9 +184,9 @@ class _Engine:
         """Keep a chunk's int64 sums from wrapping: return ``(a, s, n, n_arr, beyond)``, where
         ``beyond`` says that arrivals past the end of a duration run were dropped (the run ends).
 
-        Every time a chunk computes is at most ``start + sum(a) + sum(s)/c + max(s)`` (greedy list
-        scheduling never leaves a worker idle while work waits: Graham's bound), where ``start`` is
-        the latest time in the engine's state. In a duration run nothing past the limit is observed,
+        Every time a chunk computes is at most ``start + sum(a) + min(sum(s), sum(s)/c + max(s))``
+        (greedy list scheduling never leaves a worker idle while work waits: Graham's bound), where
+        ``start`` is the latest time in the engine's state. In a duration run nothing past the limit is observed,
         so services are clamped to it, the state is clamped to it after each chunk
         (:meth:`_clamp_state`), and a chunk whose bound is still too high is cut short, its unused
         draws carried to the next chunk (no draw is lost, the streams' order is kept).
@@ -204,13 +204,15 @@ class _Engine:
             n = int(np.searchsorted(estimate, _DROP_NS, "left"))  # every later arrival is past the limit
             n_arr = min(n_arr, n)
             a, s, beyond = a[:n_arr], s[:n], True
-        if n and start + a.sum(dtype=np.float64) + s.sum(dtype=np.float64) / c + float(s.max()) >= _BOUND_NS:
+        work = s.sum(dtype=np.float64)
+        if n and start + a.sum(dtype=np.float64) + min(work, work / c + float(s.max())) >= _BOUND_NS:
             if self.limit is None:
                 raise OverflowError(
                     f"model times of this replication could pass the virtual clock's range "
                     f"({_RANGE_NS / _NS:.4g} s, int64 nanoseconds); shorten the delays or the run"
                 )
-            grown = start + np.cumsum(a, dtype=np.float64) + np.cumsum(s, dtype=np.float64) / c + float(s.max())
+            busy = np.cumsum(s, dtype=np.float64)
+            grown = start + np.cumsum(a, dtype=np.float64) + np.minimum(busy, busy / c + float(s.max()))
             k = max(1, int(np.searchsorted(grown, _BOUND_NS, "left")))
             self._carry = (a[k:], s[k:])
             a, s, n, n_arr, beyond = a[:k], s[:k], k, k, False

@@ -11,7 +11,8 @@ Layout of a run folder::
     items/cell-NNNNN.parquet ITEMS: every item of a cell, ITEMS_SCHEMA
     depth/cell-NNNNN.parquet DEPTH: every change of queue size, DEPTH_SCHEMA
     parts/cell-NNNNN.parquet PARTS: a finished cell's rows of cells.parquet (its presence marks it finished)
-    report/                  REPORT: charts and documents written by the analysis
+    report/                  REPORT: REPORT_DOCUMENTS and each chart of REPORT_CHARTS as PNG and SVG
+    .lock                    LOCK: held (flock) by the process writing the folder, so no second run writes it
 
 Files are written under a temporary name (:func:`tmp_name`) and renamed when whole.
 """
@@ -27,7 +28,8 @@ import pyarrow as pa
 
 __all__ = [
     "CELLS", "CELLS_SCHEMA", "CELL_DIRS", "DATA_STATUSES", "DEPTH", "DEPTH_SCHEMA", "FORMAT", "ITEMS", "ITEMS_SCHEMA",
-    "MANIFEST", "MANIFEST_KEYS", "METADATA", "NULLABLE_FLOATS", "PARAMETERS", "PARTS", "REPORT", "SCHEMA_KEY",
+    "LOCK", "MANIFEST", "MANIFEST_KEYS", "METADATA", "NULLABLE_FLOATS", "PARAMETERS", "PARTS", "REPORT",
+    "REPORT_CHARTS", "REPORT_DOCUMENTS", "SCHEMA_KEY",
     "SCHEMA_VERSION", "STATUSES", "cell_id", "cell_name", "foreign_entries", "is_run", "is_tmp", "tmp_name",
 ]  # fmt: skip
 
@@ -47,12 +49,16 @@ ITEMS, DEPTH, PARTS = "items", "depth", "parts"
 #: Folders holding one file per cell, named by :func:`cell_name`.
 CELL_DIRS = (ITEMS, DEPTH, PARTS)
 REPORT = "report"
+#: The documents of a report, and the stems of its charts (each written as ``.png`` and ``.svg``).
+REPORT_DOCUMENTS = ("index.html", "report.md")
+REPORT_CHARTS = ("backlog", "latency", "sojourn_cdf", "heatmap", "theory")
+#: The lock file of a folder being written (see :mod:`bench.store`).
+LOCK = ".lock"
 #: Keys every qbench manifest has had since version 1 (version 2 adds ``format`` and ``inputs``).
 MANIFEST_KEYS = ("schema_version", "run", "status", "grid", "cells")
 
 _CELL_FILE = re.compile(r"cell-(\d{5,})\.parquet")
 _TMP_FILE = re.compile(r"(manifest\.json|cells\.parquet|cell-\d{5,}\.parquet)\.\d+\.tmp")
-_REPORT_FILE = re.compile(r"[\w.-]+\.(png|svg|html|md|csv|json)")
 
 
 def cell_name(cell: int) -> str:
@@ -163,27 +169,35 @@ def is_run(folder: Path) -> bool:
 def foreign_entries(folder: Path) -> list[Path]:
     """Entries of ``folder`` that qbench does not write in a run folder (empty for a pure run).
 
-    qbench writes ``manifest.json``, ``cells.parquet``, ``items/``, ``depth/`` and ``parts/``
-    holding only ``cell-NNNNN.parquet`` files, ``report/`` holding only chart and document files,
-    and their temporary names while writing. Symbolic links are always foreign.
+    qbench writes ``manifest.json``, ``cells.parquet``, its ``.lock``, ``items/``, ``depth/`` and
+    ``parts/`` holding only ``cell-NNNNN.parquet`` files, ``report/`` holding only the report's own
+    documents and charts, and their temporary names while writing. Symbolic links are always foreign.
     """
     foreign = []
     for entry in folder.iterdir():
         name = entry.name
         if entry.is_symlink():
             foreign.append(entry)
-        elif name in (MANIFEST, CELLS) or is_tmp(name):
+        elif name in (MANIFEST, CELLS, LOCK) or is_tmp(name):
             if not entry.is_file():
                 foreign.append(entry)
         elif name in CELL_DIRS or name == REPORT:
-            pattern = _REPORT_FILE if name == REPORT else _CELL_FILE
             if not entry.is_dir():
                 foreign.append(entry)
                 continue
             for inner in entry.iterdir():
-                own = pattern.fullmatch(inner.name) or (name != REPORT and is_tmp(inner.name))
+                own = (
+                    _is_report_file(inner.name)
+                    if name == REPORT
+                    else (cell_id(inner.name) is not None or is_tmp(inner.name))
+                )
                 if inner.is_symlink() or not inner.is_file() or not own:
                     foreign.append(inner)
         else:
             foreign.append(entry)
     return foreign
+
+
+def _is_report_file(name: str) -> bool:
+    stem, _, suffix = name.rpartition(".")
+    return name in REPORT_DOCUMENTS or (stem in REPORT_CHARTS and suffix in ("png", "svg"))

@@ -10,12 +10,15 @@ cells stay on disk and the manifest says ``interrupted``; running the grid again
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import os
 import platform
+import signal
 import subprocess
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -224,6 +227,20 @@ def _bars(total_cells: int, done: int, enabled: bool):
     return cells, items
 
 
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold SIGINT, SIGTERM and SIGHUP back (in the main thread) until the block ends."""
+    signals = {getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)}
+    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, signals)
+
+
 def create_run(run: Path, grid: Grid, command: list[str] | None = None) -> None:
     """Create a results folder atomically: built under a temporary name with its manifest, then renamed.
 
@@ -256,6 +273,7 @@ def run_grid(
     """Run every cell of ``grid`` that ``run`` does not hold yet, writing results into ``run``.
 
     Finished cells already in ``run`` are skipped (that is how a run resumes); failed ones run again.
+    The folder's lock is held throughout (:func:`bench.store.locked`): a second writer is refused.
 
     Args:
         run: the results folder (created if missing).
@@ -264,11 +282,22 @@ def run_grid(
         progress: show progress bars on stderr.
         command: the command line, for the manifest.
         executor: an entered executor from :mod:`bench.executor` (default: local processes).
+
+    Raises:
+        bench.store.FolderBusy: another process is writing ``run``.
     """
-    start = time.perf_counter()
     run = run.resolve()
+    run.mkdir(parents=True, exist_ok=True)
+    with store.locked(run):
+        return _run_locked(run, grid, jobs, progress, command, executor)
+
+
+def _run_locked(
+    run: Path, grid: Grid, jobs: int, progress: bool, command: list[str] | None, executor: Any
+) -> RunResult:
+    start = time.perf_counter()
     for sub in CELL_DIRS:
-        (run / sub).mkdir(parents=True, exist_ok=True)
+        (run / sub).mkdir(exist_ok=True)
     store.clean_partial(run)
     cells = grid.cells()
     done = store.finished_cells(run)
@@ -305,8 +334,13 @@ def run_grid(
         bar_items.close()
         bar_cells.close()
         store.clean_partial(run)
-    store.write_cells(run)
+    try:
+        store.write_cells(run)
+    except KeyboardInterrupt:  # a signal during the last writes: the parts are whole, resume rewrites this
+        interrupted = True
     wall = time.perf_counter() - start
     status = "interrupted" if interrupted else ("failed" if failed else "complete")
-    store.write_manifest(run, manifest(run, grid, status, {"total_seconds": round(wall, 3), "cells": timings}, command))
+    with _signals_held():  # the final status is written whatever arrives meanwhile (it is handled after)
+        store.write_manifest(run, manifest(run, grid, status, {"total_seconds": round(wall, 3), "cells": timings},
+                                           command))  # fmt: skip
     return RunResult(run, len(cells), len(timings), len(cells) - len(todo), failed, warned, interrupted, wall)

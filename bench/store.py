@@ -8,9 +8,10 @@ is the one place that deletes a folder, and it deletes only a pure qbench run.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from bench.errors import InputError
 from bench.results_format import (
     CELL_DIRS,
     CELLS,
@@ -26,6 +28,7 @@ from bench.results_format import (
     DEPTH_SCHEMA,
     ITEMS,
     ITEMS_SCHEMA,
+    LOCK,
     MANIFEST,
     METADATA,
     NULLABLE_FLOATS,
@@ -41,6 +44,8 @@ from bench.results_format import (
 
 __all__ = [
     "CellWriter",
+    "FolderBusy",
+    "locked",
     "clean_partial",
     "finished_cells",
     "read_manifest",
@@ -50,6 +55,41 @@ __all__ = [
     "write_manifest",
     "write_part",
 ]
+
+
+class FolderBusy(InputError):
+    """Another process is writing the results folder (it holds the folder's lock)."""
+
+
+@contextlib.contextmanager
+def locked(folder: Path) -> Iterator[None]:
+    """Hold ``folder``'s lock (an ``flock`` on its ``.lock`` file) while writing it.
+
+    The operating system releases the lock when the holder ends, however it ends (``kill -9``
+    included), so a killed run never leaves a folder locked. Where ``flock`` does not exist
+    (Windows), this does nothing.
+
+    Raises:
+        FolderBusy: another process holds the lock.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - no flock on this platform
+        yield
+        return
+    fd = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owner = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            raise FolderBusy(f"{str(folder)!r} is being written by another qbench run (pid {owner}); wait for it to "
+                             "end or choose another folder") from None  # fmt: skip
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
 
 
 def _atomic_replace(tmp: Path, final: Path) -> None:
@@ -137,13 +177,16 @@ def write_part(run: Path, cell: int, rows: list[dict[str, Any]]) -> None:
 
 
 def finished_cells(run: Path) -> set[int]:
-    """Return the ids of cells that finished (a summary part exists and no replication failed)."""
+    """Return the ids of cells that finished (a readable summary part exists and no replication failed)."""
     done = set()
     for path in (run / PARTS).iterdir():
         cell = cell_id(path.name)
         if cell is None:
             continue
-        status = pq.read_table(path, columns=["status"]).column("status").to_pylist()
+        try:
+            status = pq.read_table(path, columns=["status"]).column("status").to_pylist()
+        except (OSError, pa.ArrowException):  # damaged: the cell runs again and its part is rewritten
+            continue
         if "failed" not in status:
             done.add(cell)
     return done
@@ -236,16 +279,23 @@ def remove_run(folder: Path) -> None:
         return
     if not is_run(folder):
         raise ValueError(f"{str(folder)!r} is not a qbench results folder; refusing to replace it")
+    _check_pure(folder)
+    with locked(folder):  # never while another run writes it
+        _check_pure(folder)
+        for sub in (*CELL_DIRS, REPORT):
+            if (folder / sub).is_dir():
+                for inner in (folder / sub).iterdir():
+                    inner.unlink()
+                (folder / sub).rmdir()
+        for entry in folder.iterdir():
+            entry.unlink()
+        folder.rmdir()
+
+
+def _check_pure(folder: Path) -> None:
+    """Refuse a folder holding anything qbench does not write."""
     foreign = foreign_entries(folder)
     if foreign:
         raise ValueError(
             f"{str(folder)!r} holds files qbench did not write (e.g. {foreign[0].name!r}); refusing to replace it"
         )
-    for sub in (*CELL_DIRS, REPORT):
-        if (folder / sub).is_dir():
-            for inner in (folder / sub).iterdir():
-                inner.unlink()
-            (folder / sub).rmdir()
-    for entry in folder.iterdir():
-        entry.unlink()
-    folder.rmdir()

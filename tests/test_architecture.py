@@ -86,3 +86,11 @@ def test_imports_run_one_way(name, path):
     assert mine is not None, f"{name} has no place in RANK"
     above = sorted(m for m in imported if m.startswith("bench.") and (_rank(m) or 0) > mine)
     assert not above, f"{name} (rank {mine}) imports modules further along the flow: {above}"
+
+
+def test_the_reports_charts_are_the_ones_the_results_format_lists():
+    """--force recognises a report's files by these names: a chart added to the report must be listed."""
+    from analysis.plots import CHARTS
+    from bench.results_format import REPORT_CHARTS
+
+    assert tuple(CHARTS) == REPORT_CHARTS

@@ -229,23 +229,28 @@ def test_the_c_server_loops_and_the_python_ones_give_the_same_items(workers, max
 
 
 @pytest.mark.parametrize(
-    ("workers", "arrival", "service", "maxsize", "duration", "max_backlog"),
+    ("workers", "arrival", "service", "maxsize", "items", "duration", "max_backlog"),
     [
-        (1, "exp:1", "exp:4e6", 0, 4e9, 5000),  # a chunk's services sum past the int64 range of ns
-        (3, "exp:1", "exp:4e6", 0, 4e9, 5000),
-        (2, "exp:1", "exp:4e6", 5, 4e9, None),
-        (1, "exp:100", "exp:90", 0, 2e7, None),  # model times beyond 2**53 ns (about 104 days)
-        (2, "exp:50", "uniform:0:190", 4, 2e7, None),
+        (1, "exp:1", "exp:4e6", 0, None, 4e9, 5000),  # a chunk's services sum past the int64 range of ns
+        (3, "exp:1", "exp:4e6", 0, None, 4e9, 5000),
+        (2, "exp:1", "exp:4e6", 5, None, 4e9, None),
+        (1, "exp:100", "exp:90", 0, None, 2e7, None),  # model times beyond 2**53 ns (about 104 days)
+        (2, "exp:50", "uniform:0:190", 4, None, 2e7, None),
+        # a draw past the clock's range, beyond what the run uses: neither engine may fail on it
+        (2, "exp:2e6", "pareto:3e6:1.02", 0, None, 4.5e9, None),
+        (1, "const:4.6e9", "const:4.6e9", 0, 1, None, None),  # one service as long as a run may span
+        (1, "const:2.3e9", "const:2.3e9", 0, 2, None, None),
     ],
 )
 def test_engines_agree_to_the_bit_near_the_ends_of_the_clock(
-    workers, arrival, service, maxsize, duration, max_backlog, compare, collect, run_asyncio
+    workers, arrival, service, maxsize, items, duration, max_backlog, compare, collect, run_asyncio
 ):
     """Huge services in a duration run used to wrap the recurrence engine's int64 sums (silently wrong
-    times, status ok); beyond 2**53 ns its float seconds were a last bit off the virtual loop's."""
-    compare(workers, arrival, service, maxsize, duration=duration, seed=3, max_backlog=max_backlog)
+    times, status ok); beyond 2**53 ns its float seconds were a last bit off the virtual loop's; and
+    it failed on draws past the range that the run never reaches."""
+    compare(workers, arrival, service, maxsize, items=items, duration=duration, seed=3, max_backlog=max_backlog)
     cell = Cell(0, workers, parse(arrival), parse(service), maxsize)
-    scenario = Scenario(workers, cell.arrival, cell.service, maxsize, None, duration, max_backlog)
+    scenario = Scenario(workers, cell.arrival, cell.service, maxsize, items, duration, max_backlog)
     a, _ = _asyncio(collect, run_asyncio, scenario, cell, 3)
     r, _ = _recurrence(collect, scenario, cell, 3)
     ai, ri = a.table("items"), r.table("items")
