@@ -388,8 +388,8 @@ def _read_column(path: Path, content: bytes, column: str | None) -> tuple[np.nda
         if not (pa.types.is_integer(raw.type) or pa.types.is_floating(raw.type)):
             raise SpecError(f"column {name!r} of {str(path)!r} is {raw.type}, not numeric")
         values = raw.drop_null().to_numpy(zero_copy_only=False).astype(np.float64)
-        rows = np.flatnonzero(~(np.isfinite(values) & (values >= 0)))
-        return values, [(int(r) + 1, _show(float(values[r]))) for r in rows]
+        bad_rows = np.flatnonzero(~(np.isfinite(values) & (values >= 0)))
+        return values, [(int(r) + 1, _show(float(values[r]))) for r in bad_rows]
     rows = [r for r in csv.reader(content.decode("utf-8-sig").splitlines()) if r]
     if not rows:
         raise SpecError(f"{str(path)!r} is empty")
