@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from ._core import Core
 from .pyloop import PyVirtualEventLoop, _set_result_unless_cancelled
@@ -37,6 +38,9 @@ class VirtualEventLoop(PyVirtualEventLoop):
 
     _IN_C = ("call_soon", "call_later", "call_at", "time", "time_ns", "create_future", "_run_once")
 
+    if TYPE_CHECKING:
+        time_ns: Callable[[], int]  # an instance attribute (set in __init__) in place of the method
+
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         overridden = [name for name in cls._IN_C if getattr(cls, name) is not getattr(VirtualEventLoop, name)]
@@ -50,13 +54,14 @@ class VirtualEventLoop(PyVirtualEventLoop):
         asyncio.SelectorEventLoop.__init__(self)
         self._external = 0  # executor jobs in flight; the clock waits for them
         self._core = core = Core(self._ready, _ns(start), _set_result_unless_cancelled, _ns)
-        # Instance attributes shadow the methods on purpose, hence mypy's method-assign silenced.
+        # The core's scheduling functions shadow the methods on purpose (mypy's method-assign
+        # silenced: they take the same arguments, which a Callable type cannot spell).
         self.call_later = core.call_later  # type: ignore[method-assign]
         self.call_at = core.call_at  # type: ignore[method-assign]
-        self.time = core.time  # type: ignore[method-assign]
-        self.time_ns = core.time_ns  # type: ignore[method-assign]
-        self.create_future = functools.partial(asyncio.Future, loop=self)  # type: ignore[method-assign]
-        self.get_debug = functools.partial(getattr, self, "_debug")  # type: ignore[method-assign]
+        self.time = core.time
+        self.time_ns = core.time_ns
+        self.create_future = functools.partial(asyncio.Future, loop=self)
+        self.get_debug = functools.partial(getattr, self, "_debug")
         self.set_debug(self._debug)
 
     # Read-only views of the core's state (mypy's override silenced): this loop never runs the Python
@@ -81,7 +86,7 @@ class VirtualEventLoop(PyVirtualEventLoop):
             if enabled:
                 self.__dict__.pop("call_soon", None)
             else:
-                self.call_soon = core.call_soon  # type: ignore[method-assign]
+                self.call_soon = core.call_soon  # type: ignore[method-assign]  # as in __init__
 
     def close(self) -> None:
         """Close the loop and drop its timers."""

@@ -64,14 +64,17 @@ class PyVirtualEventLoop(ReferenceVirtualEventLoop):
 
     if TYPE_CHECKING:
         _timers: list[_Timer]  # type: ignore[assignment]  # its heap holds _Timer lists, not the reference's tuples
+        # instance attributes (set in __init__) in place of the methods
+        create_future: Callable[[], asyncio.Future[Any]]
+        time: Callable[[], float]
+        get_debug: Callable[[], bool]
 
     def __init__(self, start: float = 0.0) -> None:
         super().__init__(start)
         # C-level callables instead of Python methods on hot paths; same results.
-        # Instance attributes shadow the methods on purpose, hence mypy's method-assign silenced.
-        self.create_future = functools.partial(asyncio.Future, loop=self)  # type: ignore[method-assign]
-        self.time = functools.partial(getattr, self, "_now_s")  # type: ignore[method-assign]
-        self.get_debug = functools.partial(getattr, self, "_debug")  # type: ignore[method-assign]  # every Future() asks
+        self.create_future = functools.partial(asyncio.Future, loop=self)
+        self.time = functools.partial(getattr, self, "_now_s")
+        self.get_debug = functools.partial(getattr, self, "_debug")  # every Future() asks
 
     def call_soon(self, callback: Callable[[*_Ts], object], *args: *_Ts, context: contextvars.Context | None = None):
         """Like :meth:`asyncio.AbstractEventLoop.call_soon`."""
