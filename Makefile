@@ -26,6 +26,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(PY) -m ruff check bench analysis tests
 	$(PY) -m ruff format --check bench analysis tests
+	$(PY) -m mypy
 
 bench: $(STAMP)
 	$(PY) -m bench run bench/grids/default.toml --out $(RUN) --force --report $(ARGS)

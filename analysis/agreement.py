@@ -88,7 +88,7 @@ def _prediction(stats: CellStats) -> Prediction | None:
                    float(p["service_mean"]), _float(p.get("service_cv")), int(p["workers"]))  # fmt: skip
 
 
-def _float(value: object) -> float | None:
+def _float(value: float | None) -> float | None:
     """A float, or None for a missing value."""
     return None if value is None or pd.isna(value) else float(value)
 
@@ -101,7 +101,8 @@ def compare_theory(run: Run, stats: CellStats) -> list[Agreement]:
         run: the opened run.
         stats: the cell's statistics from :func:`analysis.cell_stats.cell_stats`.
     """
-    p, rows = stats.params, []
+    p = stats.params
+    rows: list[Agreement] = []
     if int(p.get("maxsize") or 0) > 0 or stats.replications == 0:
         return rows
     rho = float(p["rho"])

@@ -55,6 +55,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -182,7 +183,7 @@ def identical(values: np.ndarray) -> bool:
     return len(x) >= 2 and float(np.ptp(x)) <= 1e-12 * max(float(np.max(np.abs(x))), 1e-300)
 
 
-def deterministic(params: Mapping[str, object]) -> bool:
+def deterministic(params: Mapping[str, Any]) -> bool:
     """Whether a cell's inputs are deterministic: ``arrival_cv == 0`` and ``service_cv == 0``.
 
     Args:
@@ -191,7 +192,7 @@ def deterministic(params: Mapping[str, object]) -> bool:
     return all(_number(params.get(key)) == 0.0 for key in ("arrival_cv", "service_cv"))
 
 
-def _number(value: object) -> float:
+def _number(value: float | None) -> float:
     """A parameter as a float (NaN when missing)."""
     return math.nan if value is None or pd.isna(value) else float(value)
 
@@ -254,7 +255,7 @@ def throttling(
     return Throttling(est, rate, offered, state)
 
 
-def verdict(rows: pd.DataFrame, params: Mapping[str, object], practical: float = PRACTICAL) -> Growth:
+def verdict(rows: pd.DataFrame, params: Mapping[str, Any], practical: float = PRACTICAL) -> Growth:
     """The verdict of one cell from all its ``cells.parquet`` rows (rules 1-6 of the module docstring).
 
     Args:
@@ -299,7 +300,7 @@ def _failure(rows: pd.DataFrame) -> str:
     return f"{len(rows)} of {len(rows)} replications failed: {first}"
 
 
-def _lag(data: pd.DataFrame, params: Mapping[str, object]) -> str:
+def _lag(data: pd.DataFrame, params: Mapping[str, Any]) -> str:
     """The lag behind an ``unreliable`` verdict."""
     lagged = data[data["status"] == "lagged"]
     limit = LAG_FRACTION * min(float(params["arrival_mean"]), float(params["service_mean"]))
@@ -308,7 +309,7 @@ def _lag(data: pd.DataFrame, params: Mapping[str, object]) -> str:
             f"{mean} on average (limit {limit:.3g} s), at worst {worst}; figures unreliable")  # fmt: skip
 
 
-def _seconds(value: object) -> str:
+def _seconds(value: float | None) -> str:
     """A lag in seconds, ``unknown`` when it was not recorded."""
     return "unknown" if value is None or pd.isna(value) else f"{float(value):.3g} s"
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -195,7 +196,7 @@ def _select(run: Run, selection: Selection) -> list[int]:
     return [int(c) for c in params.loc[keep, "cell"]]
 
 
-def _same(value: object, text: str) -> bool:
+def _same(value: Any, text: str) -> bool:
     """Whether a parameter value equals a filter's text: exactly as integers (seeds may exceed 64
     bits), else numerically, else as text."""
     try:

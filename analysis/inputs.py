@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -87,7 +88,7 @@ class InputCheck:
                 "sample, not the spec")  # fmt: skip
 
 
-def _label(params: Mapping[str, object]) -> str:
+def _label(params: Mapping[str, Any]) -> str:
     """The cell's axes as ``key=value`` words."""
     return " ".join(f"{k}={params[k]}" for k in ("workers", "arrival", "service", "maxsize") if k in params)
 
@@ -108,7 +109,7 @@ def _interval(means: np.ndarray, sds: np.ndarray, draws: np.ndarray) -> tuple[Es
     return Estimate(est.mean, est.low - ROUNDING, est.high + ROUNDING, est.n, CHECK_LEVEL), basis
 
 
-def input_checks(cell: int, rows: pd.DataFrame, params: Mapping[str, object]) -> list[InputCheck]:
+def input_checks(cell: int, rows: pd.DataFrame, params: Mapping[str, Any]) -> list[InputCheck]:
     """The checks of one cell's inter-arrival and service means (rule in the module docstring).
 
     Args:

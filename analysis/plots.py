@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import cast
 
 import matplotlib
 import numpy as np
+from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 
 from analysis.agreement import Agreement
@@ -40,7 +42,10 @@ CHARTS = {
 }
 
 POINTS = 300
-_PALETTE = matplotlib.colormaps["tab10"].colors
+_TAB10 = matplotlib.colormaps["tab10"]
+assert isinstance(_TAB10, ListedColormap)  # a qualitative map: a list of colours
+# matplotlib types a ListedColormap's colours as any array-like; tab10's are a tuple of RGB triples.
+_PALETTE = cast(tuple[tuple[float, float, float], ...], _TAB10.colors)
 _VERDICT_MARK = {"stable": "", "overloaded": "OVERLOADED", "inconclusive": "?", "throttled": "THROTTLED",
                  "unreliable": "UNRELIABLE", "failed": "FAILED"}  # fmt: skip
 

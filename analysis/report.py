@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import html
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from tqdm import tqdm
 
@@ -27,6 +29,8 @@ from analysis.summary_table import failed_rows, summary_rows, theory_rows, warni
 from analysis.tables import Rows, to_html, to_markdown
 
 __all__ = ["METHOD", "write_report"]
+
+_T = TypeVar("_T")
 
 #: The statement of method printed at the end of every report.
 METHOD = [
@@ -78,6 +82,8 @@ def write_report(run: Path, *, progress: bool = True) -> Path:
     """
     opened = open_run(run)
     folder = _report_folder(opened.path / "report")
+    stats: list[CellStats]  # computed below, before the charts that read them are drawn
+    theory: list[Agreement]
     charts = {
         "backlog": lambda: plot_backlog(opened, stats, folder),
         "latency": lambda: plot_latency(stats, folder),
@@ -106,7 +112,7 @@ def _report_folder(folder: Path) -> Path:
     return folder
 
 
-def _step(bar: tqdm, name: str, work):
+def _step(bar: tqdm, name: str, work: Callable[[], _T]) -> _T:
     """Run one step of the report under the progress bar."""
     bar.set_postfix_str(name)
     result = work()

@@ -251,6 +251,7 @@ def predict(
     lam, c = 1.0 / arrival_mean, int(workers)
     if lam * service_mean / c >= 1 or _missing(service_cv):
         return None
+    assert service_cv is not None  # not _missing
     poisson, scv_s = kendall(arrival) == "M", float(service_cv) ** 2
     if poisson and kendall(service) == "M":
         return mmc(lam, service_mean, c)
@@ -258,6 +259,7 @@ def predict(
         return mg1(lam, service_mean, scv_s)
     if _missing(arrival_cv):
         return None
+    assert arrival_cv is not None  # not _missing
     scv_a = float(arrival_cv) ** 2
     return kingman(lam, service_mean, scv_a, scv_s) if c == 1 else allen_cunneen(lam, service_mean, c, scv_a, scv_s)
 

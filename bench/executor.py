@@ -22,14 +22,19 @@ import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bench.errors import InputError
+
+if TYPE_CHECKING:
+    import multiprocessing.queues
+
+    from distributed import Client, LocalCluster
 
 __all__ = ["ExecutorError", "WorkerDied", "SerialExecutor", "ProcessExecutor", "DaskExecutor", "make_executor"]
 
 Task = Callable[..., list]
-Finished = Callable[[Any, list], None]
+Finished = Callable[[Any, list | BaseException], None]  # rows, or what killed the worker
 Progress = Callable[[int], None]
 
 
@@ -62,10 +67,10 @@ def _outcome(future) -> list | BaseException:
 
 # -- local worker processes --------------------------------------------------------------------
 
-_progress_queue = None
+_progress_queue: multiprocessing.queues.Queue[int] | None = None
 
 
-def _init_worker(progress_queue) -> None:
+def _init_worker(progress_queue: multiprocessing.queues.Queue[int]) -> None:
     global _progress_queue
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C means
     _die_with_parent()
@@ -88,6 +93,7 @@ def _die_with_parent() -> None:
 
 
 def _report(n: int) -> None:
+    assert _progress_queue is not None  # only handed to tasks when there is one
     _progress_queue.put(n)
 
 
@@ -191,8 +197,8 @@ class DaskExecutor:
         self._address = address
         self._jobs = jobs
         self._timeout = CONNECT_TIMEOUT if connect_timeout is None else connect_timeout
-        self._client = None
-        self._cluster = None
+        self._client: Client | None = None
+        self._cluster: LocalCluster | None = None
 
     def __enter__(self) -> DaskExecutor:
         try:
@@ -230,6 +236,7 @@ class DaskExecutor:
         from distributed import as_completed
 
         client = self._client
+        assert client is not None, "DaskExecutor.run_cells runs inside 'with DaskExecutor(...)'"
         topic = f"qbench-items-{folder.name}-{id(self)}-{time.monotonic_ns()}"
         if progress is not None:
             client.subscribe_topic(topic, lambda event: progress(event[1]))

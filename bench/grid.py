@@ -448,9 +448,11 @@ def _check_range(grid: Grid) -> None:
                     raise GridError(f"{grid.items:,} items of arrival {arrival.spec!r} and service {service.spec!r} "
                                     f"take about {horizon:.3g} s, beyond the {HORIZON:.4g} s a run may span "
                                     "(half the virtual clock's range); run fewer items")  # fmt: skip
-        elif grid.duration / arrival.mean > MAX_ITEMS:
-            raise GridError(f"a duration of {grid.duration:g} s holds about {grid.duration / arrival.mean:.3g} arrivals "
-                            f"of {arrival.spec!r}; at most {MAX_ITEMS:.3g} per replication")  # fmt: skip
+        else:
+            assert grid.duration is not None  # exactly one of items and duration (checked on load)
+            if grid.duration / arrival.mean > MAX_ITEMS:
+                raise GridError(f"a duration of {grid.duration:g} s holds about {grid.duration / arrival.mean:.3g} "
+                                f"arrivals of {arrival.spec!r}; at most {MAX_ITEMS:.3g} per replication")  # fmt: skip
 
 
 def _check_real_time(grid: Grid) -> None:

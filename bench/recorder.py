@@ -290,12 +290,13 @@ class PyLog:
 # -- the accelerator: bench._recorder (C) replaces PyLog as the default log when it was built ------
 
 #: The row log :class:`Recorder` uses by default: ``bench._recorder.Log`` when built, else :class:`PyLog`.
-Log = PyLog
+Log: Callable[[int, Callable[[], None]], Any] = PyLog
 #: True when the recorder's row log runs in C (``bench._recorder`` was built).
 ACCELERATED = False
 try:
-    from bench._recorder import Log
+    from bench._recorder import Log as _CLog
 except ImportError:  # built without a C compiler: PyLog does the same
     pass
 else:
+    Log = _CLog
     ACCELERATED = True

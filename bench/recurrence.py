@@ -117,11 +117,13 @@ class _Engine:
         self.result = Replication()
         self.done = False
         self.t_end_ns = 0  # items run: the latest t_done so far
-        self.held = None  # items computed but not yet sent (in service or queued), as column arrays
+        # items computed but not yet sent (in service or queued), as column arrays
+        self.held: tuple[np.ndarray, ...] | None = None
         empty = np.empty(0, dtype=np.int64)
         self._carry = (empty, empty)  # draws of a chunk cut short by _fit, used first by the next
         self.latest = 0  # the latest time held in the state (free times, ring, prev_done), ns
-        self.capped = None  # (t_put in ns, item) of the put that made the queue reach max_backlog
+        # (t_put in ns, item) of the put that made the queue reach max_backlog
+        self.capped: tuple[int, int] | None = None
         self.in_c = ACCELERATED and accelerated  # the server loops in C (bench._recurrence) or in Python
 
     # -- one chunk of items ------------------------------------------------------------------------
@@ -138,10 +140,12 @@ class _Engine:
         r = self.result
         if self.capped is not None:
             r.t_end = self.capped[0] / _NS
+            assert self.cap is not None  # only max_backlog caps a run
             r.capped = (r.t_end, self.cap)
         elif self.limit is None:
             r.t_end = self.t_end_ns / _NS
         else:
+            assert self.scenario.duration is not None  # self.limit is set from it
             r.t_end = float(self.scenario.duration)
         return r
 
@@ -222,6 +226,7 @@ class _Engine:
         """In a duration run, a worker free (or an item taken) after the limit is the same as one
         free at the limit: nothing after it is observed. Clamping keeps the state's times in range."""
         limit, c = self.limit, self.workers
+        assert limit is not None  # called in duration runs only
         if self.latest <= limit:
             return
         self.latest = limit
@@ -281,7 +286,7 @@ class _Engine:
         for e in self.heap:  # encoded free_ns * 2 + worker
             free[e & 1] = e >> 1
         f0, f1 = free
-        out = []
+        out: list[int] = []
         append = out.append
         for p, d in zip(t_put.tolist(), s.tolist()):
             if f0 <= f1:  # ties go to the lower index, as in the heap
@@ -307,7 +312,7 @@ class _Engine:
             return self._two(t_put, s)
         heap = self.heap
         replace = heapq.heapreplace
-        out = []
+        out: list[int] = []
         append = out.append
         for p, d in zip((t_put * c).tolist(), (s * c).tolist()):
             f = heap[0]

@@ -11,6 +11,7 @@ timestamps are always recorded in model seconds.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from bench.distributions import Distribution, Stream
@@ -76,9 +77,10 @@ async def run_scenario(
     queue: asyncio.Queue = asyncio.Queue(scenario.maxsize)
     last = scenario.items - 1 if scenario.items is not None else -1
     real = scale is not None
-    factor = scale if real else 1.0
+    factor = scale if scale is not None else 1.0
 
     main = asyncio.current_task()
+    assert main is not None  # a coroutine awaited on a running loop runs in a task
     cap = scenario.max_backlog or float("inf")
     capped: list[float] = []
 
@@ -88,7 +90,7 @@ async def run_scenario(
     if origin == 0 and not real:
         now = loop.time  # noqa: F811 - the same value, one call fewer per event
 
-    sleep = asyncio.sleep
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     if real:
         late = recorder.late
 
@@ -141,11 +143,14 @@ async def run_scenario(
     except asyncio.CancelledError:
         if pusher_failed(push):
             main.uncancel()
-            raise push.exception() from None
+            error = push.exception()
+            assert error is not None  # pusher_failed checked it
+            raise error from None
         if not capped:
             raise
         main.uncancel()
-        recorder.cap(capped[0], cap)
+        assert scenario.max_backlog is not None  # only a finite cap (max_backlog) stops the pusher
+        recorder.cap(capped[0], scenario.max_backlog)
         return capped[0]
     finally:
         for task in (push, *pullers):

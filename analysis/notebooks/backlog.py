@@ -58,9 +58,11 @@ for s in stats:
     if s.growth.verdict == "overloaded":
         fluid = s.fluid_slope
         inside = "inside" if s.growth.slope.contains(fluid) else "outside"
+        target = s.growth.time_to_target
+        assert target is not None  # every overloaded verdict has one
         print(
             f"{s.label}: {s.growth.slope.format()} items/s, fluid {fluid:.3g} ({inside} the CI), "
-            f"1000 deep after ~{s.growth.time_to_target.mean:,.0f} s"
+            f"1000 deep after ~{target.mean:,.0f} s"
         )
 
 # %% [markdown]

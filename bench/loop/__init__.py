@@ -34,8 +34,8 @@ bottom of this module, as asyncio picks its C ``_asyncio``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
-from typing import TypeVar
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 from .pyloop import PyVirtualEventLoop
 from .reference import CLOCK_RANGE, RESOLUTION, Deadlock, ReferenceVirtualEventLoop
@@ -59,7 +59,7 @@ VirtualEventLoop = PyVirtualEventLoop
 ACCELERATED = False
 
 
-def run_virtual(main: Awaitable[_T], *, debug: bool | None = None) -> _T:
+def run_virtual(main: Coroutine[Any, Any, _T], *, debug: bool | None = None) -> _T:
     """Run a coroutine on a fresh :class:`VirtualEventLoop` and return its result (like ``asyncio.run``).
 
     Raises:

@@ -21,7 +21,7 @@ class _ListHandle(list):
     _source_traceback = None  # what asyncio's own code reads of a non-debug handle
     __eq__ = object.__eq__
     __ne__ = object.__ne__
-    __hash__ = object.__hash__
+    __hash__ = object.__hash__  # type: ignore[assignment]  # lists are unhashable; handles hash by identity
 
 
 class _Soon(_ListHandle):

@@ -13,8 +13,8 @@ import asyncio
 import contextvars
 import functools
 import heapq
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, TypeVarTuple
 
 from .handles import _Soon, _Timer
 from .reference import _NS, Deadlock, ReferenceVirtualEventLoop
@@ -25,13 +25,14 @@ _set_result_unless_cancelled = getattr(asyncio.futures, "_set_result_unless_canc
 _copy_context = contextvars.copy_context
 _heappush = heapq.heappush
 _heappop = heapq.heappop
+_Ts = TypeVarTuple("_Ts")
 
 try:
     from asyncio.format_helpers import _format_callback_source
 except ImportError:  # pragma: no cover - a future Python without it
 
-    def _format_callback_source(callback: Any, args: Any) -> str:
-        return repr(callback)
+    def _format_callback_source(func: object, args: Iterable[Any]) -> str:
+        return repr(func)
 
 
 class PyVirtualEventLoop(ReferenceVirtualEventLoop):
@@ -61,6 +62,13 @@ class PyVirtualEventLoop(ReferenceVirtualEventLoop):
     In debug mode ``call_soon`` returns asyncio's own handles (with their source tracebacks).
     """
 
+    if TYPE_CHECKING:
+        _timers: list[_Timer]  # type: ignore[assignment]  # its heap holds _Timer lists, not the reference's tuples
+        # instance attributes (set in __init__) in place of the methods
+        create_future: Callable[[], asyncio.Future[Any]]
+        time: Callable[[], float]
+        get_debug: Callable[[], bool]
+
     def __init__(self, start: float = 0.0) -> None:
         super().__init__(start)
         # C-level callables instead of Python methods on hot paths; same results.
@@ -68,7 +76,7 @@ class PyVirtualEventLoop(ReferenceVirtualEventLoop):
         self.time = functools.partial(getattr, self, "_now_s")
         self.get_debug = functools.partial(getattr, self, "_debug")  # every Future() asks
 
-    def call_soon(self, callback: Callable[..., Any], *args: Any, context: Any = None):
+    def call_soon(self, callback: Callable[[*_Ts], object], *args: *_Ts, context: contextvars.Context | None = None):
         """Like :meth:`asyncio.AbstractEventLoop.call_soon`."""
         if self._debug:
             return super().call_soon(callback, *args, context=context)
@@ -78,7 +86,13 @@ class PyVirtualEventLoop(ReferenceVirtualEventLoop):
         self._ready.append(handle)
         return handle
 
-    def call_later(self, delay: float, callback: Callable[..., Any], *args: Any, context: Any = None):
+    def call_later(
+        self,
+        delay: float,
+        callback: Callable[[*_Ts], object],
+        *args: *_Ts,
+        context: contextvars.Context | None = None,
+    ):
         """Schedule ``callback`` after ``delay`` virtual seconds (exact integer-nanosecond arithmetic)."""
         if delay is None:
             raise TypeError("delay must not be None")
@@ -92,7 +106,13 @@ class PyVirtualEventLoop(ReferenceVirtualEventLoop):
         _heappush(self._timers, timer)
         return timer
 
-    def call_at(self, when: float, callback: Callable[..., Any], *args: Any, context: Any = None):
+    def call_at(
+        self,
+        when: float,
+        callback: Callable[[*_Ts], object],
+        *args: *_Ts,
+        context: contextvars.Context | None = None,
+    ):
         """Schedule ``callback`` at virtual time ``when`` (seconds)."""
         if when is None:
             raise TypeError("when cannot be None")
@@ -132,6 +152,8 @@ class PyVirtualEventLoop(ReferenceVirtualEventLoop):
         Soon = _Soon
         timers = self._timers
         now = self._now_ns
+        due: list[_Timer] | tuple[_Timer, ...] | None  # the timers this iteration runs
+        timer: _Timer | None
         while True:
             if ready:
                 n = len(ready)
@@ -219,10 +241,10 @@ class PyVirtualEventLoop(ReferenceVirtualEventLoop):
             if timers is not self._timers:  # compacted meanwhile
                 timers = self._timers
 
-    def _pop_due(self, now: int) -> list:
+    def _pop_due(self, now: int) -> list[_Timer]:
         """Pop the timers due at ``now`` in (deadline, sequence) order; drop cancelled ones."""
         timers = self._timers
-        due = []
+        due: list[_Timer] = []
         while timers and timers[0][0] <= now:
             timer = _heappop(timers)
             timer[5] = None  # no longer scheduled

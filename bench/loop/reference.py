@@ -10,10 +10,15 @@ traces. This module also holds the integer-nanosecond conversion every loop of t
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextvars
 import heapq
 import itertools
+import selectors
+import traceback
 from collections.abc import Callable
-from typing import Any
+from concurrent.futures import Executor
+from typing import TYPE_CHECKING, Any, TypeVar, TypeVarTuple
 
 __all__ = ["Deadlock", "ReferenceVirtualEventLoop"]
 
@@ -23,6 +28,20 @@ _NS = 1_000_000_000
 CLOCK_RANGE = (2**63 - 1) / _NS
 #: The virtual clock's resolution in seconds: every delay is rounded to whole nanoseconds.
 RESOLUTION = 1 / _NS
+
+_T = TypeVar("_T")
+_Ts = TypeVarTuple("_Ts")
+
+if TYPE_CHECKING:
+
+    class _TimerHandle(asyncio.TimerHandle):
+        """asyncio's TimerHandle with the private slots this loop uses (typeshed leaves them out)."""
+
+        _scheduled: bool
+        _source_traceback: traceback.StackSummary | None
+
+else:
+    _TimerHandle = asyncio.TimerHandle
 
 
 class Deadlock(RuntimeError):
@@ -43,11 +62,24 @@ class ReferenceVirtualEventLoop(asyncio.SelectorEventLoop):
     against (same event traces).
     """
 
+    if TYPE_CHECKING:
+        # asyncio's private loop state used by the virtual loops; typeshed does not declare it.
+        _ready: collections.deque[Any]  # asyncio's handles, and the fast loops' light handles
+        _debug: bool
+        _closed: bool
+        _stopping: bool
+        _selector: selectors.BaseSelector
+
+        def _check_closed(self) -> None: ...
+        def _check_thread(self) -> None: ...
+        def _check_callback(self, callback: object, method: str) -> None: ...
+        def _process_events(self, event_list: list[tuple[selectors.SelectorKey, int]]) -> None: ...
+
     def __init__(self, start: float = 0.0) -> None:
         super().__init__()
         self._now_ns = _ns(start)
         self._now_s = self._now_ns / _NS  # time() in seconds, kept with _now_ns
-        self._timers: list[tuple[int, int, asyncio.TimerHandle]] = []
+        self._timers: list[tuple[int, int, _TimerHandle]] = []
         self._seq = itertools.count()
         self._cancelled_timers = 0
         self._external = 0  # executor jobs in flight; the clock waits for them
@@ -64,37 +96,51 @@ class ReferenceVirtualEventLoop(asyncio.SelectorEventLoop):
 
     # -- scheduling ------------------------------------------------------------------------------
 
-    def call_later(self, delay: float, callback: Callable[..., Any], *args: Any, context: Any = None):
+    def call_later(
+        self,
+        delay: float,
+        callback: Callable[[*_Ts], object],
+        *args: *_Ts,
+        context: contextvars.Context | None = None,
+    ) -> asyncio.TimerHandle:
         """Schedule ``callback`` after ``delay`` virtual seconds (exact integer-nanosecond arithmetic)."""
         if delay is None:
             raise TypeError("delay must not be None")
         return self._schedule(self._now_ns + max(_ns(delay), 0), callback, args, context)
 
-    def call_at(self, when: float, callback: Callable[..., Any], *args: Any, context: Any = None):
+    def call_at(
+        self,
+        when: float,
+        callback: Callable[[*_Ts], object],
+        *args: *_Ts,
+        context: contextvars.Context | None = None,
+    ) -> asyncio.TimerHandle:
         """Schedule ``callback`` at virtual time ``when`` (seconds)."""
         if when is None:
             raise TypeError("when cannot be None")
         return self._schedule(_ns(when), callback, args, context)
 
-    def _schedule(self, when_ns: int, callback, args, context) -> asyncio.TimerHandle:
+    def _schedule(
+        self, when_ns: int, callback: Callable[..., object], args: tuple[Any, ...], context: contextvars.Context | None
+    ) -> asyncio.TimerHandle:
         self._check_closed()
         if self._debug:
             self._check_thread()
             self._check_callback(callback, "call_at")
-        timer = asyncio.TimerHandle(when_ns / _NS, callback, args, self, context)
+        timer = _TimerHandle(when_ns / _NS, callback, args, self, context)
         if timer._source_traceback:
             del timer._source_traceback[-1]
         heapq.heappush(self._timers, (when_ns, next(self._seq), timer))
         timer._scheduled = True
         return timer
 
-    def _timer_handle_cancelled(self, handle: asyncio.TimerHandle) -> None:
+    def _timer_handle_cancelled(self, handle: _TimerHandle) -> None:
         if handle._scheduled:
             self._cancelled_timers += 1
 
     # -- executor work takes zero virtual time ---------------------------------------------------
 
-    def run_in_executor(self, executor, func, *args):
+    def run_in_executor(self, executor: Executor | None, func: Callable[[*_Ts], _T], *args: *_Ts) -> asyncio.Future[_T]:
         """Like :meth:`asyncio.AbstractEventLoop.run_in_executor`; the clock waits for the job."""
         future = super().run_in_executor(executor, func, *args)
         self._external += 1
@@ -129,6 +175,7 @@ class ReferenceVirtualEventLoop(asyncio.SelectorEventLoop):
             elif not self._external:
                 raise Deadlock(self._deadlock_message())
         now = self._now_ns
+        handle: asyncio.Handle | None
         while timers and timers[0][0] <= now:
             handle = heapq.heappop(timers)[2]
             if handle._cancelled:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -104,7 +105,7 @@ def fidelity_study(
                 n = max(20, min(items, int(budget / (scale * cell.arrival.mean))))
                 got = _sojourns(cell, n, seed, scale, loop)
                 drift = np.abs(got - exact[:n])
-                row = {
+                row: dict[str, Any] = {
                     "cell": label,
                     "loop": loop,
                     "scale": scale,

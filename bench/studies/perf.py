@@ -49,7 +49,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -412,7 +412,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _queue_benchmarks(runner: Any, quick: bool) -> dict[str, float]:
     """Raw asyncio.Queue throughput, 1 and 4 consumers, on asyncio's loop and on uvloop."""
-    loops = [("asyncio", None)]
+    loops: list[tuple[str, Callable[[], asyncio.AbstractEventLoop] | None]] = [("asyncio", None)]
     try:
         import uvloop
 
