@@ -29,6 +29,7 @@ test each pair got and why. The verdict says *faster* / *slower* (times), *bette
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,7 +51,7 @@ from analysis.plots import (
 from analysis.tables import Rows, to_csv, to_markdown, to_text
 
 __all__ = [
-    "AXES", "CRN_ITEMS", "CompareResult", "DEFAULT_METRICS", "MetricComparison", "SETTINGS", "Selection",
+    "AXES", "COMPARABLE", "CRN_ITEMS", "CompareResult", "DEFAULT_METRICS", "MetricComparison", "SETTINGS", "Selection",
     "compare_runs", "format_comparison", "parse_selection", "plot_comparison", "settings",
 ]  # fmt: skip
 
@@ -61,6 +62,13 @@ AXES = ("workers", "arrival", "service", "maxsize")
 DEFAULT_METRICS = (
     "wait_mean", "wait_p95", "wait_p99", "sojourn_mean", "sojourn_p99", "throughput", "utilisation",
     "depth_mean", "backlog_slope",
+)  # fmt: skip
+
+#: Every metric compare can compare: the statistics of a replication (not its parameters or ids).
+COMPARABLE = (
+    "wait_mean", "wait_p50", "wait_p95", "wait_p99", "sojourn_mean", "sojourn_p50", "sojourn_p95", "sojourn_p99",
+    "throughput", "utilisation", "depth_mean", "depth_max", "depth_final", "backlog_slope", "arrival_rate",
+    "blocked_fraction", "n_put", "n_got", "n_done", "t_end",
 )  # fmt: skip
 
 _TIMES = {"wait_mean", "wait_p50", "wait_p95", "wait_p99", "sojourn_mean", "sojourn_p50", "sojourn_p95", "sojourn_p99"}
@@ -172,6 +180,9 @@ def parse_selection(text: str) -> Selection:
         key, sep, value = part.partition("=")
         if not sep or not key.strip():
             raise ResultsError(f"bad selection {text!r}: expected PATH:key=value[,key=value...], got {part!r}")
+        if key.strip() in filters:
+            raise ResultsError(f"bad selection {text!r}: {key.strip()!r} is given twice (a selection takes one value "
+                               "per key)")  # fmt: skip
         filters[key.strip()] = value.strip()
     return Selection(Path(path), filters)
 
@@ -199,14 +210,19 @@ def _select(run: Run, selection: Selection) -> list[int]:
 def _same(value: Any, text: str) -> bool:
     """Whether a parameter value equals a filter's text: exactly as integers (seeds may exceed 64
     bits), else numerically, else as text."""
-    try:
+    if _WHOLE.fullmatch(text) and _WHOLE.fullmatch(str(value).strip()):
         return int(str(value).strip()) == int(text)
-    except ValueError:
-        pass
-    try:
-        return math.isclose(float(value), float(text))
-    except (TypeError, ValueError):
-        return str(value) == text
+    if _DECIMAL.fullmatch(text):
+        try:
+            return math.isclose(float(value), float(text))
+        except (TypeError, ValueError):
+            return False
+    return str(value) == text
+
+
+#: Numbers in selections, written plainly in ASCII digits (no '1_0', no other scripts' digits).
+_WHOLE = re.compile(r"[+-]?[0-9]+")
+_DECIMAL = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
 
 
 def _order(text: str) -> tuple:
@@ -320,8 +336,8 @@ def compare_runs(a: str, b: str, *, metrics: list[str] | None = None) -> Compare
     run_b = run_a if sel_b.path.resolve() == sel_a.path.resolve() else open_run(sel_b.path)
     wanted = list(metrics or DEFAULT_METRICS)
     for metric in wanted:
-        if metric not in run_a.cells.columns or metric not in run_b.cells.columns:
-            raise ResultsError(f"unknown metric {metric!r} (choose from: {', '.join(DEFAULT_METRICS)}, ...)")
+        if metric not in COMPARABLE or metric not in run_a.cells.columns or metric not in run_b.cells.columns:
+            raise ResultsError(f"unknown metric {metric!r} (choose from: {', '.join(COMPARABLE)})")
     axes = [x for x in AXES if x in run_a.params and x in run_b.params and x not in {*sel_a.filters, *sel_b.filters}]
     keys_a = {_key(run_a, c, axes): c for c in _select(run_a, sel_a)}
     keys_b = {_key(run_b, c, axes): c for c in _select(run_b, sel_b)}

@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 from bench.errors import InputError
 from bench.results_format import (
     CELLS,
+    CELLS_SCHEMA,
     DATA_STATUSES,
     DEPTH,
     ITEMS,
@@ -41,13 +42,8 @@ __all__ = [
     "read_depth", "read_items",
 ]  # fmt: skip
 
-#: Columns of ``cells.parquet`` the analysis needs; a file without one is refused.
-REQUIRED = (
-    "cell", "replication", "workers", "arrival", "service", "maxsize", "arrival_mean", "arrival_cv", "service_mean",
-    "service_cv", "rho", "clock", "seed", "status", "error", "t_end", "t_last_put", "backlog_slope", "arrival_rate",
-    "blocked_fraction", "arrival_obs_mean", "arrival_obs_sd", "service_obs_mean", "service_obs_sd",
-    "clock_lag_mean", "clock_lag_max",
-)  # fmt: skip
+#: Columns of ``cells.parquet``: every column of the format; a file without one is refused.
+REQUIRED = tuple(CELLS_SCHEMA.names)
 
 
 class ResultsError(InputError):

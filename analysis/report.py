@@ -148,7 +148,8 @@ _NO_FAILURES = "None: every cell has data."
 def _parameters(run: Run) -> Rows:
     """Run metadata as (field, value) rows."""
     m = run.manifest
-    total = m.get("timings", {}).get("total_seconds", "")
+    timings = m.get("timings")
+    total = timings.get("total_seconds", "") if isinstance(timings, dict) else ""
     fields = {
         "run": run.name, "status": m.get("status", "unknown"), "created": m.get("created", ""),
         "command": m.get("command", ""), "grid": json.dumps(m.get("grid", {}), default=str),

@@ -301,7 +301,7 @@ def make_grid(raw: dict[str, Any]) -> Grid:
         items = _whole(1, MAX_ITEMS, " (item ids must stay exact in float64)")("items", items)
     if duration is not None:
         duration = _duration(duration)
-    replications = _whole(1)("replications", values["replications"])
+    replications = _whole(1, MAX_ROWS, " (one row of cells.parquet each)")("replications", values["replications"])
     seed = _whole(0, MAX_SEED, " (SeedSequence takes 128 bits)")("seed", values["seed"])
     clock = str(values["clock"])
     parse_clock(clock)

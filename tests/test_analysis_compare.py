@@ -114,3 +114,17 @@ def test_seeds_beyond_64_bits_select_exactly(write_run, base):
     assert len(compare_runs(f"{run}:seed={big}", str(run)).pairs) == 1
     with pytest.raises(ResultsError, match="matches no cell"):
         compare_runs(f"{run}:seed={big + 1}", str(run))  # as floats the two seeds are equal
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (dict(metrics=["status"]), "unknown metric 'status'"),  # not a number
+        (dict(metrics=["seed"]), "unknown metric 'seed'"),  # a parameter, not a statistic
+        (dict(b_filter=":workers=1,workers=2"), "'workers' is given twice"),
+        (dict(b_filter=":workers=٢"), "matches no cell"),  # digits of another script are not numbers
+    ],
+)
+def test_metrics_and_selectors_that_cannot_be_compared_are_errors(reference, args, message):
+    with pytest.raises(ResultsError, match=message):
+        compare_runs(str(reference), f"{reference}{args.get('b_filter', '')}", metrics=args.get("metrics"))

@@ -101,6 +101,9 @@ RUN_TABLE = [
     ("items-underscore", ["--items", "1_0"], "not a whole number"),
     ("duration-underscore", ["--duration", "1_0"], "not a number"),
     ("seed-hex", ["--seed", "0x10"], "not a whole number"),
+    ("workers-arabic-indic", ["--workers", "٣"], "not a whole number"),
+    ("items-arabic-indic", ["--items", "١٠"], "not a whole number"),
+    ("spec-arabic-indic", ["--service", "exp:٣"], "is not a number"),
     # a message whose bound and value read alike
     ("cv-bound-message", ["--service", "weibull:1:371277"], "CV must be in (0.001, 100], got 371277"),
 ]
@@ -142,6 +145,14 @@ GRID_TABLE = [
     ("max-backlog-huge", _GOOD_GRID + "items = 5\nmax_backlog = 100000000000\n", "'max_backlog' must be <="),
     ("duration-beyond-range", _GOOD_GRID + "duration = 1e11\n", "'duration' must lie in"),
     ("seed-string-huge", _GOOD_GRID + f"items = 5\nseed = '{2**130}'\n", "'seed' must be <="),
+    ("workers-superscript", 'workers = ["²"]\narrival = ["exp:1"]\nservice = ["exp:0.5"]\nitems = 5\n', "whole number"),
+    (
+        "workers-double-minus",
+        'workers = ["--1"]\narrival = ["exp:1"]\nservice = ["exp:0.5"]\nitems = 5\n',
+        "whole number",
+    ),
+    ("duration-underscore", _GOOD_GRID + "duration = '1_000'\n", "'duration' must be a number"),
+    ("replications-huge", _GOOD_GRID + "items = 5\nreplications = 1e300\n", "got 1e+300"),
 ]
 
 

@@ -211,3 +211,25 @@ def test_empirical_records_the_files_hash_and_its_largest_value(tmp_path):
     dist = parse(f"empirical:{path}")
     assert dist.high == 4.0
     assert dist.inputs == ((str(path.resolve()), hashlib.sha256(path.read_bytes()).hexdigest()),)
+
+
+def test_bad_values_are_named_by_their_line_or_row_in_the_file(tmp_path):
+    """Blank lines and null cells are skipped, but they still count when a bad value is named."""
+    csv_file = tmp_path / "d.csv"
+    csv_file.write_text("d\n1\n\n2\n-3\nabc\n4\n")
+    with pytest.raises(SpecError, match=r"\(row 5: '-3', row 6: 'abc'\)"):
+        parse(f"empirical:{csv_file}")
+    parquet_file = tmp_path / "d.parquet"
+    pq.write_table(pa.table({"d": [None, None, None, 1.0, 2.0, -5.0, 3.0]}), parquet_file)
+    with pytest.raises(SpecError, match=r"\(row 6: -5\)"):
+        parse(f"empirical:{parquet_file}")
+
+
+def test_an_empirical_file_larger_than_its_bound_is_refused(tmp_path, monkeypatch):
+    from bench import distributions
+
+    monkeypatch.setattr(distributions, "MAX_EMPIRICAL_BYTES", 1000)
+    path = tmp_path / "d.csv"
+    path.write_text("1.5\n" * 300)
+    with pytest.raises(SpecError, match="larger than"):
+        parse(f"empirical:{path}")

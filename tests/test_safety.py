@@ -4,6 +4,7 @@ inputs, signals, broken pipes, and model times that would leave the virtual cloc
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -272,3 +273,118 @@ def test_a_pusher_that_fails_in_a_duration_run_fails_the_replication():
     arrivals = Stream(parse("exp:1"), np.random.default_rng(1))
     with pytest.raises(RuntimeError, match="the service sampler broke"):
         run_virtual(run_scenario(scenario, arrivals, Stream(service, np.random.default_rng(2)), Recorder(_Null())))
+
+
+# -- a second writer, odd paths, the report's own files ------------------------------------------
+
+LONG = ["--workers", "1,2,3,4,5,6", "--arrival", "exp:1", "--service", "exp:0.9", "--items", "150000",
+        "--replications", "3", "--jobs", "1", "--no-progress", "--no-summary"]  # fmt: skip
+
+
+def _wait_for(path: Path, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def test_a_folder_being_written_is_refused_to_a_second_run_and_to_resume(tmp_path, capsys):
+    out = tmp_path / "busy"
+    first = subprocess.Popen([*QBENCH, "run", "--out", str(out), *LONG], cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for(out / ".lock")
+        time.sleep(0.3)
+        before = _tree(out / "parts") if (out / "parts").exists() else {}
+        _one_line_error(capsys, main(["run", "--out", str(out), "--force", *BASE]), "being written by another")
+        _one_line_error(capsys, main(["run", "--resume", str(out), "--no-progress"]), "being written by another")
+        assert all(name in _tree(out / "parts") for name in before)  # nothing of the first run was removed
+    finally:
+        first.terminate()
+        first.wait(timeout=60)
+    assert json.loads((out / "manifest.json").read_text())["status"] == "interrupted"
+    assert main(["run", "--resume", str(out), "--no-progress", "--no-summary", "--jobs", "1"]) == 0  # lock released
+
+
+def test_force_takes_a_path_as_written_lexically(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", "--out", "r", *BASE]) == 0
+    link = tmp_path / "l"
+    link.symlink_to(tmp_path / "r")
+    before = _tree(tmp_path / "r")
+    _one_line_error(capsys, main(["run", "--out", "l/items/..", "--force", *BASE]), "symbolic link")
+    assert _tree(tmp_path / "r") == before
+    assert main(["run", "--out", "r/parts/..", "--force", *BASE, "--seed", "5"]) == 0  # 'r/parts/..' is 'r'
+    assert json.loads((tmp_path / "r" / "manifest.json").read_text())["grid"]["seed"] == 5
+
+
+def test_force_refuses_files_of_yours_in_the_report_folder(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["run", "--out", str(run), *BASE]) == 0
+    (run / "report").mkdir()
+    (run / "report" / "notes.md").write_text("mine")
+    _one_line_error(capsys, main(["run", "--out", str(run), "--force", *BASE]), "'notes.md'")
+    assert (run / "report" / "notes.md").read_text() == "mine"
+
+
+def test_resume_refuses_a_symlinked_subfolder_and_reruns_a_damaged_part(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["run", "--out", str(run), "--workers", "1,2", *BASE[2:]]) == 0
+    reference = pd.read_parquet(run / "cells.parquet").drop(columns="wall_seconds")
+    (run / "parts" / "cell-00001.parquet").write_bytes(os.urandom(100))  # damaged
+    assert main(["run", "--resume", str(run), "--no-progress", "--no-summary"]) == 0
+    assert pd.read_parquet(run / "cells.parquet").drop(columns="wall_seconds").equals(reference)
+    elsewhere = tmp_path / "elsewhere"
+    (run / "depth").rename(elsewhere)
+    (run / "depth").symlink_to(elsewhere)
+    _one_line_error(capsys, main(["run", "--resume", str(run)]), "depth/ is a symbolic link")
+
+
+def test_resume_refuses_malformed_inputs_in_the_manifest(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["run", "--out", str(run), *BASE]) == 0
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest["inputs"] = "abc"
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    _one_line_error(capsys, main(["run", "--resume", str(run)]), "'inputs' is malformed")
+
+
+def test_a_grid_file_is_not_read_whole_when_it_is_huge(tmp_path, capsys):
+    _one_line_error(capsys, main(["run", "/dev/zero", "--out", str(tmp_path / "o")]), "larger than 16 MB")
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_killed_run_leaves_no_worker_process_behind(tmp_path):
+    out = tmp_path / "run"
+    args = ["run", "--out", str(out), *LONG[:-4], "--jobs", "2", "--no-progress", "--no-summary"]
+    parent = subprocess.Popen([*QBENCH, *args], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _wait_for(out / ".lock")
+    deadline = time.monotonic() + 30
+    children: list[int] = []
+    while len(children) < 2 and time.monotonic() < deadline:  # the pool's workers (and a resource tracker)
+        time.sleep(0.1)
+        children = [int(p) for p in Path(f"/proc/{parent.pid}/task/{parent.pid}/children").read_text().split()]
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 20
+    while any(Path(f"/proc/{pid}").exists() for pid in children) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    alive = [pid for pid in children if Path(f"/proc/{pid}/status").exists()
+             and "zombie" not in Path(f"/proc/{pid}/status").read_text()]  # fmt: skip
+    assert children and not alive
+
+
+def test_demo_ends_when_its_reader_goes_away():
+    demo = subprocess.Popen([*QBENCH, "demo", "--scale", "0.001", "--items", "100"], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    assert demo.stdout.readline().startswith(b"[")
+    demo.stdout.close()  # like `qbench demo | head -1`
+    _, err = demo.communicate(timeout=60)  # it used to wait for ever for a take that never came
+    assert b"Traceback" not in err and demo.returncode in (0, 141)
+
+
+def test_report_of_a_run_whose_manifest_has_odd_fields(tmp_path):
+    run = tmp_path / "run"
+    assert main(["run", "--out", str(run), *BASE, "--replications", "2"]) == 0
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest["timings"] = None
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    assert main(["report", str(run), "--no-progress"]) == 0

@@ -37,6 +37,7 @@ async def demo(
     queue: asyncio.Queue[int] = asyncio.Queue()
     taken = asyncio.Event()
     count = 0
+    failures: list[Exception] = []  # say() failed (e.g. a closed pipe): the demo ends with its error
 
     async def pusher() -> None:
         item = 0
@@ -49,7 +50,12 @@ async def demo(
         nonlocal count
         while True:
             item = await queue.get()
-            say(f"[{name}] Got item: {item} (size {queue.qsize()})")
+            try:
+                say(f"[{name}] Got item: {item} (size {queue.qsize()})")
+            except Exception as err:
+                failures.append(err)
+                taken.set()
+                return
             count += 1
             if items is not None and count >= items:
                 taken.set()
@@ -63,3 +69,5 @@ async def demo(
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+    if failures:
+        raise failures[0]
