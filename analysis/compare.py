@@ -9,7 +9,10 @@ that names the values the run has (``workers=7`` when the run has 1..4).
 
 **Matching.** Cells of A and B are paired when they agree on the grid axes ``workers``, ``arrival``,
 ``service`` and ``maxsize``, except the keys named in either selection (comparing ``workers=3``
-with ``workers=4`` pairs cells that differ only in workers). Run settings may differ; the
+with ``workers=4`` pairs cells that differ only in workers), and except an axis on which the two
+sides each hold one value and not the same one (a 3-worker run against a 4-worker run pairs its
+cells across ``workers``; the header says so). When nothing can be paired, that is an error. Run
+settings may differ; the
 header says which do (:data:`SETTINGS`: items or duration, seed, clock, engine, loop, replications,
 max_backlog, read from the cells' parameters and each run's manifest). Cells found on one side
 only are listed, not fatal.
@@ -146,6 +149,8 @@ class CompareResult:
         run_b: the opened run of B.
         differences: the settings that differ, one line each, e.g. ``seed: A 1, B 2``.
         tests: per matched key, the test used and why, e.g. ``Welch t: seeds differ (A 1, B 2)``.
+        across: the axes paired across because each side holds one value of them, one line each,
+            e.g. ``workers: A 3, B 4``.
     """
 
     a: Selection
@@ -158,6 +163,7 @@ class CompareResult:
     run_b: Run = field(repr=False)
     differences: list[str] = field(default_factory=list)
     tests: dict[str, str] = field(default_factory=dict)
+    across: list[str] = field(default_factory=list)
 
 
 def parse_selection(text: str) -> Selection:
@@ -338,17 +344,36 @@ def compare_runs(a: str, b: str, *, metrics: list[str] | None = None) -> Compare
     for metric in wanted:
         if metric not in COMPARABLE or metric not in run_a.cells.columns or metric not in run_b.cells.columns:
             raise ResultsError(f"unknown metric {metric!r} (choose from: {', '.join(COMPARABLE)})")
+    cells_a, cells_b = _select(run_a, sel_a), _select(run_b, sel_b)
     axes = [x for x in AXES if x in run_a.params and x in run_b.params and x not in {*sel_a.filters, *sel_b.filters}]
-    keys_a = {_key(run_a, c, axes): c for c in _select(run_a, sel_a)}
-    keys_b = {_key(run_b, c, axes): c for c in _select(run_b, sel_b)}
+    across = _across(run_a, cells_a, run_b, cells_b, axes)
+    axes = [x for x in axes if x not in across]
+    keys_a = {_key(run_a, c, axes): c for c in cells_a}
+    keys_b = {_key(run_b, c, axes): c for c in cells_b}
     pairs = [(keys_a[k], keys_b[k], k) for k in keys_a if k in keys_b]
+    if not pairs:
+        raise ResultsError(f"nothing to compare: no cell of {sel_a} matches one of {sel_b} on "
+                           f"{', '.join(axes) or 'any axis'} (select the cells to pair, e.g. PATH:workers=3)")  # fmt: skip
     rows, tests = [], {}
     for ca, cb, k in pairs:
         compared, tests[k] = _compare_pair(run_a, ca, run_b, cb, k, wanted)
         rows += compared
     only_a, only_b = [k for k in keys_a if k not in keys_b], [k for k in keys_b if k not in keys_a]
     differences = _differences(run_a, list(keys_a.values()), run_b, list(keys_b.values()))
-    return CompareResult(sel_a, sel_b, rows, pairs, only_a, only_b, run_a, run_b, differences, tests)
+    lines = [f"{x}: A {across[x][0]}, B {across[x][1]}" for x in across]
+    return CompareResult(sel_a, sel_b, rows, pairs, only_a, only_b, run_a, run_b, differences, tests, lines)
+
+
+def _across(run_a: Run, cells_a: list[int], run_b: Run, cells_b: list[int], axes: list[str]) -> dict[str, tuple]:
+    """The axes on which each side holds exactly one value, not the same one: pairs are made across
+    them (a 3-worker run against a 4-worker run differs in ``workers`` only)."""
+    found = {}
+    for axis in axes:
+        values_a = {str(v) for v in run_a.params.loc[cells_a, axis]}
+        values_b = {str(v) for v in run_b.params.loc[cells_b, axis]}
+        if len(values_a) == 1 and len(values_b) == 1 and values_a != values_b:
+            found[axis] = (values_a.pop(), values_b.pop())
+    return found
 
 
 def _replications(run: Run, cell: int) -> pd.DataFrame:
@@ -406,6 +431,7 @@ def _rows(result: CompareResult) -> Rows:
 def _notes(result: CompareResult) -> list[str]:
     """Header lines: the selections, the settings that differ, the tests used and the mismatches."""
     lines = [f"A = {result.a}", f"B = {result.b}", f"{len(result.pairs)} matched cell pair(s)"]
+    lines += [f"paired across {line}" for line in result.across]
     lines += [f"settings differ: {line}" for line in result.differences]
     reasons = list(dict.fromkeys(result.tests.values()))
     if len(reasons) == 1:

@@ -193,7 +193,10 @@ def _parser() -> argparse.ArgumentParser:
         "compare",
         help="compare two results folders or two cell selections",
         epilog="examples:\n  qbench compare results/a results/b\n"
-        "  qbench compare results/default:workers=3 results/default:workers=4 --format md",
+        "  qbench compare results/default:workers=3 results/default:workers=4 --format md\n"
+        "  qbench compare results/base results/new --fail-if 'wait_p99 > +5%' --fail-if 'backlog_slope > 0'\n"
+        "\n--fail-if METRIC OP THRESHOLD (OP: > >= < <=) exits 1 when the condition holds for the whole 95%\n"
+        "interval of a pair: '+5%' is a change relative to A, '+0.5' a difference B - A, '0' a bound on B.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     compare.add_argument("a", help="results folder, optionally with a selection: PATH:key=value,...")
@@ -201,6 +204,8 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--format", choices=("table", "md", "csv"), default="table", help="output format")
     compare.add_argument("--metrics", type=_csv(str), help="metrics to compare (default: all)")
     compare.add_argument("--chart", type=Path, help="write the backlog overlay chart into this folder")
+    compare.add_argument("--fail-if", action="append", metavar="CONDITION", default=[],
+                         help="fail (exit 1) when this holds, e.g. 'wait_p99 > +5%%' (repeatable)")  # fmt: skip
 
     perf = sub.add_parser(
         "perf",
@@ -510,15 +515,27 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from analysis.compare import compare_runs, format_comparison, plot_comparison
+    from analysis.compare import DEFAULT_METRICS, compare_runs, format_comparison, plot_comparison
+    from analysis.gate import failures, parse_condition
 
-    result = compare_runs(args.a, args.b, metrics=args.metrics)
+    conditions = [parse_condition(text) for text in args.fail_if]
+    metrics = list(args.metrics or DEFAULT_METRICS)
+    metrics += [c.metric for c in conditions if c.metric not in metrics]
+    result = compare_runs(args.a, args.b, metrics=metrics)
     print(format_comparison(result, args.format))
     if args.chart is not None:
         with _writing(args.chart):
             args.chart.mkdir(parents=True, exist_ok=True)
             for path in plot_comparison(result, args.chart):
                 print(f"chart: {path}")
+    failed = failures(result, conditions)
+    if failed:
+        print(f"qbench: compare: {len(failed)} --fail-if condition(s) hold:", file=sys.stderr)
+        for failure in failed:
+            print(f"  {failure.line()}", file=sys.stderr)
+        return 1
+    if conditions:
+        print(f"qbench: compare: no --fail-if condition holds ({len(conditions)} checked)", file=sys.stderr)
     return 0
 
 

@@ -26,6 +26,7 @@ RANK = {
     "bench.executor": 7,
     "bench.runner": 8,
     "bench.studies": 9,
+    "bench.pytest_plugin": 9,
     "bench.cli": 10,
     "bench.__main__": 10,
 }
