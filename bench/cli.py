@@ -397,6 +397,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
             _prepare_out(out, args.force, grid, command)
         result = run_grid(out, grid, jobs=jobs, progress=not args.no_progress, command=command, executor=executor)
     done = result.skipped + result.finished
+    if result.disk_full:
+        print(f"qbench: stopped: {result.disk_full}; {done} of {result.total} cells finished and kept; free some "
+              f"space and continue with: qbench run --resume {out}", file=sys.stderr)  # fmt: skip
+        return 1
     if result.interrupted:
         print(
             f"qbench: interrupted: {done} of {result.total} cells finished and kept in {out}; "

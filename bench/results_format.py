@@ -27,7 +27,8 @@ from pathlib import Path
 import pyarrow as pa
 
 __all__ = [
-    "CELLS", "CELLS_SCHEMA", "CELL_DIRS", "DATA_STATUSES", "DEPTH", "DEPTH_SCHEMA", "FORMAT", "ITEMS", "ITEMS_SCHEMA",
+    "CELLS", "CELLS_SCHEMA", "CELL_DIRS", "DATA_STATUSES", "DEPTH", "DEPTH_SCHEMA", "FILES_KEY", "FORMAT", "ITEMS",
+    "ITEMS_SCHEMA",
     "LOCK", "MANIFEST", "MANIFEST_KEYS", "METADATA", "NULLABLE_FLOATS", "PARAMETERS", "PARTS", "REPORT",
     "REPORT_CHARTS", "REPORT_DOCUMENTS", "SCHEMA_KEY",
     "SCHEMA_VERSION", "STATUSES", "cell_id", "cell_name", "foreign_entries", "is_run", "is_tmp", "tmp_name",
@@ -40,6 +41,9 @@ SCHEMA_VERSION = 2
 #: The parquet schema-metadata key holding the version, and the metadata every file carries.
 SCHEMA_KEY = b"qbench.schema_version"
 METADATA = {SCHEMA_KEY: str(SCHEMA_VERSION).encode()}
+#: The parquet schema-metadata key of a part file listing its cell's item and depth files as JSON,
+#: ``{"items": {"bytes": N, "sha256": H}, "depth": {...}}``: resume reruns a cell whose files differ.
+FILES_KEY = b"qbench.files"
 
 # -- folder layout ----------------------------------------------------------------------------------
 

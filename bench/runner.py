@@ -52,6 +52,7 @@ class RunResult:
     warned: list[tuple[int, str]]
     interrupted: bool
     wall_seconds: float
+    disk_full: str | None = None  # why the run stopped when its file system filled up
 
 
 class _Tee:
@@ -134,23 +135,31 @@ def run_cell(run: Path, grid: Grid, cell: Cell, on_progress: Callable[[int], Non
     """Run every replication of ``cell``, write its files and summary part; return the summary rows.
 
     An exception inside the cell is recorded in its rows (``status = failed``) and not raised;
-    ``KeyboardInterrupt`` removes the cell's temporary files and propagates.
+    ``KeyboardInterrupt`` removes the cell's temporary files and propagates, and so does a full disk
+    (as :class:`bench.store.DiskFull`: the run stops, no cell is marked failed for want of room).
     """
-    writer = store.CellWriter(run, cell.id)
-    rows = []
     try:
-        for replication in range(grid.replications):
-            writer.start_replication(replication)
-            stats = _replicate(grid, cell, replication, writer, on_progress)
-            rows.append({**_row_params(grid, cell, replication), **stats})
-        writer.commit()
+        writer = store.CellWriter(run, cell.id)
+        rows = []
+        try:
+            for replication in range(grid.replications):
+                writer.start_replication(replication)
+                stats = _replicate(grid, cell, replication, writer, on_progress)
+                rows.append({**_row_params(grid, cell, replication), **stats})
+            files = writer.commit()
+        except Exception as err:
+            writer.abort()
+            if store.disk_full(err):
+                raise
+            rows, files = _failed_rows(grid, cell, err), None
+        except BaseException:
+            writer.abort()
+            raise
+        store.write_part(run, cell.id, rows, files)
     except Exception as err:
-        writer.abort()
-        rows = _failed_rows(grid, cell, err)
-    except BaseException:
-        writer.abort()
+        if store.disk_full(err):
+            raise store.DiskFull(f"no room left to write {str(run)!r}: {err}".splitlines()[0]) from None
         raise
-    store.write_part(run, cell.id, rows)
     return rows
 
 
@@ -310,6 +319,8 @@ def _run_locked(
     interrupted = False
 
     def finished(cell: Cell, rows: list[dict] | BaseException) -> None:
+        if isinstance(rows, BaseException) and store.disk_full(rows):
+            raise rows  # stop the run: nothing more can be written
         if isinstance(rows, BaseException):  # the worker running the cell died
             rows = _failed_rows(grid, cell, rows)
             store.write_part(run, cell.id, rows)
@@ -324,10 +335,13 @@ def _run_locked(
     owned = executor is None
     if owned:
         executor = make_executor("local", jobs).__enter__()
+    full = None
     try:
         executor.run_cells(run_cell, run, grid, todo, finished, bar_items.update)
     except KeyboardInterrupt:
         interrupted = True
+    except store.DiskFull as err:
+        interrupted, full = True, str(err)
     finally:
         if owned:
             executor.__exit__(None, None, None)
@@ -338,9 +352,17 @@ def _run_locked(
         store.write_cells(run)
     except KeyboardInterrupt:  # a signal during the last writes: the parts are whole, resume rewrites this
         interrupted = True
+    except OSError as err:
+        if not store.disk_full(err):
+            raise
+        interrupted, full = True, full or f"no room left to write {str(run)!r}: {err}".splitlines()[0]
     wall = time.perf_counter() - start
     status = "interrupted" if interrupted else ("failed" if failed else "complete")
-    with _signals_held():  # the final status is written whatever arrives meanwhile (it is handled after)
-        store.write_manifest(run, manifest(run, grid, status, {"total_seconds": round(wall, 3), "cells": timings},
-                                           command))  # fmt: skip
-    return RunResult(run, len(cells), len(timings), len(cells) - len(todo), failed, warned, interrupted, wall)
+    try:
+        with _signals_held():  # the final status is written whatever arrives meanwhile (it is handled after)
+            store.write_manifest(run, manifest(run, grid, status, {"total_seconds": round(wall, 3), "cells": timings},
+                                               command))  # fmt: skip
+    except OSError as err:
+        if not store.disk_full(err):
+            raise  # with no room, the manifest keeps saying 'running': resume still reads it
+    return RunResult(run, len(cells), len(timings), len(cells) - len(todo), failed, warned, interrupted, wall, full)

@@ -9,6 +9,8 @@ is the one place that deletes a folder, and it deletes only a pure qbench run.
 from __future__ import annotations
 
 import contextlib
+import errno
+import hashlib
 import json
 import os
 from collections.abc import Iterable, Iterator
@@ -26,6 +28,7 @@ from bench.results_format import (
     CELLS_SCHEMA,
     DEPTH,
     DEPTH_SCHEMA,
+    FILES_KEY,
     ITEMS,
     ITEMS_SCHEMA,
     LOCK,
@@ -44,7 +47,9 @@ from bench.results_format import (
 
 __all__ = [
     "CellWriter",
+    "DiskFull",
     "FolderBusy",
+    "disk_full",
     "locked",
     "clean_partial",
     "finished_cells",
@@ -55,6 +60,24 @@ __all__ = [
     "write_manifest",
     "write_part",
 ]
+
+
+class DiskFull(Exception):
+    """The results folder's file system is full (or a quota or file-size limit was reached): the
+    run stops; every finished cell stays, and ``--resume`` finishes the run once there is room."""
+
+
+#: errno values that mean "no room to write": no space, a quota, a file-size limit.
+_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+
+def disk_full(err: BaseException) -> bool:
+    """Whether ``err`` (or what caused it) is a write refused for want of room."""
+    while err is not None:
+        if isinstance(err, DiskFull) or (isinstance(err, OSError) and err.errno in _FULL):
+            return True
+        err = err.__cause__ or err.__context__  # type: ignore[assignment]
+    return False
 
 
 class FolderBusy(InputError):
@@ -146,12 +169,16 @@ class CellWriter:
         arrays = self._ids(n) + [columns["t"], columns["depth"], columns["event"]]
         self._writers[DEPTH].write_batch(pa.record_batch(arrays, schema=DEPTH_SCHEMA))
 
-    def commit(self) -> None:
-        """Close the files and move them to their final names."""
+    def commit(self) -> dict[str, dict[str, Any]]:
+        """Close the files and move them to their final names; return each file's size and sha256
+        (by kind), which :func:`write_part` records so that a resume can tell a damaged file."""
         for writer in self._writers.values():
             writer.close()
-        for tmp, final in self._paths:
+        checks = {}
+        for (tmp, final), kind in zip(self._paths, (ITEMS, DEPTH)):
+            checks[kind] = _fingerprint(tmp)
             _atomic_replace(tmp, final)
+        return checks
 
     def abort(self) -> None:
         """Close and delete the temporary files (the cell failed)."""
@@ -168,11 +195,30 @@ def _rows_table(rows: list[dict[str, Any]]) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=CELLS_SCHEMA)
 
 
-def write_part(run: Path, cell: int, rows: list[dict[str, Any]]) -> None:
-    """Write a cell's summary rows to ``parts/``; the file's presence marks the cell finished."""
+def _fingerprint(path: Path) -> dict[str, Any]:
+    """A file's size and sha256."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return {"bytes": path.stat().st_size, "sha256": digest.hexdigest()}
+
+
+def write_part(run: Path, cell: int, rows: list[dict[str, Any]], files: dict[str, dict] | None = None) -> None:
+    """Write a cell's summary rows to ``parts/``; the file's presence marks the cell finished.
+
+    Args:
+        run: the results folder.
+        cell: the cell id.
+        rows: its summary rows.
+        files: the fingerprints :meth:`CellWriter.commit` returned, recorded in the part's metadata.
+    """
     final = run / PARTS / cell_name(cell)
     tmp = tmp_name(final)
-    pq.write_table(_rows_table(rows), tmp)
+    table = _rows_table(rows)
+    if files:
+        table = table.replace_schema_metadata({**METADATA, FILES_KEY: json.dumps(files).encode()})
+    pq.write_table(table, tmp)
     _atomic_replace(tmp, final)
 
 
@@ -184,12 +230,25 @@ def finished_cells(run: Path) -> set[int]:
         if cell is None:
             continue
         try:
-            status = pq.read_table(path, columns=["status"]).column("status").to_pylist()
+            part = pq.read_table(path, columns=["status"])
         except (OSError, pa.ArrowException):  # damaged: the cell runs again and its part is rewritten
             continue
-        if "failed" not in status:
+        if "failed" not in part.column("status").to_pylist() and _files_intact(run, cell, part.schema.metadata):
             done.add(cell)
     return done
+
+
+def _files_intact(run: Path, cell: int, metadata: dict[bytes, bytes] | None) -> bool:
+    """Whether a finished cell's item and depth files are those its part recorded (size and sha256);
+    a part written before fingerprints were recorded only needs the files to exist."""
+    recorded = json.loads(metadata[FILES_KEY]) if metadata and FILES_KEY in metadata else None
+    for kind in (ITEMS, DEPTH):
+        path = run / kind / cell_name(cell)
+        if not path.is_file():
+            return False
+        if recorded is not None and recorded.get(kind) != _fingerprint(path):
+            return False
+    return True
 
 
 def read_parts(run: Path) -> pa.Table | None:

@@ -313,3 +313,96 @@ def test_a_worker_process_that_dies_costs_only_its_own_cell(tmp_path, crashing_t
         if cell != crash_cell:
             assert [r["status"] for r in rows] == ["ok"]
             assert (run / "items" / f"cell-{cell:05d}.parquet").exists()
+
+
+# -- faults at scale: a full disk, damaged cell files, a Dask worker killed mid-cell -----------------
+
+FAULT_ARGS = ["--workers", "1,2,3,4", "--arrival", "exp:1", "--service", "exp:0.5", "--items", "20000", "--seed", "4",
+              "--no-progress", "--no-summary"]  # fmt: skip
+
+
+@pytest.fixture
+def small_filesystem(tmp_path):
+    """A 3 MB tmpfs (it holds about two of FAULT_ARGS' four cells of ~1.5 MB), remountable larger;
+    skipped where this process may not mount."""
+    mount = tmp_path / "fs"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mount)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], capture_output=True)
+
+
+def test_a_full_disk_stops_the_run_and_resume_finishes_it_when_there_is_room(tmp_path, small_filesystem):
+    reference = tmp_path / "reference"
+    subprocess.run([*QBENCH, "run", "--out", reference, *FAULT_ARGS, "--jobs", "2"], cwd=ROOT, check=True,
+                   capture_output=True)  # fmt: skip
+    out = small_filesystem / "run"
+    full = subprocess.run([*QBENCH, "run", "--out", out, *FAULT_ARGS, "--jobs", "1"], cwd=ROOT, capture_output=True,
+                          text=True)  # fmt: skip
+    lines = full.stderr.strip().splitlines()
+    assert full.returncode == 1 and len(lines) == 1 and "No space left on device" in lines[0], full.stderr
+    assert "--resume" in lines[0] and "Traceback" not in full.stderr
+    kept = {p.name for p in (out / "parts").iterdir()}
+    assert kept and len(kept) < 4  # some cells finished, not all
+    assert not [p for p in out.rglob("*.tmp")]
+    subprocess.run(["mount", "-o", "remount,size=20m", str(small_filesystem)], check=True)
+    done = subprocess.run([*QBENCH, "run", "--resume", out, "--jobs", "2", "--no-progress", "--no-summary"], cwd=ROOT,
+                          capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    _same_data(reference, out)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip"])
+def test_a_damaged_cell_file_is_found_on_resume_and_its_cell_runs_again(tmp_path, damage):
+    reference = tmp_path / "reference"
+    subprocess.run([*QBENCH, "run", "--out", reference, *FAULT_ARGS, "--jobs", "1"], cwd=ROOT, check=True,
+                   capture_output=True)  # fmt: skip
+    out = tmp_path / "run"
+    subprocess.run(["cp", "-r", str(reference), str(out)], check=True)
+    victim = out / "items" / "cell-00002.parquet"
+    data = bytearray(victim.read_bytes())
+    if damage == "truncate":
+        data = data[: len(data) // 2]
+    else:
+        data[len(data) // 3] ^= 0xFF  # one bit pattern changed in the middle of a page
+    victim.write_bytes(bytes(data))
+    done = subprocess.run([*QBENCH, "run", "--resume", out, "--jobs", "1", "--no-progress"], cwd=ROOT,
+                          capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "(4 cells, 3 already done" in done.stdout
+    _same_data(reference, out)
+
+
+def test_a_dask_worker_killed_mid_cell_costs_only_a_retry_of_that_cell(tmp_path):
+    pytest.importorskip("distributed")
+    grid = make_grid(dict(workers=[1, 2, 3, 4], arrival="exp:1", service="exp:0.9", items=150_000, seed=6))
+    local = tmp_path / "local"
+    run_grid(local, grid, jobs=1, progress=False)
+    killed = []
+    with DaskExecutor(None, 2) as executor:
+        client = executor._client
+        pids = client.run(os.getpid)
+
+        def kill_one_worker(cell, rows):  # after the first cell ends, kill a worker while others run
+            if not killed:
+                victim = sorted(pids.values())[0]
+                os.kill(victim, signal.SIGKILL)
+                killed.append(victim)
+
+        real_run_cells = executor.run_cells
+
+        def run_cells(task, folder, grid_, cells, finished, progress):
+            def both(cell, rows):
+                finished(cell, rows)
+                kill_one_worker(cell, rows)
+
+            return real_run_cells(task, folder, grid_, cells, both, progress)
+
+        executor.run_cells = run_cells  # type: ignore[method-assign]
+        result = run_grid(tmp_path / "dask", grid, progress=False, executor=executor)
+    assert killed and result.finished == 4 and not result.failed
+    _same_data(local, tmp_path / "dask")
