@@ -1,0 +1,243 @@
+"""Executor jobs of the virtual loops, and the rule by which the clock advances while they run.
+
+Work sent to ``run_in_executor`` (and so ``asyncio.to_thread``) runs in a thread, in real time,
+while the loop's clock is virtual. The loop keeps a :class:`Job` for each piece of work in flight
+on a thread pool and, whenever nothing is ready to run, classifies every job (:func:`survey`):
+
+* **busy**: its thread runs — computes, sleeps, does I/O — or has returned and its result is on
+  its way to the loop, or it is queued while a worker of its pool is free or busy;
+* **waiting on the loop**: its thread is blocked in one of :mod:`threading`'s waits (the
+  ``Condition.wait`` under ``concurrent.futures.Future.result``, ``Event.wait``,
+  ``queue.Queue.get``, ``Semaphore.acquire``, ...) and not yet woken, *and* either the job has
+  handed work to the loop (``call_soon_threadsafe`` from its thread, which
+  ``run_coroutine_threadsafe`` uses) or no other thread of the process is running (each is blocked
+  in such a wait, or idle in a thread pool), so that only the loop can wake it; or it is queued
+  behind workers that all run jobs of this loop waiting on the loop.
+
+The clock advances only when every job waits on the loop; while one is busy, the loop waits for it
+in real time. Work a job hands to the loop runs when the loop is idle and the job is classified
+only then, so it has run by the time the job counts as waiting. The loop raises
+:class:`~bench.loop.reference.Deadlock` when every job waits on the loop, nothing is ready and no
+timer is pending, unless a job waits with a real-time timeout (it then waits in real time until
+one wakes).
+
+A job blocked in ``concurrent.futures.Future.result(timeout)`` or ``.exception(timeout)`` has its
+timeout counted in virtual time: a timer at (the virtual time it began to wait) + ``timeout``
+wakes it, and it raises ``TimeoutError`` at that virtual time, as it would under ``asyncio.run``.
+Any other wait's timeout is real time.
+
+Implementation notes: a thread is blocked when its innermost Python frame is
+``threading.Condition.wait`` and that frame's waiter lock is still in the condition's waiter list
+(``sys._current_frames``; the waiter leaves the list when it is notified, so a woken thread is
+busy at once). An idle pool worker sits in ``concurrent.futures.thread._worker``. Both are read
+the same way on Python 3.11 to 3.13.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import concurrent.futures.thread
+import os
+import sys
+import threading
+from collections.abc import Callable
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .reference import ReferenceVirtualEventLoop
+
+__all__ = ["Job", "Survey", "survey", "describe"]
+
+#: a job's states: submitted but not started, running in its thread, returned (result on its way)
+QUEUED, RUNNING, RETURNED = "queued", "running", "returned"
+
+_WAIT = threading.Condition.wait.__code__
+#: waits whose timeout counts in virtual time: a concurrent future's result() and exception()
+_FUTURE_WAITS = frozenset({concurrent.futures.Future.result.__code__, concurrent.futures.Future.exception.__code__})
+#: frames in which a thread that is not one of the loop's jobs is idle (cannot wake anyone by itself)
+_IDLE = frozenset(
+    code
+    for code in (
+        getattr(concurrent.futures.thread._worker, "__code__", None),  # a pool worker waiting for work
+        threading.Thread.join.__code__,
+        getattr(getattr(threading.Thread, "_wait_for_tstate_lock", None), "__code__", None),  # 3.11, 3.12
+    )
+    if code is not None
+)
+#: the files of the standard library's waits, skipped when saying where a job waits
+_WAIT_FILES = frozenset({threading.__file__, concurrent.futures._base.__file__})
+
+
+class Job:
+    """One piece of work sent to a thread pool by ``run_in_executor``: the callable the pool runs.
+
+    Calling it (in a worker thread) runs ``func(*args)`` and keeps :attr:`state` and
+    :attr:`thread` up to date for the loop, which reads them from its own thread.
+    """
+
+    __slots__ = ("loop", "func", "args", "executor", "state", "thread", "handed", "future_done", "wait", "timer")
+
+    def __init__(self, loop: ReferenceVirtualEventLoop, func: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        self.loop = loop
+        self.func = func
+        self.args = args
+        self.executor: concurrent.futures.Executor | None = None
+        self.state = QUEUED
+        self.thread: int | None = None  # the ident of the thread running it
+        self.handed = False  # it has handed work to the loop (call_soon_threadsafe from its thread)
+        self.future_done = False  # its asyncio future finished first (cancelled): the loop lets go of it
+        self.wait: object = None  # the waiter lock of the Future.result wait its timer is for
+        self.timer: Any = None  # that wait's virtual-time deadline (a timer handle)
+
+    def __call__(self) -> Any:
+        loop = self.loop
+        ident = threading.get_ident()
+        with loop._jobs_lock:
+            tracked = not self.future_done
+            if tracked:
+                self.thread = ident
+                self.state = RUNNING
+                loop._job_threads[ident] = self
+        try:
+            return self.func(*self.args)
+        finally:
+            with loop._jobs_lock:
+                if tracked:
+                    del loop._job_threads[ident]
+                    self.state = RETURNED
+                late = tracked and self.future_done
+            if late:  # nobody waits for its result: tell the loop the thread is free
+                try:
+                    loop.call_soon_threadsafe(loop._job_over, self)
+                except RuntimeError:  # the loop was closed meanwhile
+                    pass
+
+    def name(self) -> str:
+        """What the job runs, e.g. ``blocking`` (``to_thread``'s wrapping unwrapped)."""
+        func, args = self.func, self.args
+        while True:
+            inner = getattr(func, "func", None)  # functools.partial
+            if inner is not None:
+                func, args = inner, getattr(func, "args", ())
+            elif getattr(func, "__name__", None) == "run" and args and callable(args[0]):  # Context.run(f, ...)
+                func, args = args[0], args[1:]
+            else:
+                break
+        return getattr(func, "__qualname__", None) or repr(func)
+
+
+class Survey:
+    """What :func:`survey` found: whether the clock may advance, and how to wait if not."""
+
+    __slots__ = ("settled", "poll", "real_timeouts", "waiting")
+
+    def __init__(self) -> None:
+        self.settled = True  # every job waits on the loop
+        self.poll = False  # a job may change state without waking the loop (it may block, or time out)
+        self.real_timeouts = False  # a job waits on the loop with a real-time timeout
+        self.waiting: list[tuple[Job, FrameType]] = []  # the jobs waiting on the loop, with their frames
+
+
+def _blocked(frame: FrameType | None) -> tuple[Any, Any, Any] | None:
+    """``(condition, waiter, timeout)`` when ``frame`` is a ``Condition.wait`` not yet woken, else None."""
+    if frame is None or frame.f_code is not _WAIT:
+        return None
+    local = frame.f_locals
+    cond, waiter = local.get("self"), local.get("waiter")
+    waiters = getattr(cond, "_waiters", None)
+    if waiter is None or waiters is None or waiter not in waiters:
+        return None  # about to wait, or woken and leaving
+    return cond, waiter, local.get("timeout")
+
+
+def _idle(frame: FrameType | None) -> bool:
+    return frame is None or frame.f_code in _IDLE or _blocked(frame) is not None
+
+
+def survey(loop: ReferenceVirtualEventLoop, jobs: list[Job], opaque: int) -> Survey:
+    """Classify the loop's jobs (see the module docstring); set or drop their virtual-time deadlines.
+
+    Args:
+        loop: the loop, idle (nothing ready), in its own thread.
+        jobs: its jobs in flight, in the order they were submitted.
+        opaque: other work in flight the loop cannot look into (another kind of executor, the
+            default executor's shutdown); each is busy until it completes, and says so.
+    """
+    found = Survey()
+    if opaque:
+        found.settled = False
+    frames = sys._current_frames()
+    blocked: dict[int, tuple[Any, Any, Any]] = {}
+    for job in jobs:
+        if job.state == RUNNING and job.thread is not None:
+            wait = _blocked(frames.get(job.thread))
+            if wait is not None:
+                blocked[job.thread] = wait
+    quiet: bool | None = None  # computed when needed: no thread but the loop's and blocked jobs' runs
+    waiting_threads: set[int] = set()
+    for job in jobs:
+        wait = blocked.get(job.thread) if job.state == RUNNING and job.thread is not None else None
+        if wait is not None and not job.handed and quiet is None:
+            here = threading.get_ident()
+            quiet = all(ident == here or ident in blocked or _idle(frame) for ident, frame in frames.items())
+        _deadline(loop, job, wait, frames)
+        if wait is None or not (job.handed or quiet):
+            if job.state != RETURNED:  # a returned job's result wakes the loop; the others may not
+                found.poll = True
+            if job.state != QUEUED:
+                found.settled = False
+            continue
+        assert job.thread is not None
+        waiting_threads.add(job.thread)
+        found.waiting.append((job, frames[job.thread]))
+        if wait[2] is not None and job.timer is None:
+            found.real_timeouts = found.poll = True
+    for job in jobs:  # queued jobs: waiting only behind workers that all wait on the loop
+        if job.state == QUEUED and not _stuck_behind(job, waiting_threads):
+            found.settled = False
+    return found
+
+
+def _stuck_behind(job: Job, waiting_threads: set[int]) -> bool:
+    threads = getattr(job.executor, "_threads", None)
+    limit = getattr(job.executor, "_max_workers", None)
+    if threads is None or limit is None or len(threads) < limit:
+        return False
+    return all(thread.ident in waiting_threads for thread in list(threads))
+
+
+def _deadline(loop: ReferenceVirtualEventLoop, job: Job, wait: tuple[Any, Any, Any] | None, frames: dict) -> None:
+    """Keep the timer of a job blocked in ``Future.result(timeout)``: set it at the first sight of
+    the wait, drop it once the wait is over."""
+    future_wait = None
+    if wait is not None and wait[2] is not None:
+        caller = frames[job.thread].f_back
+        if caller is not None and caller.f_code in _FUTURE_WAITS:
+            future_wait = wait
+    if job.timer is not None and (future_wait is None or future_wait[1] is not job.wait):
+        job.timer.cancel()
+        job.timer = job.wait = None
+    if future_wait is not None and job.timer is None:
+        cond, waiter, timeout = future_wait
+        job.wait = waiter
+        job.timer = loop.call_later(max(timeout, 0), _time_out, cond, waiter)
+
+
+def _time_out(cond: threading.Condition, waiter: Any) -> None:
+    """Wake one thread waiting on ``cond`` (its ``Future.result`` then raises ``TimeoutError``)."""
+    with cond:
+        try:
+            cond._waiters.remove(waiter)  # type: ignore[attr-defined]  # threading's own bookkeeping
+        except ValueError:
+            return  # woken meanwhile
+        waiter.release()
+
+
+def describe(job: Job, frame: FrameType) -> str:
+    """``name (thread NAME, waiting at FILE:LINE)`` for a deadlock message."""
+    where = frame
+    while where.f_back is not None and where.f_code.co_filename in _WAIT_FILES:
+        where = where.f_back
+    thread = next((t.name for t in threading.enumerate() if t.ident == job.thread), "?")
+    return f"{job.name()} (thread {thread}, waiting at {os.path.basename(where.f_code.co_filename)}:{where.f_lineno})"
