@@ -1,36 +1,49 @@
 """Executor jobs of the virtual loops, and the rule by which the clock advances while they run.
 
-Work sent to ``run_in_executor`` (and so ``asyncio.to_thread``) runs in a thread, in real time,
-while the loop's clock is virtual. The loop keeps a :class:`Job` for each piece of work in flight
-on a thread pool and, whenever nothing is ready to run, classifies every job (:func:`survey`):
+Each call of ``run_in_executor`` on a thread pool (so ``asyncio.to_thread``) is a *job*: it runs
+in a thread, in real time, while the loop's clock is virtual. Whenever nothing is ready to run,
+the loop looks at every job in flight (:func:`survey`):
 
-* **busy**: its thread runs — computes, sleeps, does I/O — or has returned and its result is on
-  its way to the loop, or it is queued while a worker of its pool is free or busy;
-* **waiting on the loop**: its thread is blocked in one of :mod:`threading`'s waits (the
-  ``Condition.wait`` under ``concurrent.futures.Future.result``, ``Event.wait``,
-  ``queue.Queue.get``, ``Semaphore.acquire``, ...) and not yet woken, *and* either the job has
-  handed work to the loop (``call_soon_threadsafe`` from its thread, which
-  ``run_coroutine_threadsafe`` uses) or no other thread of the process is running (each is blocked
-  in such a wait, or idle in a thread pool), so that only the loop can wake it; or it is queued
-  behind workers that all run jobs of this loop waiting on the loop.
+1. A job is **busy** while its thread runs (computes, sleeps, does I/O), while its result is on
+   its way to the loop, and while it is queued for a pool worker that is free or busy. The loop
+   waits for busy jobs in real time and the clock does not move: a job that never waits on the
+   loop takes zero virtual time.
+2. A job **waits on the loop** when its thread is blocked in one of :mod:`threading`'s waits
+   (``concurrent.futures.Future.result``, ``Event.wait``, ``queue.Queue.get``,
+   ``Condition.wait``, ``Semaphore.acquire``, ...; a wait with a timeout of 0 or less is a poll,
+   not a wait) and not yet woken, and either it has handed work to the loop
+   (``call_soon_threadsafe`` from its thread, which ``run_coroutine_threadsafe`` uses; that work
+   has run, since the loop looks only when nothing is ready) or no other thread of the process
+   is running (each is blocked in such a wait, idle in a thread pool or joining a thread), so
+   only the loop can wake it. A job queued behind pool workers that all run jobs waiting on the
+   loop waits on the loop too.
+3. The clock advances to the next timer only when every job waits on the loop and no thread of
+   the process is starting (a job that starts a thread waits for it in ``Thread.start``).
+4. A job that hands work and keeps computing is busy until it blocks: the work it handed runs
+   at the current virtual time and the clock holds until the job blocks or returns. A job that
+   hands work and then blocks on something other than the loop (threads of its own) is taken to
+   wait on the loop: the clock may move on meanwhile.
+5. Timeouts: ``Future.result(timeout)`` and ``Future.exception(timeout)`` of a
+   ``concurrent.futures.Future`` count virtual time: the job raises ``TimeoutError`` at the
+   virtual time it began to wait plus ``timeout``, as under ``asyncio.run`` (provided the loop
+   gets there within ``timeout`` of real time). Other waits' timeouts are real time: the clock
+   may pass them, and with nothing else to do the loop waits for them in real time.
+6. :class:`~bench.loop.reference.Deadlock`: nothing is ready, no timer is pending and every job
+   waits on the loop, none with a real-time timeout. The message names the blocked tasks and the
+   waiting jobs (function, thread, the line where it waits).
 
-The clock advances only when every job waits on the loop; while one is busy, the loop waits for it
-in real time. Work a job hands to the loop runs when the loop is idle and the job is classified
-only then, so it has run by the time the job counts as waiting. The loop raises
-:class:`~bench.loop.reference.Deadlock` when every job waits on the loop, nothing is ready and no
-timer is pending, unless a job waits with a real-time timeout (it then waits in real time until
-one wakes).
+So every virtual time a program sees is the same on every run and on every loop: the clock never
+moves while a job runs, and a blocked job is woken only by the loop, at a virtual time the program
+fixes, or by its virtual timeout. Events of one virtual instant that a thread takes part in may
+interleave with the loop's in any order, as under asyncio. Real-time timeouts, and threads the
+loop does not know of (started outside an executor) calling into it, escape the rule.
 
-A job blocked in ``concurrent.futures.Future.result(timeout)`` or ``.exception(timeout)`` has its
-timeout counted in virtual time: a timer at (the virtual time it began to wait) + ``timeout``
-wakes it, and it raises ``TimeoutError`` at that virtual time, as it would under ``asyncio.run``.
-Any other wait's timeout is real time.
-
-Implementation notes: a thread is blocked when its innermost Python frame is
-``threading.Condition.wait`` and that frame's waiter lock is still in the condition's waiter list
-(``sys._current_frames``; the waiter leaves the list when it is notified, so a woken thread is
-busy at once). An idle pool worker sits in ``concurrent.futures.thread._worker``. Both are read
-the same way on Python 3.11 to 3.13.
+How it is read: a thread is blocked when its innermost Python frame is ``threading.Condition.wait``
+and that frame's waiter lock is still in the condition's waiter list (``sys._current_frames``;
+the waiter leaves the list when it is notified, so a woken thread is busy at once); an idle pool
+worker sits in ``concurrent.futures.thread._worker``; a starting thread is in ``threading._limbo``.
+All are the same on Python 3.11 to 3.13. A job changes state without telling the loop when it
+blocks, so while one could, the loop looks again after a pause of 0.1 ms, doubled up to 5 ms.
 """
 
 from __future__ import annotations
@@ -148,11 +161,20 @@ def _blocked(frame: FrameType | None) -> tuple[Any, Any, Any] | None:
     waiters = getattr(cond, "_waiters", None)
     if waiter is None or waiters is None or waiter not in waiters:
         return None  # about to wait, or woken and leaving
-    return cond, waiter, local.get("timeout")
+    timeout = local.get("timeout")
+    if timeout is not None and timeout <= 0:
+        return None  # a poll (Semaphore.acquire(timeout=0) in ThreadPoolExecutor.submit): it goes on at once
+    return cond, waiter, timeout
 
 
 def _idle(frame: FrameType | None) -> bool:
     return frame is None or frame.f_code in _IDLE or _blocked(frame) is not None
+
+
+def _starting() -> bool:
+    """Whether a thread was started and has not begun to run Python yet (it has no frame to read;
+    the thread that started it waits for it in ``Thread.start``)."""
+    return bool(getattr(threading, "_limbo", None))
 
 
 def survey(loop: ReferenceVirtualEventLoop, jobs: list[Job], opaque: int) -> Survey:
@@ -167,6 +189,9 @@ def survey(loop: ReferenceVirtualEventLoop, jobs: list[Job], opaque: int) -> Sur
     found = Survey()
     if opaque:
         found.settled = False
+    if _starting():  # a job may be waiting in Thread.start for it: wait until it runs
+        found.settled = False
+        found.poll = True
     frames = sys._current_frames()
     blocked: dict[int, tuple[Any, Any, Any]] = {}
     for job in jobs:
