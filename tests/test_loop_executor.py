@@ -284,6 +284,31 @@ def test_a_job_waiting_for_a_timer_without_handing_work_is_woken_by_it():
     assert _every_loop(main) == (True, 1.5)
 
 
+def test_a_thread_of_no_pool_running_meanwhile_does_not_hold_the_clock():
+    """Threads a program keeps (another event loop, a monitor) are not looked at: the job waiting
+    for a timer is still woken by it."""
+    stop = threading.Event()
+
+    def spin():
+        while not stop.is_set():
+            time.sleep(0.001)
+
+    spinner = threading.Thread(target=spin, daemon=True)
+    spinner.start()
+    try:
+
+        async def main():
+            loop = asyncio.get_running_loop()
+            event = threading.Event()
+            loop.call_later(2.5, event.set)
+            return await asyncio.to_thread(event.wait), loop.time()
+
+        assert _every_loop(main) == (True, 2.5)
+    finally:
+        stop.set()
+        spinner.join()
+
+
 def test_a_job_waiting_on_a_thread_of_its_own_holds_the_clock():
     """Blocked without having handed work while another thread computes for it: still busy."""
 

@@ -14,7 +14,7 @@ Work sent to ``run_in_executor`` (and so ``asyncio.to_thread``) takes zero virtu
 runs: the loop waits for a busy job in real time and advances the clock only when every job in
 flight waits on the loop — blocked in a ``threading`` wait (``Future.result()``, ``Event.wait()``,
 ...) after handing work to the loop (``run_coroutine_threadsafe``, ``call_soon_threadsafe``), or
-with no other thread running. :mod:`.jobs` states the rule in full; every loop of the package
+with no thread-pool worker running. :mod:`.jobs` states the rule in full; every loop of the package
 follows it.
 
 Within one iteration the loop keeps asyncio's own order: callbacks already ready run first (FIFO),

@@ -13,16 +13,17 @@ the loop looks at every job in flight (:func:`survey`):
    ``Condition.wait``, ``Semaphore.acquire``, ...; a wait with a timeout of 0 or less is a poll,
    not a wait) and not yet woken, and either it has handed work to the loop
    (``call_soon_threadsafe`` from its thread, which ``run_coroutine_threadsafe`` uses; that work
-   has run, since the loop looks only when nothing is ready) or no other thread of the process
-   is running (each is blocked in such a wait, idle in a thread pool or joining a thread), so
-   only the loop can wake it. A job queued behind pool workers that all run jobs waiting on the
+   has run, since the loop looks only when nothing is ready) or no thread-pool worker of the
+   process is running a task (each is idle, blocked in such a wait or joining a thread), so only
+   the loop can wake it. Threads of no pool are not looked at: those a program keeps (another
+   event loop, a monitor) would otherwise hold the clock for ever. A job queued behind pool workers that all run jobs waiting on the
    loop waits on the loop too.
 3. The clock advances to the next timer only when every job waits on the loop and no thread of
    the process is starting (a job that starts a thread waits for it in ``Thread.start``).
 4. A job that hands work and keeps computing is busy until it blocks: the work it handed runs
    at the current virtual time and the clock holds until the job blocks or returns. A job that
-   hands work and then blocks on something other than the loop (threads of its own) is taken to
-   wait on the loop: the clock may move on meanwhile.
+   hands work and then blocks on something other than the loop (a pool of its own), or that
+   blocks on a thread of no pool, is taken to wait on the loop: the clock may move on meanwhile.
 5. Timeouts: ``Future.result(timeout)`` and ``Future.exception(timeout)`` of a
    ``concurrent.futures.Future`` count virtual time: the job raises ``TimeoutError`` at the
    virtual time it began to wait plus ``timeout``, as under ``asyncio.run`` (provided the loop
@@ -40,8 +41,8 @@ loop does not know of (started outside an executor) calling into it, escape the 
 
 How it is read: a thread is blocked when its innermost Python frame is ``threading.Condition.wait``
 and that frame's waiter lock is still in the condition's waiter list (``sys._current_frames``;
-the waiter leaves the list when it is notified, so a woken thread is busy at once); an idle pool
-worker sits in ``concurrent.futures.thread._worker``; a starting thread is in ``threading._limbo``.
+the waiter leaves the list when it is notified, so a woken thread is busy at once); a pool's
+worker runs under ``concurrent.futures.thread._worker``, and sits in it when idle; a starting thread is in ``threading._limbo``.
 All are the same on Python 3.11 to 3.13. A job changes state without telling the loop when it
 blocks, so while one could, the loop looks again after a pause of 0.1 ms, doubled up to 5 ms.
 """
@@ -68,11 +69,12 @@ QUEUED, RUNNING, RETURNED = "queued", "running", "returned"
 _WAIT = threading.Condition.wait.__code__
 #: waits whose timeout counts in virtual time: a concurrent future's result() and exception()
 _FUTURE_WAITS = frozenset({concurrent.futures.Future.result.__code__, concurrent.futures.Future.exception.__code__})
-#: frames in which a thread that is not one of the loop's jobs is idle (cannot wake anyone by itself)
+_WORKER = concurrent.futures.thread._worker.__code__  # the outermost frame of a pool's thread
+#: frames in which a pool worker is idle: waiting for work, or joining a thread
 _IDLE = frozenset(
     code
     for code in (
-        getattr(concurrent.futures.thread._worker, "__code__", None),  # a pool worker waiting for work
+        _WORKER,
         threading.Thread.join.__code__,
         getattr(getattr(threading.Thread, "_wait_for_tstate_lock", None), "__code__", None),  # 3.11, 3.12
     )
@@ -167,8 +169,17 @@ def _blocked(frame: FrameType | None) -> tuple[Any, Any, Any] | None:
     return cond, waiter, timeout
 
 
-def _idle(frame: FrameType | None) -> bool:
-    return frame is None or frame.f_code in _IDLE or _blocked(frame) is not None
+def _pool_worker_running(frame: FrameType) -> bool:
+    """Whether ``frame`` is the innermost of a thread-pool worker that runs a task (not idle, not
+    blocked); the threads of no pool are not looked at."""
+    if frame.f_code in _IDLE or _blocked(frame) is not None:
+        return False
+    outer: FrameType | None = frame
+    while outer is not None:
+        if outer.f_code is _WORKER:
+            return True
+        outer = outer.f_back
+    return False
 
 
 def _starting() -> bool:
@@ -199,13 +210,16 @@ def survey(loop: ReferenceVirtualEventLoop, jobs: list[Job], opaque: int) -> Sur
             wait = _blocked(frames.get(job.thread))
             if wait is not None:
                 blocked[job.thread] = wait
-    quiet: bool | None = None  # computed when needed: no thread but the loop's and blocked jobs' runs
+    quiet: bool | None = None  # computed when needed: no thread-pool worker runs a task
     waiting_threads: set[int] = set()
     for job in jobs:
         wait = blocked.get(job.thread) if job.state == RUNNING and job.thread is not None else None
         if wait is not None and not job.handed and quiet is None:
             here = threading.get_ident()
-            quiet = all(ident == here or ident in blocked or _idle(frame) for ident, frame in frames.items())
+            quiet = not any(
+                ident != here and ident not in blocked and _pool_worker_running(frame)
+                for ident, frame in frames.items()
+            )
         _deadline(loop, job, wait, frames)
         if wait is None or not (job.handed or quiet):
             if job.state != RETURNED:  # a returned job's result wakes the loop; the others may not
