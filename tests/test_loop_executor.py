@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import multiprocessing
 import random
 import subprocess
 import sys
@@ -419,7 +420,8 @@ def test_deadlock_when_a_job_waits_after_handing_work_nobody_answers(loop_cls):
 def test_work_in_a_process_pool_is_waited_for_like_before():
     async def main():
         loop = asyncio.get_running_loop()
-        with concurrent.futures.ProcessPoolExecutor(1) as pool:
+        spawn = multiprocessing.get_context("spawn")  # fork() from a threaded process is unsafe (3.12 warns)
+        with concurrent.futures.ProcessPoolExecutor(1, mp_context=spawn) as pool:
             value = await loop.run_in_executor(pool, abs, -7)
         return value, loop.time()
 

@@ -40,8 +40,9 @@ interleave with the loop's in any order, as under asyncio. Real-time timeouts, a
 loop does not know of (started outside an executor) calling into it, escape the rule.
 
 How it is read: a thread is blocked when its innermost Python frame is ``threading.Condition.wait``
-and that frame's waiter lock is still in the condition's waiter list (``sys._current_frames``;
-the waiter leaves the list when it is notified, so a woken thread is busy at once); a pool's
+(``sys._current_frames``) and the waiter lock it noted when it began to wait is still in the
+condition's waiter list (the waiter leaves the list when it is notified, so a woken thread is busy
+at once; see ``_note_wait`` for how a thread notes its waits); a pool's
 worker runs under ``concurrent.futures.thread._worker``, and sits in it when idle; a starting thread is in ``threading._limbo``.
 All are the same on Python 3.11 to 3.13. A job changes state without telling the loop when it
 blocks, so while one could, the loop looks again after a pause of 0.1 ms, doubled up to 5 ms.
@@ -114,9 +115,13 @@ class Job:
                 self.thread = ident
                 self.state = RUNNING
                 loop._job_threads[ident] = self
+        profiled = tracked and _watch_this_thread()
         try:
             return self.func(*self.args)
         finally:
+            if profiled:
+                sys.setprofile(None)
+            _waits.pop(ident, None)
             with loop._jobs_lock:
                 if tracked:
                     del loop._job_threads[ident]
@@ -154,25 +159,85 @@ class Survey:
         self.waiting: list[tuple[Job, FrameType]] = []  # the jobs waiting on the loop, with their frames
 
 
-def _blocked(frame: FrameType | None) -> tuple[Any, Any, Any] | None:
-    """``(condition, waiter, timeout)`` when ``frame`` is a ``Condition.wait`` not yet woken, else None."""
-    if frame is None or frame.f_code is not _WAIT:
+# -- seeing a thread block ------------------------------------------------------------------------
+#
+# Reading another thread's frame locals (frame.f_locals) can crash CPython 3.12 while that thread
+# runs, so a thread notes its own waits: when it calls the blocking ``waiter.acquire`` in
+# ``Condition.wait``, the condition, the waiter and the timeout go into ``_waits`` under its ident.
+# On 3.12+ a sys.monitoring CALL event on that one code object does it, in every thread, at no cost
+# elsewhere; on 3.11 (or when no monitoring tool id is free) a profile function set in each job's
+# thread while the job runs. The loop reads only code objects, lines and ``f_back`` of other
+# threads' frames (as tracebacks do), and ``waiter in condition._waiters``.
+
+_waits: dict[int, tuple[Any, Any, Any]] = {}  # thread ident -> (condition, waiter, timeout) of its last wait
+_monitoring = False  # the sys.monitoring event is set
+
+
+def _note_wait(frame: FrameType, acquire: object, first: object = None) -> None:
+    """In the waiting thread: note the wait of ``frame`` (``Condition.wait``) if ``acquire`` is its
+    blocking ``waiter.acquire`` (a bound method, or the method descriptor with ``first`` its lock,
+    as 3.12's monitoring reports a method call)."""
+    if getattr(acquire, "__name__", None) != "acquire":
+        return
+    waiter = getattr(acquire, "__self__", first)
+    local = frame.f_locals  # this thread's own frame: safe
+    cond = local.get("self")
+    if waiter is not None and waiter in getattr(cond, "_waiters", ()):
+        _waits[threading.get_ident()] = (cond, waiter, local.get("timeout"))
+
+
+def _on_call(code: object, offset: int, callable: object, arg0: object) -> None:
+    _note_wait(sys._getframe(1), callable, arg0)
+
+
+def _profile(frame: FrameType, event: str, arg: object) -> None:
+    if event == "c_call" and frame.f_code is _WAIT:
+        _note_wait(frame, arg)
+
+
+def _watch_this_thread() -> bool:
+    """Make the waits of the calling (job) thread seen; True if it set this thread's profile function."""
+    global _monitoring
+    monitoring = getattr(sys, "monitoring", None)
+    if monitoring is not None and not _monitoring:
+        with _watch_lock:
+            if not _monitoring:
+                for tool in (4, 3):
+                    if monitoring.get_tool(tool) is None:
+                        monitoring.use_tool_id(tool, "bench.loop")
+                        monitoring.register_callback(tool, monitoring.events.CALL, _on_call)
+                        monitoring.set_local_events(tool, _WAIT, monitoring.events.CALL)
+                        _monitoring = True
+                        break
+    if _monitoring or sys.getprofile() is not None:
+        return False
+    sys.setprofile(_profile)
+    return True
+
+
+_watch_lock = threading.Lock()
+
+
+def _blocked(ident: int | None, frame: FrameType | None) -> tuple[Any, Any, Any] | None:
+    """``(condition, waiter, timeout)`` when thread ``ident``, at ``frame``, waits in a
+    ``Condition.wait`` not yet woken, else None."""
+    if frame is None or frame.f_code is not _WAIT or ident is None:
         return None
-    local = frame.f_locals
-    cond, waiter = local.get("self"), local.get("waiter")
-    waiters = getattr(cond, "_waiters", None)
-    if waiter is None or waiters is None or waiter not in waiters:
+    wait = _waits.get(ident)
+    if wait is None or wait[1] not in wait[0]._waiters:
         return None  # about to wait, or woken and leaving
-    timeout = local.get("timeout")
-    if timeout is not None and timeout <= 0:
+    if wait[2] is not None and wait[2] <= 0:
         return None  # a poll (Semaphore.acquire(timeout=0) in ThreadPoolExecutor.submit): it goes on at once
-    return cond, waiter, timeout
+    return wait
 
 
-def _pool_worker_running(frame: FrameType) -> bool:
+def _pool_worker_running(ident: int, frame: FrameType) -> bool:
     """Whether ``frame`` is the innermost of a thread-pool worker that runs a task (not idle, not
-    blocked); the threads of no pool are not looked at."""
-    if frame.f_code in _IDLE or _blocked(frame) is not None:
+    blocked); the threads of no pool are not looked at. A worker whose waits are not noted (3.11,
+    not a job's thread) counts as blocked while it is in ``Condition.wait``."""
+    if frame.f_code in _IDLE or _blocked(ident, frame) is not None:
+        return False
+    if frame.f_code is _WAIT and ident not in _waits:
         return False
     outer: FrameType | None = frame
     while outer is not None:
@@ -207,7 +272,7 @@ def survey(loop: ReferenceVirtualEventLoop, jobs: list[Job], opaque: int) -> Sur
     blocked: dict[int, tuple[Any, Any, Any]] = {}
     for job in jobs:
         if job.state == RUNNING and job.thread is not None:
-            wait = _blocked(frames.get(job.thread))
+            wait = _blocked(job.thread, frames.get(job.thread))
             if wait is not None:
                 blocked[job.thread] = wait
     quiet: bool | None = None  # computed when needed: no thread-pool worker runs a task
@@ -217,7 +282,7 @@ def survey(loop: ReferenceVirtualEventLoop, jobs: list[Job], opaque: int) -> Sur
         if wait is not None and not job.handed and quiet is None:
             here = threading.get_ident()
             quiet = not any(
-                ident != here and ident not in blocked and _pool_worker_running(frame)
+                ident != here and ident not in blocked and _pool_worker_running(ident, frame)
                 for ident, frame in frames.items()
             )
         _deadline(loop, job, wait, frames)
