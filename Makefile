@@ -9,7 +9,7 @@ ARGS   ?=
 # the C speed-ups, one per Python module (see setup.py)
 C_SRC  := bench/loop/_core.c bench/_recorder.c bench/_recurrence.c
 
-.PHONY: install test lint bench report perf clean
+.PHONY: install test test-all lint bench report perf clean
 
 $(STAMP): pyproject.toml setup.py $(C_SRC)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,11 @@ install: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest $(ARGS)
+
+# the suite on every supported Python found (3.11, 3.12, 3.13: pyenv's or on PATH), each in its own
+# .venv-3.X with the C extensions built for it; absent ones are skipped with a line that says so
+test-all:
+	.ci/each-python $(ARGS)
 
 # ruff (lint and format check) and mypy, as configured in pyproject.toml
 lint: $(STAMP)
@@ -42,5 +47,5 @@ perf: $(PERF_STAMP)
 	$(PY) -m bench perf $(ARGS)
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) .venv-3.* build *.egg-info .pytest_cache
 	find bench -name '*.so' -delete

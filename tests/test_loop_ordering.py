@@ -387,3 +387,115 @@ def test_deadlines_beyond_the_int64_range_wait_at_the_end_of_time():
         return loop.time(), far.cancelled()
 
     assert _both(lambda: main()) == (1.0, True)
+
+
+# -- under the eager task factory (Python 3.12+): a task runs at once, up to its first wait ---------
+
+_eager = pytest.mark.skipif(
+    not hasattr(asyncio, "eager_task_factory"), reason="asyncio.eager_task_factory is new in Python 3.12"
+)
+
+
+def _eager_factory(loop_cls):
+    """A loop factory: a loop of ``loop_cls`` whose tasks start eagerly."""
+
+    def factory():
+        loop = loop_cls()
+        loop.set_task_factory(asyncio.eager_task_factory)
+        return loop
+
+    return factory
+
+
+def _eager_both(main):
+    """``_both`` with eager tasks: every loop must give the reference's result."""
+    ref, *fast = (_run(_eager_factory(cls), main) for cls in LOOPS)
+    for cls, result in zip(FAST, fast):
+        assert result == ref, cls.__name__
+    return ref
+
+
+@_eager
+@pytest.mark.parametrize("seed", range(0, 40, 4))
+def test_random_programs_give_identical_traces_under_the_eager_task_factory(seed):
+    trace = _eager_both(_program(seed))
+    assert trace[-1][1] == "end" and len(trace) > 20
+
+
+@_eager
+def test_eager_tasks_run_at_once_and_sleeps_keep_their_virtual_time():
+    async def main():
+        loop = asyncio.get_running_loop()
+        order = []
+
+        async def child(name, delay):
+            order.append((name, "start", loop.time()))
+            if delay is not None:
+                await asyncio.sleep(delay)
+            order.append((name, "end", loop.time()))
+            return name
+
+        quick = asyncio.create_task(child("quick", None))  # finishes inside create_task
+        order.append(("quick done at creation", quick.done()))
+        slow = asyncio.create_task(child("slow", 1.5))
+        order.append(("slow done at creation", slow.done()))
+        await asyncio.sleep(0.5)
+        order.append(("main", loop.time()))
+        return order, await slow, loop.time()
+
+    order, name, end = _eager_both(main)
+    assert order == [
+        ("quick", "start", 0.0),
+        ("quick", "end", 0.0),
+        ("quick done at creation", True),
+        ("slow", "start", 0.0),
+        ("slow done at creation", False),
+        ("main", 0.5),
+        ("slow", "end", 1.5),
+    ]
+    assert (name, end) == ("slow", 1.5)
+
+
+@_eager
+def test_eager_tasks_and_threads_calling_back_into_the_loop():
+    async def add(a, b):
+        await asyncio.sleep(0.05)
+        return a + b
+
+    async def main():
+        loop = asyncio.get_running_loop()
+
+        def blocking():
+            return asyncio.run_coroutine_threadsafe(add(1, 2), loop).result()
+
+        return await asyncio.to_thread(blocking), loop.time()
+
+    assert _eager_both(main) == (3, 0.05)
+
+
+@_eager
+def test_eager_deadlock_is_found_the_same():
+    async def main():
+        q = asyncio.Queue()
+        asyncio.create_task(q.get(), name="eager-getter")
+        await asyncio.sleep(3)
+        await asyncio.Event().wait()
+
+    messages = []
+    for cls in LOOPS:
+        with pytest.raises(Deadlock) as info:
+            _run(_eager_factory(cls), main)
+        messages.append(re.sub(r"Task-\d+", "Task-N", str(info.value)))
+    assert len(set(messages)) == 1 and "t=3s" in messages[0] and "eager-getter" in messages[0]
+
+
+@_eager
+@pytest.mark.parametrize("fast_cls", FAST)
+def test_scenario_records_identical_rows_under_the_eager_task_factory(fast_cls, collect, run_asyncio):
+    config = (3, "exp:1", "exp:2.5", 2, 600, None)
+    ref = _scenario_trace(collect, run_asyncio, _eager_factory(ReferenceVirtualEventLoop), *config)
+    fast = _scenario_trace(collect, run_asyncio, _eager_factory(fast_cls), *config)
+    assert fast[0] == ref[0]
+    for kind in ("items", "depth"):
+        for name in ref[1][kind]:
+            np.testing.assert_array_equal(fast[1][kind][name], ref[1][kind][name], err_msg=f"{kind}.{name}")

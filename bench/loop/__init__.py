@@ -7,11 +7,15 @@
   t = 0 and at t = 1e9 s alike.
 * Timers with equal deadlines run in the order they were scheduled (a sequence number breaks the
   tie), so a program gives the same event trace on every run and under any ``PYTHONHASHSEED``.
-* When every task waits and no timer or executor job is pending, it raises :class:`Deadlock`
-  at once, naming the blocked tasks.
+* When every task waits, no timer is pending and no executor job can wake one, it raises
+  :class:`Deadlock` at once, naming the blocked tasks (and the jobs).
 
-Work sent to ``run_in_executor`` (and so ``asyncio.to_thread``) takes zero virtual time: the loop
-waits for it in real time before it advances the clock.
+Work sent to ``run_in_executor`` (and so ``asyncio.to_thread``) takes zero virtual time while it
+runs: the loop waits for a busy job in real time and advances the clock only when every job in
+flight waits on the loop — blocked in a ``threading`` wait (``Future.result()``, ``Event.wait()``,
+...) after handing work to the loop (``run_coroutine_threadsafe``, ``call_soon_threadsafe``), or
+with no thread-pool worker running. :mod:`.jobs` states the rule in full; every loop of the package
+follows it.
 
 Within one iteration the loop keeps asyncio's own order: callbacks already ready run first (FIFO),
 then timers that fell due, in deadline order; callbacks scheduled while an iteration runs wait for
@@ -22,6 +26,7 @@ modules):
 
 * :mod:`.reference`: :class:`ReferenceVirtualEventLoop`, the plain loop that is the specification,
   and :class:`Deadlock`;
+* :mod:`.jobs`: executor jobs, and the rule by which the clock advances while they run;
 * :mod:`.handles`: the light handles of the fast loops;
 * :mod:`.pyloop`: :class:`PyVirtualEventLoop`, the fast loop in pure Python;
 * :mod:`.cloop`: the same loop with its hot path in the optional C extension ``bench.loop._core``.

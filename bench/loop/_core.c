@@ -65,7 +65,7 @@ struct CoreObject {
 static PyTypeObject Handle_Type, Timer_Type, Core_Type;
 
 static PyObject *str_stopping, *str_cancelled, *str_set_result, *str_run, *str_callback_failed,
-    *str_external, *str_wait_external, *str_raise_deadlock, *str_context;
+    *str_external, *str_await_jobs, *str_raise_deadlock, *str_context;
 
 /* -- helpers ---------------------------------------------------------------------------------- */
 
@@ -745,30 +745,35 @@ Core_run(CoreObject *self, PyObject *loop)
         if (n < 0)
             goto done;
         if (n == 0) {
-            /* Idle: drop cancelled timers, wait for executor jobs, move the clock to the next timer. */
+            /* Idle: drop cancelled timers; while executor jobs are in flight, let the loop's
+             * _await_jobs (bench/loop/jobs.py: the rule, shared by every loop) wait until a callback
+             * is ready or every job waits on the loop; then move the clock to the next timer, or
+             * raise Deadlock when there is none. */
             if (self->n_heap && (self->heap[0]->callback == NULL || self->cancelled > 64))
                 drop_cancelled(self);
-            int external = loop_flag(loop, str_external);
-            if (external < 0)
+            int stopping = loop_flag(loop, str_stopping);
+            if (stopping < 0)
                 goto done;
-            if (external) {
-                PyObject *r = PyObject_CallMethodNoArgs(loop, str_wait_external);
-                if (r == NULL)
+            if (!stopping) {
+                int external = loop_flag(loop, str_external);
+                if (external < 0)
                     goto done;
-                Py_DECREF(r);
-                if ((n = PyObject_Length(self->ready)) < 0)
-                    goto done;
-            }
-            if (n == 0) {
-                int stopping = loop_flag(loop, str_stopping);
-                if (stopping < 0)
-                    goto done;
-                if (!stopping) {
+                if (external) {
+                    PyObject *r = PyObject_CallMethodNoArgs(loop, str_await_jobs);
+                    if (r == NULL)
+                        goto done;
+                    Py_DECREF(r);
+                    if ((n = PyObject_Length(self->ready)) < 0)
+                        goto done;
+                    if (n == 0 && self->n_heap && self->heap[0]->callback == NULL)
+                        drop_cancelled(self); /* _await_jobs may cancel the timer of a job's wait */
+                }
+                if (n == 0) {
                     if (self->n_heap) {
                         if (self->heap[0]->when > self->now && set_now(self, self->heap[0]->when))
                             goto done;
                     }
-                    else if (!external) {
+                    else {
                         PyObject *r = PyObject_CallMethodNoArgs(loop, str_raise_deadlock);
                         if (r != NULL) { /* it should have raised */
                             Py_DECREF(r);
@@ -889,6 +894,12 @@ Core_get_cancelled(CoreObject *self, void *closure)
 }
 
 static PyObject *
+Core_get_pending(CoreObject *self, void *closure)
+{
+    return PyLong_FromSsize_t(self->n_heap);
+}
+
+static PyObject *
 Core_get_now_ns(CoreObject *self, void *closure)
 {
     return PyLong_FromLongLong(self->now);
@@ -969,6 +980,7 @@ static PyMethodDef Core_methods[] = {
 static PyGetSetDef Core_getset[] = {
     {"cancelled", (getter)Core_get_cancelled, NULL, "Cancelled timers still in the heap.", NULL},
     {"now_ns", (getter)Core_get_now_ns, NULL, "The virtual time in integer nanoseconds.", NULL},
+    {"pending", (getter)Core_get_pending, NULL, "Timers in the heap, cancelled ones included.", NULL},
     {NULL},
 };
 
@@ -1009,7 +1021,7 @@ PyInit__core(void)
     INTERN(str_run, "_run");
     INTERN(str_callback_failed, "_callback_failed");
     INTERN(str_external, "_external");
-    INTERN(str_wait_external, "_wait_external");
+    INTERN(str_await_jobs, "_await_jobs");
     INTERN(str_raise_deadlock, "_raise_deadlock");
     INTERN(str_context, "context");
 #undef INTERN

@@ -52,7 +52,7 @@ class VirtualEventLoop(PyVirtualEventLoop):
 
     def __init__(self, start: float = 0.0) -> None:
         asyncio.SelectorEventLoop.__init__(self)
-        self._external = 0  # executor jobs in flight; the clock waits for them
+        self._init_jobs()
         self._core = core = Core(self._ready, _ns(start), _set_result_unless_cancelled, _ns)
         # The core's scheduling functions shadow the methods on purpose (mypy's method-assign
         # silenced: they take the same arguments, which a Callable type cannot spell).
@@ -101,9 +101,10 @@ class VirtualEventLoop(PyVirtualEventLoop):
         """Run iterations (in C) until the loop is asked to stop."""
         self._core.run(self)
 
-    def _wait_external(self) -> None:
-        """Wait in real time for executor jobs; their completion arrives via the self-pipe."""
-        self._process_events(self._selector.select(None))
+    def _has_timer(self) -> bool:
+        """Whether a timer that was not cancelled is pending (drops cancelled ones on top)."""
+        self._core.drop_cancelled()
+        return self._core.pending > 0
 
     def _raise_deadlock(self) -> None:
         raise Deadlock(self._deadlock_message())

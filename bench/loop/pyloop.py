@@ -164,16 +164,19 @@ class PyVirtualEventLoop(ReferenceVirtualEventLoop):
                 if timers and (timers[0][2] is None or self._cancelled_timers > 64):
                     self._drop_cancelled_timers()
                     timers = self._timers
-                if self._external:
-                    self._process_events(self._selector.select(None))
-                    n = len(ready)
-                if not n and not self._stopping:
-                    if timers:
+                if not self._stopping:
+                    if self._external:
+                        self._await_jobs()  # may set or cancel the timers of jobs' waits
+                        n = len(ready)
+                        if not n and self._timers and self._timers[0][2] is None:
+                            self._drop_cancelled_timers()
+                        timers = self._timers
+                    if not n:
+                        if not timers:
+                            raise Deadlock(self._deadlock_message())
                         if timers[0][0] > now:
                             now = self._now_ns = timers[0][0]
                             self._now_s = now / _NS
-                    elif not self._external:
-                        raise Deadlock(self._deadlock_message())
                 if timers and timers[0][0] <= now:
                     timer = _heappop(timers)
                     timer[5] = None  # no longer scheduled

@@ -12,13 +12,18 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextvars
+import functools
 import heapq
 import itertools
 import selectors
+import threading
 import traceback
 from collections.abc import Callable
-from concurrent.futures import Executor
+from concurrent.futures import Executor, ThreadPoolExecutor
+from types import FrameType
 from typing import TYPE_CHECKING, Any, TypeVar, TypeVarTuple
+
+from .jobs import RUNNING, Job, describe, survey
 
 __all__ = ["Deadlock", "ReferenceVirtualEventLoop"]
 
@@ -28,6 +33,9 @@ _NS = 1_000_000_000
 CLOCK_RANGE = (2**63 - 1) / _NS
 #: The virtual clock's resolution in seconds: every delay is rounded to whole nanoseconds.
 RESOLUTION = 1 / _NS
+#: How long the loop pauses, in real seconds, before it looks again at a busy executor job that
+#: could block without telling it: the first pause, doubled up to the last.
+_POLL_FIRST, _POLL_MAX = 1e-4, 5e-3
 
 _T = TypeVar("_T")
 _Ts = TypeVarTuple("_Ts")
@@ -69,6 +77,7 @@ class ReferenceVirtualEventLoop(asyncio.SelectorEventLoop):
         _closed: bool
         _stopping: bool
         _selector: selectors.BaseSelector
+        _default_executor: ThreadPoolExecutor | None
 
         def _check_closed(self) -> None: ...
         def _check_thread(self) -> None: ...
@@ -82,7 +91,15 @@ class ReferenceVirtualEventLoop(asyncio.SelectorEventLoop):
         self._timers: list[tuple[int, int, _TimerHandle]] = []
         self._seq = itertools.count()
         self._cancelled_timers = 0
-        self._external = 0  # executor jobs in flight; the clock waits for them
+        self._init_jobs()
+
+    def _init_jobs(self) -> None:
+        """The executor jobs' state (every loop class calls this from its ``__init__``)."""
+        self._external = 0  # work in flight in executors: each job, and work the loop cannot look into
+        self._jobs: dict[Job, None] = {}  # the jobs on thread pools in flight, in submission order
+        self._job_threads: dict[int, Job] = {}  # thread ident -> the job it runs (written by the threads)
+        self._jobs_lock = threading.Lock()  # a job's start and end against its future's completion
+        self._waiting_jobs: list[tuple[Job, FrameType]] = []  # the jobs found waiting on the loop
 
     # -- the clock -------------------------------------------------------------------------------
 
@@ -138,14 +155,50 @@ class ReferenceVirtualEventLoop(asyncio.SelectorEventLoop):
         if handle._scheduled:
             self._cancelled_timers += 1
 
-    # -- executor work takes zero virtual time ---------------------------------------------------
+    # -- executor jobs: the clock waits for them unless they wait on the loop (bench/loop/jobs.py) --
 
     def run_in_executor(self, executor: Executor | None, func: Callable[[*_Ts], _T], *args: *_Ts) -> asyncio.Future[_T]:
-        """Like :meth:`asyncio.AbstractEventLoop.run_in_executor`; the clock waits for the job."""
-        future = super().run_in_executor(executor, func, *args)
+        """Like :meth:`asyncio.AbstractEventLoop.run_in_executor`; the clock waits for the job while
+        it is busy (see :mod:`bench.loop.jobs` for the rule)."""
+        if executor is not None and not isinstance(executor, ThreadPoolExecutor):
+            # Not a thread pool (a process pool, say): a job the loop cannot look into, busy until done.
+            future = super().run_in_executor(executor, func, *args)
+            self._external += 1
+            future.add_done_callback(self._external_done)
+            return future
+        if self._debug:
+            self._check_callback(func, "run_in_executor")  # the job wrapper would hide a coroutine function
+        job = Job(self, func, args)
+        future = super().run_in_executor(executor, job)
+        job.executor = executor if executor is not None else self._default_executor
         self._external += 1
-        future.add_done_callback(self._external_done)
+        self._jobs[job] = None
+        future.add_done_callback(functools.partial(self._job_done, job))
         return future
+
+    def call_soon_threadsafe(
+        self, callback: Callable[[*_Ts], object], *args: *_Ts, context: contextvars.Context | None = None
+    ) -> asyncio.Handle:
+        """Like :meth:`asyncio.AbstractEventLoop.call_soon_threadsafe`; from an executor job's thread it
+        marks the job as having handed work to the loop."""
+        job = self._job_threads.get(threading.get_ident())
+        if job is not None:
+            job.handed = True
+        return super().call_soon_threadsafe(callback, *args, context=context)
+
+    def _job_done(self, job: Job, _future: Any) -> None:
+        with self._jobs_lock:
+            job.future_done = True
+            over = job.state != RUNNING  # else the job's thread tells the loop when it returns
+        if over:
+            self._job_over(job)
+
+    def _job_over(self, job: Job) -> None:
+        if self._jobs.pop(job, False) is None:
+            self._external -= 1
+            if job.timer is not None:
+                job.timer.cancel()
+                job.timer = None
 
     def _external_done(self, _future: Any) -> None:
         self._external -= 1
@@ -158,22 +211,48 @@ class ReferenceVirtualEventLoop(asyncio.SelectorEventLoop):
         finally:
             self._external -= 1
 
+    def _await_jobs(self) -> None:
+        """Wait in real time, while nothing is ready, until a callback is ready or the clock may
+        advance: every executor job waits on the loop (then a timer is pending, or no job waits
+        with a real-time timeout and the caller raises :class:`Deadlock`)."""
+        ready = self._ready
+        pause = 0.0
+        while True:
+            found = survey(self, list(self._jobs), self._external - len(self._jobs))
+            if ready:  # looked at after the jobs: work a job handed before it blocked is seen here
+                return
+            if found.settled and (not found.real_timeouts or self._has_timer()):
+                self._waiting_jobs = found.waiting
+                return
+            # A busy job wakes the loop (self-pipe) when it hands work or returns, but not when it
+            # blocks or a real-time timeout ends a wait: then look again after a short pause.
+            self._process_events(self._selector.select(pause if found.poll else None))
+            if ready:
+                return
+            pause = min(pause * 2 or _POLL_FIRST, _POLL_MAX)
+
+    def _has_timer(self) -> bool:
+        """Whether a timer that was not cancelled is pending (drops cancelled ones on top)."""
+        self._drop_cancelled_timers()
+        return bool(self._timers)
+
     # -- one iteration ---------------------------------------------------------------------------
 
     def _run_once(self) -> None:
         ready = self._ready
-        timers = self._timers
         self._drop_cancelled_timers()
-        if self._external and not ready:
-            # Wait in real time for executor jobs; their completion arrives via the self-pipe.
-            self._process_events(self._selector.select(None))
         if not ready and not self._stopping:
-            if timers:
+            if self._external:
+                self._await_jobs()  # may set or cancel the timers of jobs' waits
+                self._drop_cancelled_timers()
+            if not ready:
+                timers = self._timers
+                if not timers:
+                    raise Deadlock(self._deadlock_message())
                 if timers[0][0] > self._now_ns:
                     self._now_ns = timers[0][0]
                     self._now_s = self._now_ns / _NS
-            elif not self._external:
-                raise Deadlock(self._deadlock_message())
+        timers = self._timers
         now = self._now_ns
         handle: asyncio.Handle | None
         while timers and timers[0][0] <= now:
@@ -214,7 +293,14 @@ class ReferenceVirtualEventLoop(asyncio.SelectorEventLoop):
             where = f" at {frame.f_code.co_filename.rsplit('/', 1)[-1]}:{frame.f_lineno}" if frame else ""
             blocked.append(f"{task.get_name()} ({getattr(coro, '__qualname__', coro)}{where})")
         names = ", ".join(blocked[:10]) + (f", and {len(blocked) - 10} more" if len(blocked) > 10 else "")
+        tasks = names or "no task (a bare future is awaited)"
+        if not self._jobs:
+            return (
+                f"deadlock at virtual t={self.time():.9g}s: every task waits and no timer or executor job "
+                f"is pending; blocked: {tasks}"
+            )
+        jobs = ", ".join(describe(job, frame) for job, frame in self._waiting_jobs)
         return (
-            f"deadlock at virtual t={self.time():.9g}s: every task waits and no timer or executor job "
-            f"is pending; blocked: {names or 'no task (a bare future is awaited)'}"
+            f"deadlock at virtual t={self.time():.9g}s: every task waits, no timer is pending and every "
+            f"executor job waits on the loop; blocked: {tasks}; executor jobs waiting: {jobs}"
         )
