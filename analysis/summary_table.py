@@ -47,7 +47,9 @@ def _arrivals(s: CellStats) -> str:
 def summary_rows(stats: list[CellStats], *, detail: bool = False) -> Rows:
     """One formatted row per cell with data: parameters, wait mean ± CI, p99 wait, slope ± CI, verdict.
 
-    Cells without data (every replication failed) are left out: :func:`failed_rows` lists them.
+    Latency figures are steady-state (:mod:`analysis.quantiles`); where the warm-up never ended
+    (an overloaded cell: no steady state) they say ``(unsettled)``. Cells without data (every
+    replication failed) are left out: :func:`failed_rows` lists them.
 
     Args:
         stats: per-cell statistics.
@@ -56,13 +58,15 @@ def summary_rows(stats: list[CellStats], *, detail: bool = False) -> Rows:
     rows = []
     for s in (s for s in stats if s.replications):
         m = s.metrics
+        mark = "" if s.settled else " (unsettled)"  # no steady state: the figure covers the runs' second halves
         row = {"cell": str(s.cell), "workers": str(s.params["workers"]), "arrival": str(s.params["arrival"]),
                "service": str(s.params["service"]), "maxsize": str(s.params.get("maxsize", 0)),
                "rho": _num(float(s.params["rho"])), "arrivals/s achieved of offered": _arrivals(s),
-               "wait mean (s)": m["wait_mean"].format(), "p99 wait (s)": m["wait_p99"].format(),
+               "wait mean (s)": m["wait_mean"].format() + mark, "p99 wait (s)": m["wait_p99"].format() + mark,
                "backlog slope (items/s)": s.growth.slope.format(), "verdict": verdict_text(s)}  # fmt: skip
         if detail:
-            row.update({"sojourn mean (s)": m["sojourn_mean"].format(), "p99 sojourn (s)": m["sojourn_p99"].format(),
+            row.update({"sojourn mean (s)": m["sojourn_mean"].format() + mark,
+                        "p99 sojourn (s)": m["sojourn_p99"].format() + mark,
                         "throughput (items/s)": m["throughput"].format(), "utilisation": m["utilisation"].format(),
                         "mean depth": m["depth_mean"].format(), "still queued at end": s.censored.format(),
                         "Little L = lam W": s.little.verdict, "replications": f"{s.replications}"
