@@ -1056,7 +1056,9 @@ def run_targets(run: Any) -> tuple[tuple[Target, ...], float]:
     return parse_targets(list(texts)), float(confidence)
 
 
-def run_answers(run: Any, stats: Sequence[Any]) -> list[RunAnswer]:
+def run_answers(
+    run: Any, stats: Sequence[Any], targets: Sequence[Target] | None = None, confidence: float | None = None
+) -> list[RunAnswer]:
     """Per (arrival, service, maxsize) of a run: the fewest workers with a stable backlog and, when
     the run has targets, the fewest that meet them (:func:`evaluate` on each cell's items, the
     estimator of :mod:`analysis.quantiles`). Counts the run did not hold are not guessed at: a
@@ -1065,10 +1067,14 @@ def run_answers(run: Any, stats: Sequence[Any]) -> list[RunAnswer]:
     Args:
         run: an opened run (:class:`analysis.load.Run`).
         stats: its cells' statistics (:func:`analysis.cell_stats.summarize`).
+        targets: the targets to judge (default: the run's own, :func:`run_targets`).
+        confidence: their intervals' level (default: the run's, or 95%).
     """
     from analysis.quantiles import run_samples
 
-    targets, confidence = run_targets(run)
+    own, level = run_targets(run)
+    targets = own if targets is None else tuple(targets)
+    confidence = level if confidence is None else confidence
     groups: dict[tuple[str, str, int], list[Any]] = {}
     for s in stats:
         if s.replications:

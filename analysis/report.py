@@ -43,7 +43,7 @@ from analysis.summary_table import failed_rows, summary_rows, theory_rows, warni
 from analysis.tables import Rows, to_html, to_markdown
 from bench.results_format import PLAN_KEY
 
-__all__ = ["METHOD", "write_report"]
+__all__ = ["METHOD", "target_panels", "write_report"]
 
 _T = TypeVar("_T")
 
@@ -122,7 +122,7 @@ def write_report(run: Path, *, progress: bool = True) -> Path:
         "theory": lambda: plot_theory(theory, stats, folder),
     }
     if targets:
-        charts["targets"] = lambda: plot_targets(_target_panels(answers, confidence), folder)
+        charts["targets"] = lambda: plot_targets(target_panels(answers, confidence), folder)
     steps = tqdm(total=4 + len(charts), desc="report", unit="step", disable=not progress, leave=False)
     stats = _step(steps, "statistics", lambda: summarize(opened))
     answers = _step(steps, "answers", lambda: run_answers(opened, stats))
@@ -134,8 +134,9 @@ def write_report(run: Path, *, progress: bool = True) -> Path:
     return folder / "index.html"
 
 
-def _target_panels(answers: list[RunAnswer], confidence: float) -> list[dict]:
-    """The targets chart's panels: one per (group, target), the estimates against worker count."""
+def target_panels(answers: list[RunAnswer], confidence: float) -> list[dict]:
+    """The targets chart's panels (:func:`analysis.plots.plot_targets`): one per (group, target), the
+    steady-state estimates against worker count (counts without a steady state left out, shaded)."""
     panels = []
     for answer in answers:
         title = f"{answer.arrival} / {answer.service}" + (f" / maxsize {answer.maxsize}" if answer.maxsize else "")
