@@ -78,6 +78,10 @@ TOLERANCE = 0.02
 MAX_LOAD_REPLICATIONS = 4 * FIRST_REPLICATIONS
 #: Run length bounds, items per replication.
 MIN_ITEMS, MAX_ITEMS = 20_000, 1_000_000
+#: Most item values one candidate holds in memory (8 bytes each: 480 MB). A candidate whose next
+#: replication would pass it is not grown, as if the budget were spent; a decided candidate's
+#: items are let go (its estimates are kept).
+MAX_HELD_VALUES = 60_000_000
 
 
 @dataclass(frozen=True)
@@ -437,6 +441,8 @@ class _Search:
         self.plan = plan
         self.simulate = simulate
         self.samples: dict[tuple[int, float], list[Sample]] = {}
+        self.counts: dict[tuple[int, float], int] = {}  # replications run (their items may be let go)
+        self.beyond: bool | None = None  # a sojourn target beyond the service time (decided once)
         self.raw: dict[tuple[int, float], dict[str, dict[int, float]]] = {}
         self.evaluated: dict[tuple[int, float], Candidate] = {}
         self.start = time.monotonic()
@@ -451,8 +457,14 @@ class _Search:
         self.bar.close()
         self.plan.spent_seconds = time.monotonic() - self.start
 
-    def _affordable(self) -> bool:
+    def _affordable(self, held: list[Sample]) -> bool:
         budget, plan = self.plan.budget, self.plan
+        values = sum(len(column) for s in held[:1] for column in s.columns.values())
+        if held and values * (len(held) + 1) > MAX_HELD_VALUES:
+            note = f"a candidate reached the memory bound ({MAX_HELD_VALUES:,} item values held) before it was decided"
+            if note not in plan.notes:
+                plan.notes.append(note)
+            return False
         if budget.seconds is not None:
             return time.monotonic() - self.start < budget.seconds
         assert budget.items is not None
@@ -463,31 +475,37 @@ class _Search:
         evaluate it; raises :class:`_BudgetSpent` when not one more replication could be paid for."""
         have = self.samples.setdefault(key, [])
         grown = False
-        while len(have) < replications:
-            if not self._affordable():
+        while self.counts.get(key, 0) < replications:
+            if not self._affordable(have):
                 break
             workers, scale = key
+            done = self.counts.get(key, 0)
             self.bar.set_postfix_str(f"{workers} workers" + (f" x{scale:.4g} load" if self.plan.question == "max-load"
-                                                             else "") + f", replication {len(have) + 1}")  # fmt: skip
+                                                             else "") + f", replication {done + 1}")  # fmt: skip
             before = time.monotonic()
-            new = self.simulate(workers, scale, range(len(have), len(have) + 1))
+            new = self.simulate(workers, scale, range(done, done + 1))
             spent = sum(s.items for s in new)
             self.plan.spent_items += spent
             have.extend(new)
+            self.counts[key] = done + len(new)
             self._record_raw(key, new)
             grown = True
             if self.plan.budget.seconds is not None:
                 self.bar.update(time.monotonic() - before)
             else:
                 self.bar.update(spent)
-        if not have:
+        if not have and key not in self.evaluated:
             raise _BudgetSpent
-        if grown or key not in self.evaluated:
+        if grown:
             candidate = evaluate(have, self.plan.targets, self.plan.confidence, key[0], key[1])
             self.evaluated[key] = candidate
             self._store(candidate)
             self._check_monotone()
-        if len(have) < replications:
+            if self.beyond is None:
+                self.beyond = _service_limit(self, have)
+            if not candidate.undecided():
+                self.samples[key] = []  # decided: never grown again, its items can go
+        if self.counts.get(key, 0) < replications:
             raise _BudgetSpent
         return self.evaluated[key]
 
@@ -674,13 +692,18 @@ def _search_workers(search: _Search, plan: Plan, fewest: int, start: int, max_wo
 
 
 def _beyond_service(search: _Search, plan: Plan) -> bool:
+    """Whether a sojourn target is out of reach (:func:`_service_limit`, found on the first candidate run)."""
+    return bool(search.beyond)
+
+
+def _service_limit(search: _Search, samples: list[Sample]) -> bool:
     """Whether a sojourn target is out of reach of any worker count (or load): an item's sojourn is
     at least its service time, so when the service time's own statistic fails the target (decided),
-    nothing meets it. Read from the replications already run (their service times are every
-    candidate's: common random numbers)."""
+    nothing meets it. Read from a candidate's replications (their service times are every
+    candidate's: common random numbers); the reason goes into the plan."""
+    plan = search.plan
     sojourn = [t for t in plan.targets if t.quantity == "sojourn"]
-    samples = next((s for s in search.samples.values() if s), None)
-    if not sojourn or samples is None:
+    if not sojourn or not samples or "service" not in samples[0].columns:
         return False
     found, _ = estimates(samples, [t.metric.replace("sojourn", "service") for t in sojourn], plan.confidence)
     for target in sojourn:

@@ -143,8 +143,14 @@ def _level(metric: str) -> float | None:
 def warmup(samples: Sequence[Sample]) -> Truncation:
     """The MSER-5 warm-up cut of a cell, found on the ensemble of its wait series (censored waits,
     a suffix in a FIFO queue, left out)."""
-    series = [s.columns["wait"][~np.isnan(s.columns["wait"])] for s in samples]
+    series = [_known(s.columns["wait"]) for s in samples]
     return truncate_ensemble(series)
+
+
+def _known(values: np.ndarray) -> np.ndarray:
+    """``values`` without NaNs (censored items), copied only when there are some."""
+    missing = np.isnan(values)
+    return values[~missing] if missing.any() else values
 
 
 def sectioning(point: float, sections: np.ndarray, level: float = LEVEL) -> Estimate:
@@ -217,8 +223,7 @@ def estimate(samples: Sequence[Sample], metric: str, cut: Truncation | None = No
     ids = np.array([s.replication for s in samples], dtype=np.int64)
     quantity, stat = _quantity(metric), _level(metric)
     if quantity in ("wait", "sojourn", "service"):
-        kept = [s.columns[quantity][d:] for s in samples]
-        kept = [k[~np.isnan(k)] for k in kept]
+        kept = [_known(s.columns[quantity][d:]) for s in samples]
         sections = np.array([_statistic(k, stat) for k in kept])
         pooled = np.concatenate(kept) if kept else np.empty(0)
         point, count = _statistic(pooled, stat), len(pooled)
