@@ -19,6 +19,7 @@ import matplotlib
 import numpy as np
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from analysis.agreement import Agreement
 from analysis.backlog import sample_depth
@@ -180,6 +181,7 @@ def plot_backlog(run: Run, stats: list[CellStats], folder: Path) -> list[Path]:
     for ax, pair in zip(axes, pairs):
         for s in _group(stats, pair):
             _backlog_line(ax, run, s, times)
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=5))  # long runs (a plan's 80,000 s) keep legible ticks
         label_panel(ax, _title(pair), "model time (s)", "queue depth (items waiting)")
     if not pairs:
         _no_data(axes[0] if axes else fig.subplots())

@@ -15,6 +15,7 @@ from analysis.backlog import DEPTH_TARGET
 from analysis.cell_stats import CellStats, summarize
 from analysis.estimate import Estimate
 from analysis.load import open_run
+from analysis.plan import run_answers, run_targets
 from analysis.tables import Rows, to_text
 
 __all__ = ["failed_rows", "summary_rows", "summary_table", "theory_rows", "verdict_text", "warning_lines"]
@@ -132,7 +133,8 @@ def _relative(value: float) -> str:
 
 def summary_table(run: Path) -> str:
     """A compact plain-text table, one line per cell with data, of a results folder; then the failed
-    cells with their errors and the warnings of the input checks, one line each.
+    cells with their errors and the warnings of the input checks, one line each; and, when the run
+    has targets, the fewest workers meeting them per arrival x service x maxsize.
 
     Args:
         run: the results folder.
@@ -152,4 +154,11 @@ def summary_table(run: Path) -> str:
     warnings = warning_lines(stats)
     if warnings:
         parts.append("warnings:\n" + "\n".join(f"  warning: {line}" for line in warnings))
+    targets, confidence = run_targets(opened)
+    if targets:
+        lines = [f"  {a.arrival} / {a.service}" + (f" / maxsize {a.maxsize}" if a.maxsize else "") + ": "
+                 + (f"{a.meeting} workers ({a.meeting_note})" if a.meeting is not None else a.meeting_note)
+                 for a in run_answers(opened, stats)]  # fmt: skip
+        head = f"how many workers meet {', '.join(map(str, targets))} (steady state, {confidence:.0%} intervals):"
+        parts.append(head + "\n" + "\n".join(lines))
     return "\n\n".join(parts)

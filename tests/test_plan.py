@@ -226,3 +226,17 @@ def test_json_holds_the_answer_and_every_candidates_estimates():
     target = next(c for c in out["candidates"] if c["workers"] == 3)["targets"]["wait_p99"]
     assert set(target) >= {"estimate", "low", "high", "threshold", "op", "verdict"}
     assert target["low"] <= target["estimate"] <= target["high"] <= 5
+
+
+def test_a_grid_file_plans_every_row_and_gives_one_answer_each(tmp_path, capsys):
+    grid = tmp_path / "grid.toml"
+    grid.write_text(
+        'workers = [1, 2]\narrival = ["const:1", "exp:1"]\nservice = ["uniform:0:5"]\nduration = 100\n'
+        'slo = ["wait_p99<=5"]\nseed = 3\n'
+    )  # fmt: skip  (workers and duration are the plan's to choose)
+    code, out = _json(capsys, str(grid), "--items", "20000")
+    assert code == 0 and out["workers"] == [3, 4] and out["decided"]
+    assert [(row["arrival"], row["workers"]) for row in out["rows"]] == [("const:1", 3), ("exp:1", 4)]
+    assert main(["plan", str(grid), "--items", "20000", "--no-progress"]) == 0
+    text = capsys.readouterr().out
+    assert "== arrival const:1, service uniform:0:5" in text and "answers, one per row:" in text
