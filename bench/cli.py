@@ -405,6 +405,9 @@ def _resume_target(args: argparse.Namespace):
         )
     if not isinstance(manifest.get("grid"), dict):
         raise UsageError(f"{str(run)!r}: manifest.json holds no grid; cannot resume (start a new run)")
+    if results_format.PLAN_KEY in manifest:
+        raise UsageError(f"{str(run)!r} is a plan's evidence: its cells are the counts the plan chose, not a grid to "
+                         "finish; run qbench plan again")  # fmt: skip
     inputs = manifest.get("inputs") or []
     if not (isinstance(inputs, list) and all(isinstance(entry, dict) for entry in inputs)):
         raise UsageError(f"{str(run)!r}: manifest.json's 'inputs' is malformed; cannot resume (start a new run)")
@@ -714,10 +717,6 @@ def _cmd_plan(args: argparse.Namespace) -> int:
         if fixed:
             raise PlanError(f"--find max-load --out: the arrival {fixed[0]!r} cannot be rescaled into a spec for the "
                             "evidence folder; drop --out")  # fmt: skip
-    if workers is not None:
-        for model in models:
-            if model.load >= workers * 1000:
-                raise PlanError(f"{workers} workers carry {model.label} only below a thousandth of its load")
     lengths = [run_length(m, targets, max_workers=args.max_workers, workers=workers) for m in models]
     items = args.items or max(lengths)
     if budget.items is not None and budget.items < 2 * items:
@@ -786,6 +785,10 @@ def _plan_evidence(args: argparse.Namespace, plans: list) -> None:
             unstable = plan.model.load if plan.question == "workers" else plan.max_workers / plan.model.load
             panels.append({**series, "title": f"{title}: {series['target']}", "answer": answer,
                            "level": plan.confidence, "unstable": unstable})  # fmt: skip
+    if not any(panel["x"] for panel in panels):
+        print(f"evidence: {args.out} holds no cells: the answer was decided by theory alone (see its manifest)",
+              file=sys.stderr)  # fmt: skip
+        return
     xlabel = "arrival-rate factor" if plans[0].question == "max-load" else "workers"
     with _writing(args.out / "report"):
         paths = plot_targets(panels, args.out / "report", xlabel=xlabel)

@@ -215,6 +215,17 @@ def test_the_evidence_folder_is_a_run_that_report_and_compare_read(evidence):
     compare = _qbench("compare", f"{out}:workers=3", f"{out}:workers=4", "--metrics", "wait_p99", "--format", "csv")
     assert compare.returncode == 0, compare.stderr
     assert ",paired t," in compare.stdout  # the candidates share their random numbers
+    resume = _qbench("run", "--resume", str(out))
+    assert resume.returncode == 2 and "is a plan's evidence" in resume.stderr  # not a grid to finish
+
+
+def test_a_plan_decided_by_theory_alone_keeps_its_answer_and_no_cells(tmp_path, capsys):
+    out = tmp_path / "none"
+    code = main(["plan", "--arrival", "const:1", "--service", "uniform:0:5", "--slo", "wait_p99<=0", "--max-workers",
+                 "2", "--out", str(out), "--no-progress"])  # fmt: skip
+    assert code == 1 and "decided by theory alone" in capsys.readouterr().err
+    assert json.loads((out / "manifest.json").read_text())["plan"]["workers"] is None
+    assert main(["report", str(out), "--no-progress"]) == 2
 
 
 def test_json_holds_the_answer_and_every_candidates_estimates():
