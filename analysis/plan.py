@@ -886,9 +886,10 @@ def _unit(target: Target) -> str:
 
 
 def _describe_unstable(plan: Plan, c: Candidate) -> str:
+    word = "throttled" if plan.model.maxsize else "unstable"  # a bounded queue holds the pusher back instead
     if plan.question == "max-load":
-        return f"unstable: x{c.scale:.4g} is a load of {_num(plan.model.load * c.scale)} Erlangs >= {c.workers} workers"
-    return f"unstable: offered load {_num(plan.model.load)} Erlangs >= {c.workers} workers"
+        return f"{word}: x{c.scale:.4g} is a load of {_num(plan.model.load * c.scale)} Erlangs >= {c.workers} workers"
+    return f"{word}: offered load {_num(plan.model.load)} Erlangs >= {c.workers} workers"
 
 
 def _verdict_text(plan: Plan, c: Candidate) -> str:
@@ -942,7 +943,7 @@ def answer_line(plan: Plan) -> str:
         if below is None or plan.answer - 1 < 1:
             why = "fewer is none"
         elif below.verdict == "unstable":
-            why = f"{below.workers} workers are unstable"
+            why = f"{below.workers} workers are {'throttled' if plan.model.maxsize else 'unstable'}"
         else:
             why = f"{below.workers} workers fail"
         return f"answer: {plan.answer} workers ({figures}; {why}) at {level} confidence"
@@ -977,6 +978,10 @@ def plan_table(plan: Plan) -> str:
     """The plan as text: the candidates table, the answer line, then notes (one per line)."""
     lines = [to_text(plan_rows(plan)), answer_line(plan)]
     lines += [f"note: {note}" for note in plan.notes]
+    if plan.model.maxsize:
+        lines.append(f"note: with maxsize {plan.model.maxsize} the pusher blocks in put while the queue is full; the "
+                     "time it spends blocked is not part of any wait or sojourn here (keep the evidence with --out "
+                     "and read the report's throttled verdicts)")  # fmt: skip
     if plan.monotone and sum(c.verdict != "unstable" for c in plan.candidates) > 1:
         lines.append("check: every pair of candidates ordered as theory says, replication by replication "
                      "(common random numbers)")  # fmt: skip
