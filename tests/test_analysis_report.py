@@ -36,8 +36,13 @@ def _not_blank(path: Path) -> None:
     assert float(np.var(pixels[..., :3])) > 1e-3, f"{path.name} looks blank"
 
 
-def test_report_writes_every_chart_and_a_well_formed_page(synthetic):
-    index = write_report(synthetic, progress=False)
+@pytest.fixture(scope="module")
+def synthetic_report(synthetic):
+    return write_report(synthetic, progress=False)
+
+
+def test_report_writes_every_chart_and_a_well_formed_page(synthetic, synthetic_report):
+    index = synthetic_report
     assert index == synthetic / "report" / "index.html"
     for name in CHARTS:
         _not_blank(index.parent / f"{name}.png")
@@ -170,8 +175,8 @@ def test_the_report_leads_with_how_many_workers(run_with_targets):
     assert markdown.split("\n## ")[1].startswith("How many workers?")
 
 
-def test_a_report_without_targets_names_the_fewest_stable_count_and_says_how_to_add_targets(synthetic):
-    page = write_report(synthetic, progress=False).read_text(encoding="utf-8")
+def test_a_report_without_targets_names_the_fewest_stable_count_and_says_how_to_add_targets(synthetic_report):
+    page = synthetic_report.read_text(encoding="utf-8")
     lead = page[page.index('<section id="answer">') : page.index("</section>")]
     assert "qbench run --slo" in lead and "targets.png" not in lead
     assert "<td>const:1</td><td>uniform:0:5</td><td>0</td><td>3</td><td>2: overloaded</td>" in lead

@@ -26,7 +26,7 @@ P99_5 = parse_targets(["wait_p99<=5"])
 MODEL = Model("exp:1", "exp:2.5", 0, 1.0, 2.5, None, None)
 
 
-def _fake(p99, noise: float = 0.0, bump: tuple[int, int] | None = None, items: int = 2000):
+def _fake(p99, noise: float = 0.0, bump: tuple[int, int] | None = None, items: int = 1000):
     """A simulate callback whose waits are exponential with p99 ``p99(workers)``: replication r draws
     the same numbers for every count (common random numbers), so waits fall with workers item by
     item; ``noise`` scales each replication by a random factor; ``bump`` = (workers, replication)
@@ -46,7 +46,7 @@ def _fake(p99, noise: float = 0.0, bump: tuple[int, int] | None = None, items: i
 
 
 def _plan(simulate, **options):
-    return plan_workers(MODEL, P99_5, simulate, items=2000, progress=False, **options)
+    return plan_workers(MODEL, P99_5, simulate, items=1000, progress=False, **options)
 
 
 def test_the_answer_meets_and_one_worker_fewer_fails():
@@ -57,17 +57,16 @@ def test_the_answer_meets_and_one_worker_fewer_fails():
 
 
 def test_a_far_answer_is_reached_in_logarithmically_many_candidates():
-    plan = _plan(_fake(lambda c: 300 / (c - 2)))  # needs 62 workers (p99 4.92 s; 61: 5.0003 s is too close)
-    answer = math.ceil(300 / 5 + 2)
-    assert plan.answer in (answer, answer + 1)
-    assert len(plan.candidates) <= 2 * math.log2(answer) + 4
+    plan = _plan(_fake(lambda c: 5 * 1.25 ** (40.5 - c)))  # 41 workers: p99 4.47 s; 40: 5.59 s
+    assert plan.decided and plan.answer == 41
+    assert len(plan.candidates) <= 2 * math.log2(41) + 4  # a gallop up from 3, then bisection
 
 
 def test_an_undecided_count_leaves_the_conservative_answer_when_the_budget_ends():
     """p99 exactly 5 s at 5 workers: its interval keeps straddling the threshold until the budget ends."""
-    plan = _plan(_fake(lambda c: 5.0 if c == 5 else 40 / (c - 2) ** 2), budget=Budget(items=200_000))
+    plan = _plan(_fake(lambda c: 5.0 if c == 5 else 40 / (c - 2) ** 2), budget=Budget(items=100_000))
     assert not plan.decided and plan.answer == plan.conservative == 6 and plan.undecided == 5
-    assert plan.spent_items <= 200_000 and plan.exit_status == 0
+    assert plan.spent_items <= 100_000 and plan.exit_status == 0
     out = plan_json(plan)
     assert out["workers"] == 6 and out["decided"] is False and out["undecided"] == 5
     assert "undecided" in out["answer"] and "raise --budget" in out["answer"]
