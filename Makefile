@@ -9,7 +9,7 @@ ARGS   ?=
 # the C speed-ups, one per Python module (see setup.py)
 C_SRC  := bench/loop/_core.c bench/_recorder.c bench/_recurrence.c
 
-.PHONY: install test test-all lint bench report perf clean
+.PHONY: install test test-all lint bench report perf plan-perf clean
 
 $(STAMP): pyproject.toml setup.py $(C_SRC)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -45,6 +45,10 @@ $(PERF_STAMP): $(STAMP)
 
 perf: $(PERF_STAMP)
 	$(PY) -m bench perf $(ARGS)
+
+# how long `qbench plan` takes to answer on each engine (aims: < 10 s recurrence, < 2 min asyncio)
+plan-perf: $(STAMP)
+	$(PY) -m bench.studies.plan_perf $(ARGS)
 
 clean:
 	rm -rf $(VENV) .venv-3.* build *.egg-info .pytest_cache

@@ -3,8 +3,8 @@
 Quantities compared:
 
 * ``Wq`` (mean wait) and ``P(wait)``: the steady-state prediction of :func:`analysis.theory.predict`
-  against the MSER-5-truncated measurement of :func:`analysis.cell_stats.steady_state`, for cells with
-  ``rho < 1``;
+  against the steady-state measurement (:func:`analysis.cell_stats.steady_state`: MSER-5 warm-up cut,
+  pooled, sectioning interval), for cells with ``rho < 1``;
 * ``utilisation``: ``min(rho, 1)``, the long-run identity of any work-conserving G/G/c;
 * ``backlog slope``: the fluid slope ``lam - c / E[S]`` for cells with ``rho >= 1``.
 
@@ -115,7 +115,7 @@ def compare_theory(run: Run, stats: CellStats) -> list[Agreement]:
     prediction = _prediction(stats)
     if prediction is None:
         return rows
-    steady = steady_state(run, stats.cell)
+    steady = stats.steady if stats.steady is not None else steady_state(run, stats.cell)
     note = f"MSER-5 warm-up cut: first {steady.truncation.mean:.0f} items of each replication"
     note += "" if steady.settled else " (did not settle)"
     rows.append(Agreement(stats.cell, "Wq", prediction.model, prediction.exact, prediction.wq, steady.wait, note))

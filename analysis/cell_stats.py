@@ -1,17 +1,20 @@
-"""Per-cell statistics over replications: every figure with a 95% Student t interval.
+"""Per-cell statistics over replications: every figure with a 95% interval.
 
-Replications are i.i.d., so each per-replication summary in ``cells.parquet`` (a mean, a
-percentile, the throughput, ...) is one observation and :func:`analysis.estimate.mean_ci` gives
-the interval of its expectation. Three derived figures:
+Replications are i.i.d., so each per-replication summary in ``cells.parquet`` (the throughput,
+utilisation, depth, slope, ...) is one observation and :func:`analysis.estimate.mean_ci` gives the
+Student t interval of its expectation. **Latency** figures (mean and p50/p95/p99 of wait and
+sojourn, :data:`analysis.quantiles.LATENCY_METRICS`) are steady-state figures instead, read from
+``items/`` by the one estimator of :mod:`analysis.quantiles` (MSER-5 warm-up cut on the ensemble,
+all kept items pooled, sectioning interval), the estimator ``qbench plan`` and compare use: the
+mean of per-replication percentiles of runs started empty is biased low. Derived figures:
 
 Only rows with data count (status ``ok``, ``capped`` or ``lagged``: :data:`analysis.load.DATA_STATUSES`).
 
 * **backlog growth** and its verdict (:mod:`analysis.backlog`); items still queued at the end are
   part of the depth, and their count is reported per cell (``censored``): wait and sojourn figures
   are over items that were taken or finished, so for an overloaded cell they are lower bounds;
-* **steady state** (:func:`steady_state`): the wait after MSER-5 warm-up truncation found on the
-  ensemble of replications (:mod:`analysis.warmup`), read from ``items/``; the truncation point
-  is reported with it, the raw data is untouched;
+* **steady state** (:func:`steady_state`): the mean wait and the share of items that wait, by the
+  same estimator and warm-up cut; the truncation point is reported with it, the raw data is untouched;
 * **Little's law** (:func:`little`): the time-average number waiting ``L`` (``depth_mean``)
   against ``lam * W`` with ``lam = n_put / t_end`` and ``W = wait_mean``, paired per replication.
   It holds when the interval of ``L - lam W`` contains 0 or the relative gap is under
@@ -32,9 +35,9 @@ import pandas as pd
 from analysis.backlog import Growth, verdict
 from analysis.estimate import Estimate, mean_ci
 from analysis.inputs import InputCheck, input_checks
-from analysis.load import Run, data_rows, read_items
+from analysis.load import Run, data_rows
+from analysis.quantiles import LATENCY_METRICS, Sample, estimates, run_samples, sectioning
 from analysis.theory import fluid_slope
-from analysis.warmup import truncate_ensemble
 
 __all__ = [
     "CellStats", "LITTLE_TOLERANCE", "Little", "METRICS", "SteadyState", "cell_stats", "little",
@@ -73,8 +76,8 @@ class SteadyState:
     """Steady-state wait of one cell after MSER-5 warm-up truncation.
 
     Attributes:
-        wait: mean wait per replication after truncation, with CI across replications, s.
-        p_wait: fraction of items that waited (wait > 0) after truncation, with CI.
+        wait: the steady-state mean wait (pooled after truncation, sectioning interval), s.
+        p_wait: fraction of items that waited (wait > 0) after truncation, likewise.
         truncation: items dropped from the start of every replication (one cut for the cell).
         settled: the truncation fell inside the search range (else: no evidence of steady state).
     """
@@ -100,6 +103,7 @@ class CellStats:
         failed: replications that failed.
         inputs: the measured input means against their specs (:mod:`analysis.inputs`).
         error: the first error of a failed replication, or None.
+        steady: the cell's steady-state wait figures (None without data).
     """
 
     cell: int
@@ -112,6 +116,13 @@ class CellStats:
     failed: int
     inputs: list[InputCheck] = field(default_factory=list, repr=False)
     error: str | None = None
+    steady: SteadyState | None = field(default=None, repr=False)
+
+    @property
+    def settled(self) -> bool:
+        """The warm-up ended within the runs (False: no steady state; latency figures then cover the
+        second half of each run)."""
+        return self.steady is None or self.steady.settled
 
     @property
     def warnings(self) -> list[InputCheck]:
@@ -154,7 +165,8 @@ def little(rows: pd.DataFrame, overloaded: bool) -> Little:
 
 
 def cell_stats(run: Run, cell: int) -> CellStats:
-    """Statistics of one cell from ``cells.parquet`` (no per-item data is read).
+    """Statistics of one cell: from ``cells.parquet``, and the latency figures from ``items/`` (only
+    this cell's ``wait`` and ``sojourn`` columns are read).
 
     Args:
         run: an opened run.
@@ -167,13 +179,19 @@ def cell_stats(run: Run, cell: int) -> CellStats:
     every = run.cells[run.cells["cell"] == cell]
     rows = data_rows(every)
     metrics = {m: mean_ci(rows[m].to_numpy(dtype=float)) for m in METRICS if m in rows}
+    samples = run_samples(run, cell) if len(rows) else []
+    steady = None
+    if samples:
+        latency, cut = estimates(samples, LATENCY_METRICS)
+        metrics.update({m: latency[m].estimate for m in LATENCY_METRICS})
+        steady = _steady(samples, latency["wait_mean"].estimate, cut.index, cut.settled)
     grow = verdict(every, params)
     censored = mean_ci((rows["n_put"] - rows["n_got"]).to_numpy(dtype=float))
     check = little(rows, grow.verdict == "overloaded")
     failed = every[every["status"] == "failed"]
     error = str(failed["error"].dropna().iloc[0]) if failed["error"].notna().any() else None
     return CellStats(int(cell), params, metrics, grow, check, censored, len(rows), len(failed),
-                     input_checks(int(cell), rows, params), error)  # fmt: skip
+                     input_checks(int(cell), rows, params), error, steady)  # fmt: skip
 
 
 def summarize(run: Run) -> list[CellStats]:
@@ -186,21 +204,26 @@ def summarize(run: Run) -> list[CellStats]:
 
 
 def steady_state(run: Run, cell: int) -> SteadyState:
-    """Steady-state wait of one cell: MSER-5 truncation of the waits, in item order, on the ensemble.
+    """Steady-state wait of one cell: the mean wait and the share of items that wait, after the
+    MSER-5 warm-up cut found on the ensemble (:mod:`analysis.quantiles`).
 
-    Only the ``wait`` column of this cell's items is read. Items never taken (censored) end the
-    series: they have no wait yet.
+    Only this cell's waits are read. Items never taken (censored) end the series: they have no wait yet.
 
     Args:
         run: an opened run.
         cell: the cell id.
     """
-    items = read_items(run, cells=[cell], columns=["item", "wait"], join=False)
-    ordered = items.sort_values(["replication", "item"], kind="stable")
-    series = [rep["wait"].dropna().to_numpy() for _, rep in ordered.groupby("replication")]
-    cut = truncate_ensemble(series)
-    kept = [s[cut.index :] for s in series]
-    waits = [float(k.mean()) if len(k) else math.nan for k in kept]
-    fractions = [float(np.mean(k > 0)) if len(k) else math.nan for k in kept]
-    truncation = Estimate(float(cut.index), float(cut.index), float(cut.index), len(series))
-    return SteadyState(mean_ci(waits), mean_ci(fractions), truncation, cut.settled)
+    samples = run_samples(run, cell, ["wait_mean"])
+    found, cut = estimates(samples, ["wait_mean"])
+    return _steady(samples, found["wait_mean"].estimate, cut.index, cut.settled)
+
+
+def _steady(samples: list[Sample], wait: Estimate, cut: int, settled: bool) -> SteadyState:
+    """The steady state from a cell's samples, their mean wait and their warm-up cut."""
+    kept = [s.columns["wait"][cut:] for s in samples]
+    kept = [k[~np.isnan(k)] for k in kept]
+    pooled = np.concatenate(kept) if kept else np.empty(0)
+    share = float(np.mean(pooled > 0)) if len(pooled) else math.nan
+    p_wait = sectioning(share, np.array([float(np.mean(k > 0)) if len(k) else math.nan for k in kept]))
+    truncation = Estimate(float(cut), float(cut), float(cut), len(samples))
+    return SteadyState(wait, p_wait, truncation, settled)

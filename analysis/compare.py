@@ -20,7 +20,11 @@ only are listed, not fatal.
 **Statistics.** Per pair and metric: the mean of each side over its replications with data
 (status ``ok``, ``capped`` or ``lagged``), the ratio B/A with a percentile-bootstrap interval, and
 the difference B - A with a 95% interval: *paired* t only when the two cells really saw the same
-random numbers, Welch's t otherwise. Paired needs all of: neither side on a scaled or real clock
+random numbers, Welch's t otherwise. Latency metrics (mean and percentiles of wait and sojourn,
+:data:`analysis.quantiles.LATENCY_METRICS`) are steady-state figures read from ``items/`` by the
+estimator the report and ``qbench plan`` use (:mod:`analysis.quantiles`): each side is its pooled
+estimate, and the intervals of B - A and B/A come from the per-replication sections (paired by
+replication id, or Welch) centred on the pooled figures. Paired needs all of: neither side on a scaled or real clock
 (not reproducible); the same seed; the same arrival, service and maxsize specs (the random streams
 are keyed by them); the same replication ids; and, in every replication, identical put times and
 service times of the first :data:`CRN_ITEMS` items (read from ``items/``). The header says which
@@ -51,6 +55,7 @@ from analysis.plots import (
     save,
     worker_colour,
 )
+from analysis.quantiles import LATENCY_METRICS, Steady, estimates, ratio, run_samples, section_difference
 from analysis.tables import Rows, to_csv, to_markdown, to_text
 
 __all__ = [
@@ -389,15 +394,31 @@ def _compare_pair(
     reps_a, reps_b = _replications(run_a, ca), _replications(run_b, cb)  # once per pair, not per metric
     use_pairs, test = _pairing(run_a, ca, reps_a, run_b, cb, reps_b)
     missing = [side for side, reps in (("A", reps_a), ("B", reps_b)) if reps.empty]
+    latency = [m for m in metrics if m in LATENCY_METRICS]
+    steady_a, steady_b = _steady(run_a, ca, latency, reps_a), _steady(run_b, cb, latency, reps_b)
     rows = []
     for metric in metrics:
-        va, vb = reps_a[metric].to_numpy(dtype=float), reps_b[metric].to_numpy(dtype=float)
-        diff = difference(va, vb, paired=use_pairs)
-        ratio = bootstrap_ratio(va, vb, paired=use_pairs)
-        a_est, b_est = mean_ci(va), mean_ci(vb)
+        if metric in steady_a and metric in steady_b:
+            sa, sb = steady_a[metric], steady_b[metric]
+            a_est, b_est = sa.estimate, sb.estimate
+            diff = section_difference(sa, sb, paired=use_pairs)
+            quotient = ratio(sa, sb, paired=use_pairs)
+        else:
+            va, vb = reps_a[metric].to_numpy(dtype=float), reps_b[metric].to_numpy(dtype=float)
+            diff = difference(va, vb, paired=use_pairs)
+            quotient = bootstrap_ratio(va, vb, paired=use_pairs)
+            a_est, b_est = mean_ci(va), mean_ci(vb)
         said = f"no data in {' and '.join(missing)}" if missing else _verdict(metric, a_est.mean, b_est.mean, diff)
-        rows.append(MetricComparison(key, ca, cb, metric, a_est, b_est, ratio, diff, use_pairs, said))
+        rows.append(MetricComparison(key, ca, cb, metric, a_est, b_est, quotient, diff, use_pairs, said))
     return rows, test
+
+
+def _steady(run: Run, cell: int, metrics: list[str], reps: pd.DataFrame) -> dict[str, Steady]:
+    """The steady-state latency figures of one cell (none without data or latency metrics)."""
+    if not metrics or reps.empty:
+        return {}
+    samples = run_samples(run, cell, metrics)
+    return estimates(samples, metrics)[0] if samples else {}
 
 
 def _verdict(metric: str, a: float, b: float, diff: Estimate) -> str:

@@ -30,6 +30,7 @@ from bench.results_format import (
     MANIFEST,
     PARAMETERS,
     PARTS,
+    PLAN_KEY,
     SCHEMA_KEY,
     SCHEMA_VERSION,
     STATUSES,
@@ -101,6 +102,9 @@ def open_run(path: str | Path) -> Run:
         raise ResultsError(f"{str(folder)!r} is a file, not a results folder")
     manifest = _read_manifest(folder)
     cells = _read_cells(folder)
+    if cells is None and PLAN_KEY in manifest:
+        raise ResultsError(f"{str(folder)!r} holds no cells: the plan it keeps was decided by theory alone "
+                           "(its answer is in manifest.json)")  # fmt: skip
     if cells is None and manifest:
         status = manifest.get("status", "unknown")
         raise ResultsError(f"{str(folder)!r} has no finished cells yet (run status: {status}); "

@@ -19,6 +19,7 @@ import matplotlib
 import numpy as np
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from analysis.agreement import Agreement
 from analysis.backlog import sample_depth
@@ -28,8 +29,8 @@ from analysis.load import ResultsError, Run, data_rows, read_depth, read_items
 from analysis.student_t import t_quantile
 
 __all__ = [
-    "CHARTS", "backlog_band", "panel_grid", "plot_backlog", "plot_cdf", "plot_heatmap", "plot_latency", "plot_theory",
-    "save", "worker_colour",
+    "CHARTS", "TARGETS_CHART", "backlog_band", "panel_grid", "plot_backlog", "plot_cdf", "plot_heatmap", "plot_latency",
+    "plot_targets", "plot_theory", "save", "worker_colour",
 ]  # fmt: skip
 
 #: Chart file stems written by the report, in display order, with their captions.
@@ -40,6 +41,10 @@ CHARTS = {
     "heatmap": "p99 wait and stability verdict over workers x distributions",
     "theory": "Theory against measurement (relative error with 95% CI)",
 }
+
+#: The chart of targets against worker count: drawn by ``qbench plan --out`` and by the report of a
+#: run with targets (only then), as ``targets.png`` and ``targets.svg``.
+TARGETS_CHART = {"targets": "Each target against worker count: steady-state estimate, 95% band, threshold dashed"}
 
 POINTS = 300
 _TAB10 = matplotlib.colormaps["tab10"]
@@ -176,6 +181,7 @@ def plot_backlog(run: Run, stats: list[CellStats], folder: Path) -> list[Path]:
     for ax, pair in zip(axes, pairs):
         for s in _group(stats, pair):
             _backlog_line(ax, run, s, times)
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=5))  # long runs (a plan's 80,000 s) keep legible ticks
         label_panel(ax, _title(pair), "model time (s)", "queue depth (items waiting)")
     if not pairs:
         _no_data(axes[0] if axes else fig.subplots())
@@ -341,3 +347,60 @@ def plot_theory(rows: list[Agreement], stats: list[CellStats], folder: Path) -> 
     ax.plot([], [], "o", color="#ff7f0e", label="approximation or limit")
     label_panel(ax, "Measured vs theory: (measured - theory) / theory, 95% CI", "relative error (%)", "")
     return save(fig, folder, "theory")
+
+
+def plot_targets(panels: list[dict], folder: Path, *, xlabel: str = "workers", title: str = "") -> list[Path]:
+    """Each target against worker count (or load factor): the steady-state estimate with its interval
+    as a band, the threshold as a dashed line, the side that fails it shaded, and the answer marked.
+
+    Args:
+        panels: one dict per panel: ``title``, ``target`` (a :class:`bench.results_format.Target`),
+            ``x``, ``estimate``, ``low``, ``high`` (lists of equal length, steady-state figures only),
+            ``answer`` (the x of the answer, or None), and optionally ``unstable`` (where there is no
+            steady state, shaded grey: worker counts up to the offered load, or load factors from the
+            stability limit up) and ``level``.
+        folder: output folder (``targets.png`` and ``targets.svg``).
+        xlabel: the x axis: ``workers``, or the load factor.
+        title: the figure's title.
+    """
+    fig, axes = panel_grid(max(len(panels), 1))
+    for ax, panel in zip(axes, panels):
+        target = panel["target"]
+        x = np.asarray(panel["x"], dtype=float)
+        order = np.argsort(x)
+        x = x[order]
+        mean, low, high = (np.asarray(panel[k], dtype=float)[order] for k in ("estimate", "low", "high"))
+        ax.fill_between(x, np.where(np.isnan(low), mean, low), np.where(np.isnan(high), mean, high), color="#1f77b4",
+                        alpha=0.25, lw=0, label=f"{panel.get('level', LEVEL):.0%} interval")  # fmt: skip
+        ax.plot(x, mean, "o-", color="#1f77b4", ms=4, label=f"{target.metric} (steady state)")
+        ax.axhline(target.value, color="#d62728", ls="--", lw=1.2, label=f"target {target.op} {target.value:g}")
+        top = max(float(np.nanmax(high)) if len(high) and not np.all(np.isnan(high)) else target.value,
+                  target.value) * 1.15 or 1.0  # fmt: skip
+        if target.op == "<=":
+            ax.axhspan(target.value, top, color="#d62728", alpha=0.06, lw=0)
+        else:
+            ax.axhspan(0, target.value, color="#d62728", alpha=0.06, lw=0)
+        if panel.get("answer") is not None:
+            ax.axvline(panel["answer"], color="#2ca02c", lw=1.2, label=f"answer: {panel['answer']:.3g}")
+        shown = [*x, *([panel["answer"]] if panel.get("answer") is not None else [])]
+        left, right = (min(shown), max(shown)) if shown else (0.0, 1.0)
+        pad = 0.5 if xlabel == "workers" else 0.05 * max(right - left, right * 0.1, 1e-9)
+        left, right = left - pad, right + pad
+        limit = panel.get("unstable")
+        if limit is not None:
+            if xlabel == "workers":  # counts up to the offered load
+                left = min(left, limit - pad)
+                ax.axvspan(left, limit, color="#7f7f7f", alpha=0.2, lw=0, label="no steady state")
+            elif limit < right + 10 * pad:  # load factors from the stability limit up
+                right = max(right, limit + pad)
+                ax.axvspan(limit, right, color="#7f7f7f", alpha=0.2, lw=0, label="no steady state")
+        ax.set_xlim(left, right)
+        if xlabel == "workers" and shown:
+            ax.set_xticks([t for t in range(math.ceil(left), math.floor(right) + 1)])
+        ax.set_ylim(bottom=0, top=top)
+        unit = {"s": " (model s)", "items": " (items)"}.get(target.unit, "")
+        label_panel(ax, panel["title"], xlabel, f"{target.metric}{unit}", title_size=9)
+    if not panels:
+        _no_data(axes[0] if axes else fig.subplots())
+    fig.suptitle(title or "Targets against worker count (steady-state estimate and interval; dashed: the threshold)")
+    return save(fig, folder, "targets")

@@ -1,11 +1,15 @@
 """The report of a run: ``report/index.html`` (self-contained, opens from disk) and ``report/report.md``.
 
-Both hold the run's parameters and versions, a *Warnings* section (input means that missed their
-specs, :mod:`analysis.inputs`; "none" when there is nothing to warn of), the cells whose
-replications failed with their parameters and error, the summary table per cell with data with
-95% intervals and verdicts, the charts (PNG shown, SVG linked; files alongside, relative links;
-cells without data are left out) and the theory table, followed by a short statement of method so
-a reader can judge every number.
+Both open with what a reader came for, **How many workers?**: per (arrival, service, maxsize), the
+fewest workers whose backlog is stable and, when the run has targets (``qbench run --slo``, or a
+plan's evidence folder), the fewest that meet them, with the figures at that count
+(:func:`analysis.plan.run_answers`); a plan's own answer line; then the headline backlog chart and,
+with targets, each target against worker count. Below come a *Warnings* section (input means that
+missed their specs, :mod:`analysis.inputs`; "none" when there is nothing to warn of), the cells
+whose replications failed with their parameters and error, the summary table per cell with data
+with 95% intervals and verdicts, the other charts (PNG shown, SVG linked; files alongside, relative
+links; cells without data are left out), the theory table, the run's parameters and versions, and
+a short statement of method so a reader can judge every number.
 """
 
 from __future__ import annotations
@@ -24,17 +28,41 @@ from analysis.backlog import DEPTH_TARGET, LAG_FRACTION, PRACTICAL
 from analysis.cell_stats import LITTLE_TOLERANCE, CellStats, summarize
 from analysis.inputs import CHECK_LEVEL, ROUNDING
 from analysis.load import ResultsError, Run, open_run
-from analysis.plots import CHARTS, plot_backlog, plot_cdf, plot_heatmap, plot_latency, plot_theory
+from analysis.plan import RunAnswer, run_answers, run_targets
+from analysis.plots import (
+    CHARTS,
+    TARGETS_CHART,
+    plot_backlog,
+    plot_cdf,
+    plot_heatmap,
+    plot_latency,
+    plot_targets,
+    plot_theory,
+)
 from analysis.summary_table import failed_rows, summary_rows, theory_rows, warning_lines
 from analysis.tables import Rows, to_html, to_markdown
+from bench.results_format import PLAN_KEY
 
-__all__ = ["METHOD", "write_report"]
+__all__ = ["METHOD", "target_panels", "write_report"]
 
 _T = TypeVar("_T")
 
 #: The statement of method printed at the end of every report.
 METHOD = [
-    "Every figure is a mean over independent replications with a 95% Student t interval (shown as ± half-width). "
+    "How many workers: the fewest worker count in the run whose backlog verdict is stable, and, with targets, the "
+    "fewest whose every target meets: the target's interval (95%, or the plan's confidence) lies on its side of the "
+    "threshold (for wait_p99<=5: the interval's upper end is at most 5 s). Only the counts the run holds are judged; "
+    "a count below the answer that was not run is named. Counts at or below the offered load (lam E[S]) have no "
+    "steady state and fail every target.",
+    "Latency figures (mean, p50, p95, p99 of wait and sojourn) are steady-state estimates from every item: the "
+    "warm-up found by MSER-5 on the item-by-item mean of the replications' waits is dropped from each replication, "
+    "the kept items of all replications are pooled for the point estimate (a percentile is the smallest value with "
+    "at least that share of items at or below it), and the 95% interval comes from sectioning: the same statistic "
+    "on each replication alone, Student t with R - 1 degrees of freedom, the spread taken around the pooled figure. "
+    "(The mean of per-replication percentiles of runs started empty, which cells.parquet also holds, is biased "
+    "low.) '(unsettled)' marks a cell whose warm-up never ended (no steady state: an overloaded cell); its latency "
+    "figures cover the second half of each run. Residual bias shrinks as runs get longer.",
+    "Other figures are means over independent replications with a 95% Student t interval (shown as ± half-width). "
     "Replications with data are those with status ok, capped (stopped at max_backlog; figures cover [0, t_end]) "
     "or lagged; failed ones have none and their cells are listed under Failed cells.",
     f"Verdict, first rule that applies (delta = {PRACTICAL:.0%} of the offered arrival rate 1/arrival_mean): "
@@ -60,8 +88,8 @@ METHOD = [
     f"or mean ± z({0.5 + CHECK_LEVEL / 2:g}) sd / sqrt(n) of the draws of one replication, widened by {ROUNDING:g} s "
     "(the clock rounds delays to whole nanoseconds). A spec's mean outside it (typically a heavy tail that no "
     "feasible sample reaches) is a warning: that cell's figures describe the sample, not the spec.",
-    "Steady-state figures in the theory table drop a warm-up found by MSER-5 on the item-by-item mean of the "
-    "replications (the cut is in the note column); the raw data and the summary table are not truncated.",
+    "Steady-state figures in the theory table use the same estimator and warm-up cut (the cut is in the note "
+    "column); the raw data is never changed.",
     f"Little's law: L (time-average number waiting) against lam W per replication; holds when the interval of "
     f"the gap contains 0 or the gap is under {LITTLE_TOLERANCE:.0%}; not checked for overloaded cells.",
     "Theory: exact formulas (M/M/c, M/G/1) are judged by the 99% interval (a table has many rows); approximations "
@@ -82,8 +110,10 @@ def write_report(run: Path, *, progress: bool = True) -> Path:
     """
     opened = open_run(run)
     folder = _report_folder(opened.path / "report")
+    targets, confidence = run_targets(opened)
     stats: list[CellStats]  # computed below, before the charts that read them are drawn
     theory: list[Agreement]
+    answers: list[RunAnswer]
     charts = {
         "backlog": lambda: plot_backlog(opened, stats, folder),
         "latency": lambda: plot_latency(stats, folder),
@@ -91,14 +121,34 @@ def write_report(run: Path, *, progress: bool = True) -> Path:
         "heatmap": lambda: plot_heatmap(stats, folder),
         "theory": lambda: plot_theory(theory, stats, folder),
     }
-    steps = tqdm(total=3 + len(charts), desc="report", unit="step", disable=not progress, leave=False)
+    if targets:
+        charts["targets"] = lambda: plot_targets(target_panels(answers, confidence), folder)
+    steps = tqdm(total=4 + len(charts), desc="report", unit="step", disable=not progress, leave=False)
     stats = _step(steps, "statistics", lambda: summarize(opened))
+    answers = _step(steps, "answers", lambda: run_answers(opened, stats))
     theory = _step(steps, "theory", lambda: [row for s in stats for row in compare_theory(opened, s)])
     for name, draw in charts.items():
         _step(steps, f"chart {name}", draw)
-    _step(steps, "write", lambda: _write(opened, folder, stats, theory))
+    _step(steps, "write", lambda: _write(opened, folder, stats, theory, answers, confidence))
     steps.close()
     return folder / "index.html"
+
+
+def target_panels(answers: list[RunAnswer], confidence: float) -> list[dict]:
+    """The targets chart's panels (:func:`analysis.plots.plot_targets`): one per (group, target), the
+    steady-state estimates against worker count (counts without a steady state left out, shaded)."""
+    panels = []
+    for answer in answers:
+        title = f"{answer.arrival} / {answer.service}" + (f" / maxsize {answer.maxsize}" if answer.maxsize else "")
+        targets = [v.target for v in answer.candidates[0].targets] if answer.candidates else []
+        for target in targets:
+            points = [(c.workers, v.steady.estimate) for c in answer.candidates for v in c.targets
+                      if v.target == target and v.steady is not None and c.settled and c.workers > answer.load]  # fmt: skip
+            panels.append({"title": f"{title}: {target}", "target": target, "x": [w for w, _ in points],
+                           "estimate": [e.mean for _, e in points], "low": [e.low for _, e in points],
+                           "high": [e.high for _, e in points], "answer": answer.meeting,
+                           "unstable": answer.load, "level": confidence})  # fmt: skip
+    return panels
 
 
 def _report_folder(folder: Path) -> Path:
@@ -120,10 +170,11 @@ def _step(bar: tqdm, name: str, work: Callable[[], _T]) -> _T:
     return result
 
 
-def _write(run: Run, folder: Path, stats: list[CellStats], theory: list[Agreement]) -> None:
+def _write(run: Run, folder: Path, stats: list[CellStats], theory: list[Agreement], answers: list[RunAnswer],
+           confidence: float) -> None:  # fmt: skip
     """Write both documents."""
     sections = _Sections(summary_rows(stats, detail=True), theory_rows(theory, stats), failed_rows(stats),
-                         warning_lines(stats))  # fmt: skip
+                         warning_lines(stats), _answer_rows(answers, confidence), _answer_lines(run, answers))  # fmt: skip
     try:
         (folder / "report.md").write_text(_markdown(run, sections), encoding="utf-8")
         (folder / "index.html").write_text(_html(run, sections), encoding="utf-8")
@@ -139,10 +190,52 @@ class _Sections:
     theory: Rows
     failed: Rows
     warnings: list[str]
+    answers: Rows
+    lead: list[str]
 
 
 _NO_WARNINGS = "None: every measured mean inter-arrival and service time lies within its interval of the spec's mean."
 _NO_FAILURES = "None: every cell has data."
+
+
+def _answer_rows(answers: list[RunAnswer], confidence: float) -> Rows:
+    """One row per (arrival, service, maxsize): the fewest stable count and, with targets, the fewest
+    that meet them with the figures there."""
+    rows = []
+    for a in answers:
+        row = {"arrival": a.arrival, "service": a.service, "maxsize": str(a.maxsize),
+               "fewest workers with a stable backlog": str(a.stable) if a.stable is not None else "none of those run",
+               "fewer workers": a.stable_note or "-"}  # fmt: skip
+        if a.candidates:
+            at = next((c for c in a.candidates if c.workers == a.meeting), None)
+            figures = "; ".join(f"{v.target.metric} {_figure(v)}" for v in at.targets if v.steady) if at else "-"
+            row.update({f"fewest workers meeting every target ({confidence:.0%})":
+                        str(a.meeting) if a.meeting is not None else "none of those run",
+                        "its figures": figures, "one worker fewer": a.meeting_note or "-"})  # fmt: skip
+        rows.append(row)
+    return rows
+
+
+def _figure(v) -> str:
+    est = v.steady.estimate
+    unit = " s" if v.target.unit == "s" else ""
+    return f"{est.mean:.3g}{unit} [{est.low:.3g}, {est.high:.3g}]"
+
+
+def _answer_lines(run: Run, answers: list[RunAnswer]) -> list[str]:
+    """The lines above the answer table: the targets, and a plan's own answer."""
+    lines = []
+    targets = [str(v.target) for v in answers[0].candidates[0].targets] if answers and answers[0].candidates else []
+    if targets:
+        lines.append(f"Targets (all must hold): {', '.join(targets)}.")
+    else:
+        lines.append("No targets were given: give them with qbench run --slo 'wait_p99<=5' (or ask qbench plan), "
+                     "and this section names the fewest workers that meet them.")  # fmt: skip
+    plan = run.manifest.get(PLAN_KEY)
+    for entry in plan if isinstance(plan, list) else [plan] if isinstance(plan, dict) else []:
+        if isinstance(entry, dict) and entry.get("answer"):
+            lines.append(f"qbench plan ({entry.get('arrival')} / {entry.get('service')}): {entry['answer']}")
+    return lines
 
 
 def _parameters(run: Run) -> Rows:
@@ -163,46 +256,71 @@ def _parameters(run: Run) -> Rows:
     ]
 
 
-def _markdown(run: Run, sec: _Sections) -> str:
-    """The Markdown report."""
-    charts = "\n\n".join(
-        f"### {caption}\n\n![{caption}]({name}.png)\n\n[SVG]({name}.svg)" for name, caption in CHARTS.items()
+def _figures_md(charts: dict[str, str]) -> str:
+    return "\n\n".join(
+        f"### {caption}\n\n![{caption}]({name}.png)\n\n[SVG]({name}.svg)" for name, caption in charts.items()
     )
+
+
+def _lead_charts(sec: _Sections) -> dict[str, str]:
+    """The charts shown with the answer: the backlog, and the targets when the run has them."""
+    lead = {"backlog": CHARTS["backlog"]}
+    if "its figures" in (sec.answers[0] if sec.answers else {}):
+        lead.update(TARGETS_CHART)
+    return lead
+
+
+def _markdown(run: Run, sec: _Sections) -> str:
+    """The Markdown report: the answer first, metadata and the full tables below."""
+    others = {n: c for n, c in CHARTS.items() if n != "backlog"}
     method = "\n".join(f"- {line}" for line in METHOD)
     warnings = "\n".join(f"- **warning:** {line}" for line in sec.warnings) or _NO_WARNINGS
     failed = to_markdown(sec.failed) if sec.failed else _NO_FAILURES
+    lead = "\n\n".join(sec.lead)
     return (
-        f"# qbench report: {run.name}\n\n## Run\n\n{to_markdown(_parameters(run))}\n\n"
+        f"# qbench report: {run.name}\n\n## How many workers?\n\n{lead}\n\n{to_markdown(sec.answers)}\n\n"
+        f"{_figures_md(_lead_charts(sec))}\n\n"
         f"## Warnings\n\n{warnings}\n\n## Failed cells\n\n{failed}\n\n"
-        f"## Cells (95% confidence intervals)\n\n{to_markdown(sec.summary)}\n\n## Charts\n\n{charts}\n\n"
-        f"## Theory beside measurement\n\n{to_markdown(sec.theory)}\n\n## Method\n\n{method}\n"
+        f"## Cells (95% confidence intervals)\n\n{to_markdown(sec.summary)}\n\n## Charts\n\n{_figures_md(others)}\n\n"
+        f"## Theory beside measurement\n\n{to_markdown(sec.theory)}\n\n## Run\n\n{to_markdown(_parameters(run))}\n\n"
+        f"## Method\n\n{method}\n"
     )
 
 
 _STYLE = """body{font-family:system-ui,sans-serif;margin:2em;max-width:110em;color:#222}
 table{border-collapse:collapse;font-size:12px;margin:1em 0}th,td{border:1px solid #ccc;padding:3px 6px;text-align:left}
 th{background:#f0f0f0}li.warning{color:#8a4b00}
+section#answer{border-left:4px solid #2ca02c;padding-left:1em}section#answer table{font-size:14px}
+p.lead{font-size:15px}
 figure{margin:1.5em 0}img{max-width:100%;border:1px solid #ddd}figcaption{font-weight:bold}"""
 
 
-def _html(run: Run, sec: _Sections) -> str:
-    """The HTML report: one well-formed document, images referenced relatively."""
-    name = html.escape(run.name)
-    figures = "\n".join(
+def _figures_html(charts: dict[str, str]) -> str:
+    return "\n".join(
         f'<figure id="{n}"><figcaption>{html.escape(c)}</figcaption>'
         f'<img src="{n}.png" alt="{html.escape(c)}"/><br/><a href="{n}.svg">SVG</a></figure>'
-        for n, c in CHARTS.items()
+        for n, c in charts.items()
     )
+
+
+def _html(run: Run, sec: _Sections) -> str:
+    """The HTML report: one well-formed document, the answer first, images referenced relatively."""
+    name = html.escape(run.name)
+    others = {n: c for n, c in CHARTS.items() if n != "backlog"}
     method = "".join(f"<li>{html.escape(line)}</li>" for line in METHOD)
     items = "".join(f'<li class="warning"><strong>warning:</strong> {html.escape(line)}</li>' for line in sec.warnings)
     warnings = f"<ul>{items}</ul>" if items else f"<p>{html.escape(_NO_WARNINGS)}</p>"
     failed = to_html(sec.failed) if sec.failed else f"<p>{html.escape(_NO_FAILURES)}</p>"
+    lead = "\n".join(f'<p class="lead">{html.escape(line)}</p>' for line in sec.lead)
     return (
         f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8"/>\n<title>qbench report: {name}</title>\n'
         f"<style>{_STYLE}</style>\n</head>\n<body>\n<h1>qbench report: {name}</h1>\n"
-        f'<h2>Run</h2>\n{to_html(_parameters(run))}\n<h2 id="warnings">Warnings</h2>\n{warnings}\n'
+        f'<section id="answer">\n<h2>How many workers?</h2>\n{lead}\n{to_html(sec.answers)}\n'
+        f"{_figures_html(_lead_charts(sec))}\n</section>\n"
+        f'<h2 id="warnings">Warnings</h2>\n{warnings}\n'
         f'<h2 id="failed">Failed cells</h2>\n{failed}\n'
         f"<h2>Cells (95% confidence intervals)</h2>\n{to_html(sec.summary)}\n"
-        f"<h2>Charts</h2>\n{figures}\n<h2>Theory beside measurement</h2>\n{to_html(sec.theory)}\n"
+        f"<h2>Charts</h2>\n{_figures_html(others)}\n<h2>Theory beside measurement</h2>\n{to_html(sec.theory)}\n"
+        f"<h2>Run</h2>\n{to_html(_parameters(run))}\n"
         f"<h2>Method</h2>\n<ul>{method}</ul>\n</body>\n</html>\n"
     )

@@ -15,6 +15,7 @@ from analysis.backlog import DEPTH_TARGET
 from analysis.cell_stats import CellStats, summarize
 from analysis.estimate import Estimate
 from analysis.load import open_run
+from analysis.plan import run_answers, run_targets
 from analysis.tables import Rows, to_text
 
 __all__ = ["failed_rows", "summary_rows", "summary_table", "theory_rows", "verdict_text", "warning_lines"]
@@ -47,7 +48,9 @@ def _arrivals(s: CellStats) -> str:
 def summary_rows(stats: list[CellStats], *, detail: bool = False) -> Rows:
     """One formatted row per cell with data: parameters, wait mean ± CI, p99 wait, slope ± CI, verdict.
 
-    Cells without data (every replication failed) are left out: :func:`failed_rows` lists them.
+    Latency figures are steady-state (:mod:`analysis.quantiles`); where the warm-up never ended
+    (an overloaded cell: no steady state) they say ``(unsettled)``. Cells without data (every
+    replication failed) are left out: :func:`failed_rows` lists them.
 
     Args:
         stats: per-cell statistics.
@@ -56,13 +59,15 @@ def summary_rows(stats: list[CellStats], *, detail: bool = False) -> Rows:
     rows = []
     for s in (s for s in stats if s.replications):
         m = s.metrics
+        mark = "" if s.settled else " (unsettled)"  # no steady state: the figure covers the runs' second halves
         row = {"cell": str(s.cell), "workers": str(s.params["workers"]), "arrival": str(s.params["arrival"]),
                "service": str(s.params["service"]), "maxsize": str(s.params.get("maxsize", 0)),
                "rho": _num(float(s.params["rho"])), "arrivals/s achieved of offered": _arrivals(s),
-               "wait mean (s)": m["wait_mean"].format(), "p99 wait (s)": m["wait_p99"].format(),
+               "wait mean (s)": m["wait_mean"].format() + mark, "p99 wait (s)": m["wait_p99"].format() + mark,
                "backlog slope (items/s)": s.growth.slope.format(), "verdict": verdict_text(s)}  # fmt: skip
         if detail:
-            row.update({"sojourn mean (s)": m["sojourn_mean"].format(), "p99 sojourn (s)": m["sojourn_p99"].format(),
+            row.update({"sojourn mean (s)": m["sojourn_mean"].format() + mark,
+                        "p99 sojourn (s)": m["sojourn_p99"].format() + mark,
                         "throughput (items/s)": m["throughput"].format(), "utilisation": m["utilisation"].format(),
                         "mean depth": m["depth_mean"].format(), "still queued at end": s.censored.format(),
                         "Little L = lam W": s.little.verdict, "replications": f"{s.replications}"
@@ -128,7 +133,8 @@ def _relative(value: float) -> str:
 
 def summary_table(run: Path) -> str:
     """A compact plain-text table, one line per cell with data, of a results folder; then the failed
-    cells with their errors and the warnings of the input checks, one line each.
+    cells with their errors and the warnings of the input checks, one line each; and, when the run
+    has targets, the fewest workers meeting them per arrival x service x maxsize.
 
     Args:
         run: the results folder.
@@ -148,4 +154,11 @@ def summary_table(run: Path) -> str:
     warnings = warning_lines(stats)
     if warnings:
         parts.append("warnings:\n" + "\n".join(f"  warning: {line}" for line in warnings))
+    targets, confidence = run_targets(opened)
+    if targets:
+        lines = [f"  {a.arrival} / {a.service}" + (f" / maxsize {a.maxsize}" if a.maxsize else "") + ": "
+                 + (f"{a.meeting} workers ({a.meeting_note})" if a.meeting is not None else a.meeting_note)
+                 for a in run_answers(opened, stats)]  # fmt: skip
+        head = f"how many workers meet {', '.join(map(str, targets))} (steady state, {confidence:.0%} intervals):"
+        parts.append(head + "\n" + "\n".join(lines))
     return "\n\n".join(parts)

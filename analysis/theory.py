@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "Prediction", "allen_cunneen", "erlang_c", "fluid_slope", "kendall", "kingman", "md1", "mg1",
-    "mm1", "mmc", "predict",
+    "mm1", "mmc", "mmc_wait_quantile", "mmc_wait_tail", "predict", "stable_workers", "wait_quantile",
 ]  # fmt: skip
 
 
@@ -196,6 +196,89 @@ def allen_cunneen(lam: float, mean_s: float, c: int, scv_a: float, scv_s: float)
     base = mmc(lam, mean_s, c)
     wq = base.wq * (scv_a + scv_s) / 2.0
     return _prediction(f"G/G/{c} (Allen-Cunneen, approx.)", False, lam, mean_s, base.rho, wq, math.nan)
+
+
+def mmc_wait_tail(lam: float, mean_s: float, c: int, t: float) -> float:
+    """M/M/c, exact: ``P(W > t) = C(c, a) exp(-(c mu - lam) t)`` for ``t >= 0`` (GSTH 2.3).
+
+    Args:
+        lam: arrival rate, items/s.
+        mean_s: mean service time ``1 / mu``, s.
+        c: number of workers.
+        t: time, s (>= 0).
+
+    Raises:
+        ValueError: bad inputs or ``rho >= 1``.
+    """
+    _check(lam, mean_s, c)
+    return erlang_c(c, lam * mean_s) * math.exp(-(c / mean_s - lam) * t)
+
+
+def mmc_wait_quantile(lam: float, mean_s: float, c: int, q: float) -> float:
+    """M/M/c, exact: the ``q``-quantile of the steady-state wait, ``inf {t : P(W <= t) >= q}``:
+    0 when ``C(c, a) <= 1 - q`` (at least a share ``q`` of items do not wait), else
+    ``ln(C(c, a) / (1 - q)) / (c mu - lam)``. E.g. ``lam = 1, mu = 0.4, c = 3``: p99 = 21.26 s.
+
+    Args:
+        lam: arrival rate, items/s.
+        mean_s: mean service time ``1 / mu``, s.
+        c: number of workers.
+        q: level in (0, 1).
+
+    Raises:
+        ValueError: bad inputs, ``rho >= 1`` or ``q`` outside (0, 1).
+    """
+    return wait_quantile(lam, mean_s, c, q, 1.0, 1.0)
+
+
+def wait_quantile(lam: float, mean_s: float, c: int, q: float, scv_a: float, scv_s: float) -> float:
+    """G/G/c, approximate: the ``q``-quantile of the steady-state wait from an exponential tail,
+    ``P(W > t) ~ C(c, a) exp(-t / E[W | W > 0])`` with Allen-Cunneen's conditional mean wait
+    ``E[W | W > 0] ~ (ca^2 + cs^2) / 2 / (c mu - lam)`` (the usual two-moment form, e.g. Whitt 1993,
+    "Approximations for the GI/G/m queue", Prod. Oper. Mgmt. 2). Exact for M/M/c
+    (:func:`mmc_wait_quantile`); 0 when ``ca^2 + cs^2 = 0`` (a stable D/D/c queue never waits).
+
+    Args:
+        lam: arrival rate, items/s.
+        mean_s: mean service time, s.
+        c: number of workers.
+        q: level in (0, 1).
+        scv_a: squared CV of inter-arrival times.
+        scv_s: squared CV of service times.
+
+    Raises:
+        ValueError: bad inputs, ``rho >= 1`` or ``q`` outside (0, 1).
+    """
+    if not 0 < q < 1:
+        raise ValueError(f"need 0 < q < 1, got {q}")
+    _check(lam, mean_s, c)
+    p_wait = erlang_c(c, lam * mean_s)
+    spread = (scv_a + scv_s) / 2.0
+    if p_wait <= 1.0 - q or spread <= 0:
+        return 0.0
+    return math.log(p_wait / (1.0 - q)) * spread / (c / mean_s - lam)
+
+
+def stable_workers(lam: float, mean_s: float) -> int:
+    """The fewest workers with a steady state: the smallest ``c > lam E[S]`` (``rho < 1``).
+
+    With ``c <= lam E[S]`` a G/G/c queue has none: the backlog grows without bound (at ``c = a`` it
+    is null recurrent and still has no finite steady-state wait). E.g. the seed scenario,
+    ``lam = 1``, ``E[S] = 2.5``: 3.
+
+    Args:
+        lam: arrival rate, items/s.
+        mean_s: mean service time, s.
+
+    Raises:
+        ValueError: non-positive inputs.
+    """
+    _positive(lam, mean_s, 1)
+    load = lam * mean_s
+    whole = round(load)
+    if abs(load - whole) <= 1e-9 * max(1.0, load):  # 1 / 0.1 * 0.3 is 3 Erlangs, not 2.9999999999999996
+        load = whole
+    return math.floor(load) + 1
 
 
 def fluid_slope(lam: float, mean_s: float, c: int) -> float:

@@ -36,10 +36,32 @@ distributions: const:V uniform:LOW:HIGH exp:MEAN erlang:K:MEAN gamma:MEAN:CV log
 
 _MAIN_EXAMPLES = """\
 examples:
+  qbench plan --arrival exp:1 --service lognormal:2.5:1.5 --slo 'wait_p99<=15'    how many workers?
   qbench run bench/grids/default.toml --out results/default     run a grid
   qbench report results/default                                  charts and report of a run
   qbench compare results/default:workers=3 results/default:workers=4
   qbench demo                                                    watch Fred and George fall behind
+"""
+
+_PLAN_EXAMPLES = """\
+examples:
+  qbench plan --arrival exp:1 --service lognormal:2.5:1.5 --slo 'wait_p99<=15' --slo 'utilisation<=0.85'
+  qbench plan --arrival const:1 --service uniform:0:5 --slo 'wait_p99<=5' --engine asyncio
+  qbench plan --arrival exp:1 --service exp:2.5 --slo 'sojourn_p99.9<=40' --format json
+  qbench plan --arrival exp:1 --service lognormal:2.5:1.5 --slo 'wait_p99<=15' --workers 4 --find max-load
+  qbench plan grid.toml --slo 'wait_p95<=10' --out results/plan --report   # one answer per row of a grid
+  qbench plan --arrival exp:1 --service empirical:durations.csv --slo 'wait_p99<=2' --budget 60s
+
+targets (--slo, repeatable; all must hold): METRIC<=VALUE, or METRIC>=VALUE for utilisation:
+  wait_pP, sojourn_pP   a percentile (0 < P < 100) of the steady-state wait or sojourn, seconds:
+                        wait_p50, wait_p99, sojourn_p99.9
+  wait_mean, sojourn_mean   steady-state means, seconds
+  utilisation           the share of worker time busy, 0..1 (utilisation>=0.5: keep workers busy)
+  depth_mean            the time-average number of items waiting
+A target meets when its 95% interval (--confidence) lies on its side of the threshold.
+A grid file gives the arrival, service and maxsize axes, seed, engine and slo; its workers,
+items, duration and replications are the plan's to choose.
+exit status: 0 with an answer, 1 when no count up to --max-workers meets the targets, 2 bad input.
 """
 
 
@@ -142,9 +164,15 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--clock", help="virtual (default), scaled:F or real")
     run.add_argument(
         "--engine",
-        choices=("asyncio", "recurrence"),
-        help="asyncio (default: the real program on the clock) or recurrence (exact FIFO G/G/c "
-        "recurrences, virtual clock only, much faster)",
+        choices=("asyncio", "recurrence", "auto"),
+        help="asyncio (default: the real program on the clock), recurrence (exact FIFO G/G/c "
+        "recurrences, virtual clock only, much faster) or auto (recurrence where it is exact)",
+    )
+    run.add_argument(
+        "--slo",
+        action="append",
+        metavar="TARGET",
+        help="a target the report checks, e.g. 'wait_p99<=5' (repeatable; see qbench plan --help)",
     )
     run.add_argument(
         "--loop",
@@ -163,6 +191,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
     run.add_argument("--no-summary", action="store_true", help="do not print the summary table at the end")
     run.add_argument("--report", action="store_true", help="build the report when the run completes")
+
+    _plan_parser(sub)
 
     demo = sub.add_parser(
         "demo",
@@ -228,6 +258,46 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _plan_parser(sub: Any) -> None:
+    plan = sub.add_parser(
+        "plan",
+        help="the fewest workers that meet latency targets, with stated confidence",
+        description="Find the fewest workers whose steady-state latency, utilisation or queue length meet "
+        "every target (--slo), by theory then simulation with confidence intervals; or, with --workers N "
+        "--find max-load, the largest arrival rate N workers carry.",
+        epilog=_PLAN_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    plan.add_argument("grid", nargs="?", type=Path, help="grid file (TOML): plan every arrival x service x maxsize")
+    plan.add_argument("--arrival", type=_csv(str), help="inter-arrival distribution(s), e.g. exp:1")
+    plan.add_argument("--service", type=_csv(str), help="service-time distribution(s), e.g. lognormal:2.5:1.5")
+    plan.add_argument("--maxsize", type=_csv(_int), help="queue capacity (0 = unbounded, the default)")
+    plan.add_argument("--slo", action="append", metavar="TARGET", help="a target, e.g. 'wait_p99<=15' (repeatable)")
+    plan.add_argument("--confidence", type=_number(_float), default=0.95, help="interval level (default 0.95)")
+    plan.add_argument("--max-workers", type=_number(_int), default=1000, help="largest count to try (default 1000)")
+    plan.add_argument(
+        "--engine",
+        choices=("auto", "asyncio", "recurrence"),
+        help="auto (default: the recurrence engine where it is exact, else asyncio), asyncio or recurrence",
+    )
+    plan.add_argument("--seed", type=_number(_int), help="root seed, 0 to 2**128-1 (default 0)")
+    plan.add_argument(
+        "--budget",
+        metavar="N|Ns",
+        help="simulation to spend per row: N items (default 20000000; reproducible) or Ns seconds (e.g. 60s)",
+    )
+    plan.add_argument("--items", type=_number(_int), help="items per replication (default: from theory)")
+    plan.add_argument("--find", choices=("workers", "max-load"), default="workers",
+                      help="workers (default): the fewest that meet the targets; max-load: the largest arrival-rate "
+                      "factor --workers N carry")  # fmt: skip
+    plan.add_argument("--workers", type=_number(_int), help="the worker count of --find max-load")
+    plan.add_argument("--format", choices=("table", "json"), default="table", help="output format")
+    plan.add_argument("--out", type=Path, help="keep the evidence as a results folder, with the targets chart")
+    plan.add_argument("--force", action="store_true", help="replace an existing --out folder")
+    plan.add_argument("--report", action="store_true", help="build the evidence folder's report")
+    plan.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
 def _grid_from_args(args: argparse.Namespace):
     from bench.grid import load_grid, make_grid, override
 
@@ -246,6 +316,7 @@ def _grid_from_args(args: argparse.Namespace):
         max_backlog=args.max_backlog,
         engine=args.engine,
         loop=args.loop,
+        slo=args.slo,
     )
     return make_grid(merged)
 
@@ -309,6 +380,7 @@ _GRID_FLAGS = (
     "max_backlog",
     "engine",
     "loop",
+    "slo",
     "force",
 )
 
@@ -338,6 +410,9 @@ def _resume_target(args: argparse.Namespace):
         )
     if not isinstance(manifest.get("grid"), dict):
         raise UsageError(f"{str(run)!r}: manifest.json holds no grid; cannot resume (start a new run)")
+    if results_format.PLAN_KEY in manifest:
+        raise UsageError(f"{str(run)!r} is a plan's evidence: its cells are the counts the plan chose, not a grid to "
+                         "finish; run qbench plan again")  # fmt: skip
     inputs = manifest.get("inputs") or []
     if not (isinstance(inputs, list) and all(isinstance(entry, dict) for entry in inputs)):
         raise UsageError(f"{str(run)!r}: manifest.json's 'inputs' is malformed; cannot resume (start a new run)")
@@ -576,7 +651,175 @@ def _cmd_fidelity(args: argparse.Namespace) -> int:
     return 0
 
 
+class PlanError(InputError):
+    """A ``qbench plan`` request that cannot be answered as given (one line, exit status 2)."""
+
+
+#: A budget: a plain number of items, or of seconds with an ``s``.
+_BUDGET = re.compile(r"\s*(?P<number>[0-9]+(\.[0-9]*)?([eE][+-]?[0-9]+)?)\s*(?P<unit>s|items?)?\s*")
+
+
+def _budget(text: str | None):
+    """``N`` (items) or ``Ns`` (seconds) as a :class:`analysis.plan.Budget`."""
+    from analysis.plan import DEFAULT_BUDGET, Budget
+
+    if text is None:
+        return DEFAULT_BUDGET
+    match = _BUDGET.fullmatch(text)
+    if match is None:
+        raise PlanError(f"--budget must be a number of items (e.g. 20000000) or of seconds (e.g. 60s), got {text!r}")
+    value = float(match.group("number"))
+    if match.group("unit") == "s":
+        if not 0 < value < 1e7:
+            raise PlanError(f"--budget must be more than 0 and less than 10,000,000 seconds, got {text!r}")
+        return Budget(seconds=value)
+    if not value.is_integer() or not 1 <= value <= 1e15:
+        raise PlanError(f"--budget in items must be a whole number from 1 to 1e15, got {text!r}")
+    return Budget(items=int(value))
+
+
+def _plan_grid(args: argparse.Namespace):
+    """The plan's settings as a grid (validated by the grid), its targets and the rows to plan."""
+    from bench.grid import MAX_WORKERS, load_grid, make_grid
+    from bench.results_format import parse_targets
+
+    raw = load_grid(args.grid) if args.grid is not None else {}
+    used = ("arrival", "service", "maxsize", "seed", "engine", "max_backlog", "slo")
+    settings: dict[str, Any] = {k: raw[k] for k in used if k in raw}
+    given = {"arrival": args.arrival, "service": args.service, "maxsize": args.maxsize, "seed": args.seed,
+             "engine": args.engine or settings.get("engine", "auto"), "slo": args.slo}  # fmt: skip
+    settings.update({k: v for k, v in given.items() if v is not None})
+    for name in ("arrival", "service"):
+        if name not in settings:
+            raise PlanError(f"give --{name} (or a grid file with a '{name}' axis)")
+    if not settings.get("slo"):
+        raise PlanError("give at least one target, e.g. --slo 'wait_p99<=5' (see qbench plan --help)")
+    if not 0.5 <= args.confidence < 1:
+        raise PlanError(f"--confidence must be at least 0.5 and below 1, got {args.confidence:g}")
+    if not 1 <= args.max_workers <= MAX_WORKERS:
+        raise PlanError(f"--max-workers must be in 1..{MAX_WORKERS:,}, got {args.max_workers:,}")
+    if args.find == "max-load" and args.workers is None:
+        raise PlanError("--find max-load needs --workers N: the worker count whose headroom to find")
+    if args.workers is not None:
+        if args.find != "max-load":
+            raise PlanError("--workers N goes with --find max-load (the workers question chooses the count)")
+        if not 1 <= args.workers <= MAX_WORKERS:
+            raise PlanError(f"--workers must be in 1..{MAX_WORKERS:,}, got {args.workers:,}")
+    if args.items is not None and not 1000 <= args.items <= 10_000_000:
+        raise PlanError(f"--items must be in 1000..10,000,000 (items per replication), got {args.items:,}")
+    grid = make_grid({**settings, "workers": [1], "items": args.items or 1000, "replications": 1})
+    if grid.scale is not None:
+        raise PlanError("a plan runs in virtual time")
+    return grid, parse_targets(list(grid.slo))
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    import itertools
+    import json
+    import time
+
+    import numpy as np
+
+    from analysis.plan import Model, plan_json, plan_max_load, plan_workers, run_length
+    from analysis.quantiles import Sample, columns_for
+    from bench.distributions import TIME_PARAMETERS
+    from bench.grid import make_grid
+    from bench.sampling import Sampler
+
+    started = time.perf_counter()
+    grid, targets = _plan_grid(args)
+    budget = _budget(args.budget)
+    rows = list(itertools.product(grid.arrival, grid.service, grid.maxsize))
+    models = [Model(a.spec, s.spec, m, 1.0 / a.mean, s.mean, a.scv, s.scv, s.sample(np.random.default_rng(0), 20_000))
+              for a, s, m in rows]  # fmt: skip
+    workers = args.workers if args.find == "max-load" else None
+    if args.out is not None and workers is not None:
+        fixed = [a.spec for a in grid.arrival if a.family not in TIME_PARAMETERS]
+        if fixed:
+            raise PlanError(f"--find max-load --out: the arrival {fixed[0]!r} cannot be rescaled into a spec for the "
+                            "evidence folder; drop --out")  # fmt: skip
+    lengths = [run_length(m, targets, max_workers=args.max_workers, workers=workers) for m in models]
+    items = args.items or max(lengths)
+    if budget.items is not None and budget.items < 2 * items:
+        raise PlanError(f"--budget {budget.items:,} items pays for fewer than 2 replications of {items:,} items; "
+                        "raise it (or lower --items)")  # fmt: skip
+    grid = make_grid({**grid.to_dict(), "items": items, "duration": None})  # the range checks at the run length
+    columns = columns_for([t.metric for t in targets]) + (("service",) if any(t.quantity == "sojourn" for t in targets)
+                                                          else ())  # fmt: skip
+    command = ["qbench", *args.argv]
+    if args.out is not None:
+        args.out = Path(os.path.abspath(args.out))
+        _prepare_out(args.out, args.force, grid, command)
+    plans = []
+    with _stopped_by_signals(), Sampler(grid, columns, args.out, command) as sampler:
+        for (arrival, service, maxsize), model in zip(rows, models):
+
+            def simulate(count: int, scale: float, replications: range, a=arrival, s=service, m=maxsize):
+                return [Sample(r, count, cols) for r, cols in sampler.sample(a, s, m, count, scale, replications)]
+
+            if workers is None:
+                plan = plan_workers(model, targets, simulate, confidence=args.confidence, max_workers=args.max_workers,
+                                    budget=budget, items=items, progress=not args.no_progress)  # fmt: skip
+            else:
+                plan = plan_max_load(model, targets, workers, simulate, confidence=args.confidence, budget=budget,
+                                     items=items, progress=not args.no_progress)  # fmt: skip
+            plans.append(plan)
+        answers = [plan_json(p) for p in plans]
+        sampler.finish(answers[0] if len(answers) == 1 else answers, started)
+    if args.format == "json":
+        one = answers[0] if len(answers) == 1 else {"rows": answers, "workers": [a["workers"] for a in answers],
+                                                    "decided": all(a["decided"] for a in answers)}  # fmt: skip
+        print(json.dumps(one, indent=2))
+    else:
+        print(_plan_text(plans))
+    if args.out is not None:
+        _plan_evidence(args, plans)
+    return max(p.exit_status for p in plans)
+
+
+def _plan_text(plans: list) -> str:
+    from analysis.plan import plan_table
+    from analysis.tables import to_text
+
+    if len(plans) == 1:
+        return plan_table(plans[0])
+    blocks = [f"== {p.model.label}\n{plan_table(p)}" for p in plans]
+    summary = [{"arrival": p.model.arrival, "service": p.model.service, "maxsize": str(p.model.maxsize),
+                "workers" if p.question == "workers" else "max load":
+                    (str(p.answer) if p.answer is not None else "none") if p.question == "workers"
+                    else (f"x{p.load:.3g}" if p.load is not None else "none"),
+                "decided": "yes" if p.decided else "no"} for p in plans]  # fmt: skip
+    return "\n\n".join(blocks) + "\n\nanswers, one per row:\n" + to_text(summary)
+
+
+def _plan_evidence(args: argparse.Namespace, plans: list) -> None:
+    """The targets chart of a plan's evidence folder (and its report with --report)."""
+    from analysis.plan import target_series
+    from analysis.plots import plot_targets
+
+    panels = []
+    for plan in plans:
+        answer = plan.load if plan.question == "max-load" else plan.answer
+        for series in target_series(plan):
+            title = f"{plan.model.arrival} / {plan.model.service}" + (f" / maxsize {plan.model.maxsize}"
+                                                                      if plan.model.maxsize else "")  # fmt: skip
+            unstable = plan.model.load if plan.question == "workers" else plan.max_workers / plan.model.load
+            panels.append({**series, "title": f"{title}: {series['target']}", "answer": answer,
+                           "level": plan.confidence, "unstable": unstable})  # fmt: skip
+    if not any(panel["x"] for panel in panels):
+        print(f"evidence: {args.out} holds no cells: the answer was decided by theory alone (see its manifest)",
+              file=sys.stderr)  # fmt: skip
+        return
+    xlabel = "arrival-rate factor" if plans[0].question == "max-load" else "workers"
+    with _writing(args.out / "report"):
+        paths = plot_targets(panels, args.out / "report", xlabel=xlabel)
+    print(f"evidence: {args.out} (chart: {paths[0]})", file=sys.stderr)
+    if args.report:
+        _cmd_report(argparse.Namespace(run=args.out, no_progress=args.no_progress))
+
+
 _COMMANDS = {
+    "plan": _cmd_plan,
     "run": _cmd_run,
     "demo": _cmd_demo,
     "report": _cmd_report,

@@ -28,7 +28,7 @@ import numpy as np
 
 from bench.errors import InputError
 
-__all__ = ["Distribution", "SpecError", "Stream", "parse", "FAMILIES", "STREAM_CHUNK"]
+__all__ = ["Distribution", "SpecError", "Stream", "parse", "scaled", "FAMILIES", "STREAM_CHUNK", "TIME_PARAMETERS"]
 
 #: Samples are drawn in blocks of this size, so every engine that reads a stream sees the same numbers.
 STREAM_CHUNK = 4096
@@ -442,6 +442,38 @@ def _as_float(text: str) -> float | None:
     if NUMBER.fullmatch(word) or _NON_FINITE.fullmatch(word):
         return float(word)
     return None
+
+
+#: family name -> the positions of its parameters that are times (they scale with the time unit).
+TIME_PARAMETERS: dict[str, tuple[int, ...]] = {
+    "const": (0,), "uniform": (0, 1), "exp": (0,), "erlang": (1,), "gamma": (0,), "lognormal": (0,),
+    "weibull": (0,), "pareto": (0,), "hyperexp": (0,),
+}  # fmt: skip
+
+
+def scaled(dist: Distribution, factor: float) -> Distribution:
+    """``dist`` with every draw multiplied by ``factor`` (> 0): the same draws from the same
+    generator, scaled, so a load scaled by ``1 / factor`` keeps common random numbers with the
+    original. Its spec is the family's own spec of the scaled distribution (``exp:1`` scaled by 0.5
+    is ``exp:0.5``, times in a ``MEAN:CV`` form scale and the CV stays).
+
+    Raises:
+        SpecError: an ``empirical`` distribution (its spec names a file, no factor can be written
+            into it), or a scaled parameter the family refuses.
+    """
+    if dist.family not in TIME_PARAMETERS:
+        raise SpecError(f"bad distribution spec {dist.spec!r}: a {dist.family} distribution cannot be rescaled into "
+                        "a spec of its own")  # fmt: skip
+    values = [float(v) for v in dist.spec.split(":")[1:]]
+    for i in TIME_PARAMETERS[dist.family]:
+        values[i] *= factor
+    spec = parse(_canon(dist.family, *values)).spec
+    draw = dist._draw
+
+    def scaled_draw(rng: np.random.Generator, n: int) -> np.ndarray:
+        return np.asarray(draw(rng, n), dtype=np.float64) * factor
+
+    return Distribution(spec, dist.family, dist.mean * factor, dist.cv, scaled_draw, dist.high * factor, dist.inputs)
 
 
 #: family name -> (number of parameters, builder); ``empirical`` takes a path instead.

@@ -11,8 +11,10 @@ A grid file holds axes (lists) and settings (scalars)::
     seed = 1
     clock = "virtual"                       # or "scaled:0.01", or "real"
     max_backlog = 1000000                   # stop a cell whose queue reaches this many items
-    engine = "asyncio"                      # or "recurrence" (exact FIFO recurrences, virtual clock only)
+    engine = "asyncio"                      # or "recurrence" (exact FIFO recurrences, virtual clock only),
+                                            # or "auto" (recurrence where it is exact, else asyncio)
     loop = "asyncio"                        # the real loop of scaled and real clocks, or "uvloop"
+    slo = ["wait_p99<=5"]                   # targets (all must hold): the report says which cells meet them
 
 Random numbers come from one ``numpy.random.SeedSequence(seed)``: each (arrival, service, maxsize,
 replication) and purpose (0 = arrivals, 1 = services) gets its own stream, keyed by the specs'
@@ -44,15 +46,18 @@ from bench.distributions import Distribution, SpecError, Stream, parse
 from bench.errors import InputError
 from bench.loop import CLOCK_RANGE, RESOLUTION
 from bench.replication import ENGINES
+from bench.results_format import parse_targets
 from bench.scenario import Scenario
 
 __all__ = [
-    "AXES", "Cell", "Grid", "GridError", "HORIZON", "LOOPS", "SETTINGS", "load_grid", "loop_factory", "make_grid",
-    "override", "parse_clock", "streams",
+    "AXES", "Cell", "ENGINE_CHOICES", "Grid", "GridError", "HORIZON", "LOOPS", "SETTINGS", "choose_engine",
+    "generators", "load_grid", "loop_factory", "make_grid", "override", "parse_clock", "streams",
 ]  # fmt: skip
 
 AXES = ("workers", "arrival", "service", "maxsize")
-SETTINGS = ("items", "duration", "replications", "seed", "clock", "max_backlog", "engine", "loop")
+SETTINGS = ("items", "duration", "replications", "seed", "clock", "max_backlog", "engine", "loop", "slo")
+#: What a grid's ``engine`` may say: an engine's name, or ``auto`` (:func:`choose_engine`).
+ENGINE_CHOICES = (*ENGINES, "auto")
 #: Real event loops for scaled and real clocks.
 LOOPS = ("asyncio", "uvloop")
 #: A cell whose queue reaches this many items is stopped (status ``capped``): memory stays bounded.
@@ -97,6 +102,7 @@ _DEFAULTS: dict[str, Any] = {
     "max_backlog": DEFAULT_MAX_BACKLOG,
     "engine": "asyncio",
     "loop": "asyncio",
+    "slo": [],
 }
 
 
@@ -156,6 +162,7 @@ class Grid:
     max_backlog: int = DEFAULT_MAX_BACKLOG
     engine: str = "asyncio"  # "asyncio" (the real program) or "recurrence" (bench/recurrence.py)
     loop: str = "asyncio"  # event loop under scaled/real clocks: "asyncio" or "uvloop"
+    slo: tuple[str, ...] = ()  # targets, canonical text (bench.results_format.parse_target): all must hold
 
     @property
     def scale(self) -> float | None:
@@ -199,6 +206,7 @@ class Grid:
             "max_backlog": self.max_backlog,
             "engine": self.engine,
             "loop": self.loop,
+            "slo": list(self.slo),
         }
 
 
@@ -244,15 +252,40 @@ def parse_clock(spec: str) -> float | None:
     raise GridError(f"bad clock {spec!r}: use virtual, real or scaled:F (e.g. scaled:0.01)")
 
 
-def streams(seed: int, cell: Cell, replication: int) -> tuple[Stream, Stream]:
-    """Return the (arrivals, services) streams of one replication of a cell.
+def choose_engine(name: str, clock: str = "virtual") -> str:
+    """The engine a grid runs: ``name`` itself, or for ``auto`` the recurrence engine where it is
+    exact, the asyncio engine otherwise.
+
+    The recurrence engine reproduces the asyncio engine item by item (a test holds them to it) for
+    the scenario as it is today, a FIFO queue with or without a bound, whenever the clock is
+    virtual; on a scaled or real clock only the asyncio engine runs. A scenario the recurrences do
+    not cover (a queue behaviour they do not model) must send ``auto`` to the asyncio engine here.
+
+    Raises:
+        GridError: an unknown name or clock.
+    """
+    name = _choice("engine", name, ENGINE_CHOICES)
+    if name != "auto":
+        return name
+    return "recurrence" if parse_clock(clock) is None else "asyncio"
+
+
+def generators(seed: int, cell: Cell, replication: int) -> tuple[np.random.Generator, np.random.Generator]:
+    """The (arrivals, services) random generators of one replication of a cell.
 
     Keyed by (crc32 of the arrival spec, crc32 of the service spec, maxsize, replication, purpose)
     under ``SeedSequence(seed)``, so they do not depend on ``workers`` or on the rest of the grid.
     """
     key = (zlib.crc32(cell.arrival.spec.encode()), zlib.crc32(cell.service.spec.encode()), cell.maxsize, replication)
     rngs = [np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(*key, p)))) for p in (0, 1)]
-    return Stream(cell.arrival, rngs[0]), Stream(cell.service, rngs[1])
+    return rngs[0], rngs[1]
+
+
+def streams(seed: int, cell: Cell, replication: int) -> tuple[Stream, Stream]:
+    """Return the (arrivals, services) streams of one replication of a cell, drawn from
+    :func:`generators` (common random numbers across worker counts)."""
+    arrivals, services = generators(seed, cell, replication)
+    return Stream(cell.arrival, arrivals), Stream(cell.service, services)
 
 
 def load_grid(path: Path | str) -> dict[str, Any]:
@@ -306,9 +339,10 @@ def make_grid(raw: dict[str, Any]) -> Grid:
     clock = str(values["clock"])
     parse_clock(clock)
     max_backlog = _whole(1, MAX_BACKLOG, " (a queued item costs ~300 bytes)")("max_backlog", values["max_backlog"])
-    engine, loop = _choice("engine", values["engine"], ENGINES), _choice("loop", values["loop"], LOOPS)
+    engine, loop = choose_engine(values["engine"], clock), _choice("loop", values["loop"], LOOPS)
+    slo = _targets(values["slo"])
     grid = Grid(workers, arrival, service, maxsize, items, duration, replications, seed, clock, max_backlog, engine,
-                loop)  # fmt: skip
+                loop, slo)  # fmt: skip
     _check_engine(grid)
     _check_size(grid)
     _check_range(grid)
@@ -396,6 +430,14 @@ def _choice(name: str, value: Any, known: tuple[str, ...]) -> str:
     if value not in known:
         raise GridError(f"'{name}' must be one of {', '.join(known)}, got {value!r}")
     return value
+
+
+def _targets(value: Any) -> tuple[str, ...]:
+    """The ``slo`` setting: a list of targets (one string is a list of one), in canonical text."""
+    texts = [value] if isinstance(value, str) else value
+    if not isinstance(texts, list | tuple):
+        raise GridError(f"'slo' must be a list of targets like ['wait_p99<=5'], got {_short(value)}")
+    return tuple(str(target) for target in parse_targets(list(texts)))
 
 
 def _check_engine(grid: Grid) -> None:

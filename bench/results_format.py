@@ -12,26 +12,36 @@ Layout of a run folder::
     depth/cell-NNNNN.parquet DEPTH: every change of queue size, DEPTH_SCHEMA
     parts/cell-NNNNN.parquet PARTS: a finished cell's rows of cells.parquet (its presence marks it finished)
     report/                  REPORT: REPORT_DOCUMENTS and each chart of REPORT_CHARTS as PNG and SVG
+                             (``targets`` only in a run with targets)
     .lock                    LOCK: held (flock) by the process writing the folder, so no second run writes it
 
 Files are written under a temporary name (:func:`tmp_name`) and renamed when whole.
+
+The manifest's grid may hold **targets** (``slo``: ``qbench run --slo``, or a plan's evidence
+folder), each a string such as ``wait_p99<=5``; their grammar is defined here once
+(:func:`parse_target`), for the grid that validates and stores them and for the analysis that reads
+them back. A plan's evidence folder also holds its answer under the manifest key :data:`PLAN_KEY`.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
 
+from bench.errors import InputError
+
 __all__ = [
     "CELLS", "CELLS_SCHEMA", "CELL_DIRS", "DATA_STATUSES", "DEPTH", "DEPTH_SCHEMA", "FILES_KEY", "FORMAT", "ITEMS",
-    "ITEMS_SCHEMA",
-    "LOCK", "MANIFEST", "MANIFEST_KEYS", "METADATA", "NULLABLE_FLOATS", "PARAMETERS", "PARTS", "REPORT",
-    "REPORT_CHARTS", "REPORT_DOCUMENTS", "SCHEMA_KEY",
-    "SCHEMA_VERSION", "STATUSES", "cell_id", "cell_name", "foreign_entries", "is_run", "is_tmp", "tmp_name",
+    "ITEMS_SCHEMA", "LOCK", "MANIFEST", "MANIFEST_KEYS", "METADATA", "NULLABLE_FLOATS", "PARAMETERS", "PARTS",
+    "PLAN_KEY", "REPORT", "REPORT_CHARTS", "REPORT_DOCUMENTS", "SCHEMA_KEY", "SCHEMA_VERSION", "STATUSES",
+    "TARGET_METRICS", "Target", "TargetError", "cell_id", "cell_name", "foreign_entries", "is_run", "is_tmp",
+    "parse_target", "parse_targets", "tmp_name",
 ]  # fmt: skip
 
 #: The manifest's ``format`` marker: a folder is a qbench run when its manifest says this.
@@ -55,11 +65,14 @@ CELL_DIRS = (ITEMS, DEPTH, PARTS)
 REPORT = "report"
 #: The documents of a report, and the stems of its charts (each written as ``.png`` and ``.svg``).
 REPORT_DOCUMENTS = ("index.html", "report.md")
-REPORT_CHARTS = ("backlog", "latency", "sojourn_cdf", "heatmap", "theory")
+REPORT_CHARTS = ("backlog", "latency", "sojourn_cdf", "heatmap", "theory", "targets")
 #: The lock file of a folder being written (see :mod:`bench.store`).
 LOCK = ".lock"
 #: Keys every qbench manifest has had since version 1 (version 2 adds ``format`` and ``inputs``).
 MANIFEST_KEYS = ("schema_version", "run", "status", "grid", "cells")
+#: The manifest key of a plan's evidence folder holding the plan's answer (``qbench plan --out``):
+#: the same object ``qbench plan --format json`` prints.
+PLAN_KEY = "plan"
 
 _CELL_FILE = re.compile(r"cell-(\d{5,})\.parquet")
 _TMP_FILE = re.compile(r"(manifest\.json|cells\.parquet|cell-\d{5,}\.parquet)\.\d+\.tmp")
@@ -205,3 +218,133 @@ def foreign_entries(folder: Path) -> list[Path]:
 def _is_report_file(name: str) -> bool:
     stem, _, suffix = name.rpartition(".")
     return name in REPORT_DOCUMENTS or (stem in REPORT_CHARTS and suffix in ("png", "svg"))
+
+
+# -- targets (the grid's ``slo`` setting, stored in the manifest) ------------------------------------
+
+
+class TargetError(InputError):
+    """A target (``--slo``) that cannot be used; the message is one line naming it."""
+
+
+#: The metrics a target may name: a latency statistic of the steady state (``wait`` or ``sojourn``:
+#: ``_mean`` or a percentile ``_pP`` with 0 < P < 100, e.g. ``wait_p99``, ``sojourn_p99.9``), the
+#: workers' ``utilisation`` or the time-average number waiting, ``depth_mean``.
+TARGET_METRICS = ("wait_mean", "wait_pP", "sojourn_mean", "sojourn_pP", "utilisation", "depth_mean")
+
+_TARGET = re.compile(r"\s*(?P<metric>[A-Za-z_][A-Za-z0-9_.]*)\s*(?P<op><=|>=|=<|=>|<|>|==|=)\s*(?P<value>.*?)\s*")
+_PERCENTILE = re.compile(r"(?P<kind>wait|sojourn)_p(?P<level>[0-9]+(\.[0-9]+)?)")
+_PLAIN_NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
+
+
+@dataclass(frozen=True)
+class Target:
+    """One target: ``metric op value``, e.g. ``wait_p99 <= 5`` (seconds) or ``utilisation <= 0.85``.
+
+    Attributes:
+        metric: the canonical metric name (``wait_p99``, ``sojourn_p99.9``, ``wait_mean``,
+            ``utilisation``, ``depth_mean``).
+        op: ``<=`` (an upper bound) or ``>=`` (a lower bound: utilisation only).
+        value: the threshold: seconds for a latency, a fraction in [0, 1] for utilisation, items
+            for ``depth_mean``.
+    """
+
+    metric: str
+    op: str
+    value: float
+
+    @property
+    def quantity(self) -> str:
+        """What the metric measures: ``wait``, ``sojourn``, ``utilisation`` or ``depth``."""
+        return self.metric.split("_", 1)[0]
+
+    @property
+    def level(self) -> float | None:
+        """The percentile as a probability (0.99 for ``_p99``); ``None`` for a mean or a fraction."""
+        match = _PERCENTILE.fullmatch(self.metric)
+        return float(match.group("level") + "e-2") if match else None  # correctly rounded: p99.9 is 0.999
+
+    @property
+    def unit(self) -> str:
+        """``s`` for a latency, ``items`` for ``depth_mean``, empty for utilisation."""
+        return {"wait": "s", "sojourn": "s", "depth": "items"}.get(self.quantity, "")
+
+    def holds(self, value: float) -> bool:
+        """Whether ``value`` satisfies the target."""
+        return value <= self.value if self.op == "<=" else value >= self.value
+
+    def __str__(self) -> str:
+        return f"{self.metric}{self.op}{_number_text(self.value)}"
+
+
+def _number_text(value: float) -> str:
+    """A threshold as short as ``%g`` when that is exact, else every digit."""
+    short = f"{value:g}"
+    return short if float(short) == value else repr(value)
+
+
+def _metric(name: str, text: str) -> str:
+    """The canonical metric name, or a one-line error naming the ones known."""
+    if name in ("wait_mean", "sojourn_mean", "utilisation", "depth_mean"):
+        return name
+    match = _PERCENTILE.fullmatch(name)
+    if match:
+        level = float(match.group("level"))
+        if not 0 < level < 100:
+            raise TargetError(f"bad target {text!r}: the percentile of {name!r} must lie strictly between 0 and 100 "
+                              "(e.g. p99, p99.9)")  # fmt: skip
+        return f"{match.group('kind')}_p{format(level, '.12g')}"
+    known = "wait_pP and sojourn_pP (e.g. wait_p99, sojourn_p99.9), wait_mean, sojourn_mean, utilisation, depth_mean"
+    raise TargetError(f"bad target {text!r}: unknown metric {name!r} (known: {known})")
+
+
+def parse_target(text: str) -> Target:
+    """Parse one target, ``METRIC<=VALUE`` or ``METRIC>=VALUE`` (spaces allowed).
+
+    Raises:
+        TargetError: not of that form; an unknown metric; a threshold that is not a plain finite
+            number; ``>=`` on a latency or on ``depth_mean`` (more workers never make them larger:
+            a target on them is an upper bound); a negative threshold; a utilisation outside [0, 1].
+    """
+    if not isinstance(text, str):
+        raise TargetError(f"bad target {text!r}: targets are strings like 'wait_p99<=5'")
+    match = _TARGET.fullmatch(text)
+    if match is None:
+        raise TargetError(f"bad target {text!r}: write METRIC<=VALUE or METRIC>=VALUE, e.g. 'wait_p99<=5'")
+    op = {"=<": "<=", "=>": ">="}.get(match.group("op"), match.group("op"))
+    if op not in ("<=", ">="):
+        raise TargetError(f"bad target {text!r}: the comparison must be <= or >=, got {match.group('op')!r}")
+    metric = _metric(match.group("metric").strip().lower(), text)
+    raw = match.group("value")
+    if not _PLAIN_NUMBER.fullmatch(raw):
+        raise TargetError(f"bad target {text!r}: the threshold {raw!r} is not a number")
+    value = float(raw)
+    if not math.isfinite(value):
+        raise TargetError(f"bad target {text!r}: the threshold {raw!r} is not finite")
+    target = Target(metric, op, value)
+    if op == ">=" and target.quantity != "utilisation":
+        what = "a latency" if target.unit == "s" else "the mean queue length"
+        raise TargetError(f"bad target {text!r}: '>=' on {what}: more workers never make {metric} larger, so a target "
+                          "on it is an upper bound (<=)")  # fmt: skip
+    if value < 0:
+        raise TargetError(f"bad target {text!r}: the threshold must be >= 0, got {_number_text(value)}")
+    if target.quantity == "utilisation" and value > 1:
+        raise TargetError(f"bad target {text!r}: utilisation is a fraction of worker time, in [0, 1]; got "
+                          f"{_number_text(value)}")  # fmt: skip
+    return target
+
+
+def parse_targets(texts: list[str] | tuple[str, ...]) -> tuple[Target, ...]:
+    """Parse a list of targets (all must hold); a metric bounded twice the same way is refused.
+
+    Raises:
+        TargetError: a bad target, or two targets with the same metric and comparison.
+    """
+    targets = tuple(parse_target(t) for t in texts)
+    seen: dict[tuple[str, str], Target] = {}
+    for target in targets:
+        key = (target.metric, target.op)
+        if key in seen:
+            raise TargetError(f"targets {str(seen[key])!r} and {str(target)!r} bound {target.metric} twice; keep one")
+        seen[key] = target
+    return targets

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import store
+from bench.distributions import Stream
 from bench.executor import make_executor
 from bench.grid import HORIZON, Cell, Grid, streams
 from bench.recorder import Sink
@@ -31,7 +32,7 @@ from bench.replication import Replication, engine
 from bench.replication_stats import ReplicationStats
 from bench.results_format import CELL_DIRS, FORMAT, SCHEMA_VERSION
 
-__all__ = ["LAG_TOLERANCE", "RunResult", "create_run", "run_cell", "run_grid"]
+__all__ = ["LAG_TOLERANCE", "RunResult", "create_run", "manifest", "replicate", "row_params", "run_cell", "run_grid"]
 
 #: A replication on a scaled or real clock is ``lagged`` (its figures unreliable) when its timers woke
 #: late by more than this share of the cell's shortest mean delay (arrival or service), on average.
@@ -70,10 +71,22 @@ class _Tee:
             sink.depth(columns)
 
 
-def _replicate(grid: Grid, cell: Cell, replication: int, sink: Sink, on_progress) -> dict[str, Any]:
-    """Run one replication of ``cell`` on the grid's engine and clock; return its summary row."""
+def replicate(grid: Grid, cell: Cell, replication: int, sink: Sink, on_progress=None, *,
+              inputs: tuple[Stream, Stream] | None = None) -> dict[str, Any]:  # fmt: skip
+    """Run one replication of ``cell`` on the grid's engine and clock into ``sink``; return its
+    summary statistics (the row of ``cells.parquet`` without the parameters of :func:`row_params`).
+
+    Args:
+        grid: the settings.
+        cell: the cell.
+        replication: the replication id (it keys the random streams).
+        sink: receives the item and depth batches (e.g. a :class:`~bench.store.CellWriter`).
+        on_progress: called with the items of each batch.
+        inputs: the (arrivals, services) streams to use instead of the cell's own (a plan that scales
+            the load draws from the unscaled cell's streams: common random numbers across loads).
+    """
     stats = ReplicationStats(grid.items)
-    arrivals, services = streams(grid.seed, cell, replication)
+    arrivals, services = streams(grid.seed, cell, replication) if inputs is None else inputs
     start = time.perf_counter()
     run = engine(grid.engine)
     done = run(grid.scenario(cell), arrivals, services, _Tee(sink, stats), on_progress=on_progress, scale=grid.scale,
@@ -116,10 +129,11 @@ def _status(done: Replication, cell: Cell) -> dict[str, Any]:
 
 def _failed_rows(grid: Grid, cell: Cell, err: BaseException) -> list[dict[str, Any]]:
     message = f"{type(err).__name__}: {err}".splitlines()[0] if str(err) else type(err).__name__
-    return [{**_row_params(grid, cell, r), "status": "failed", "error": message} for r in range(grid.replications)]
+    return [{**row_params(grid, cell, r), "status": "failed", "error": message} for r in range(grid.replications)]
 
 
-def _row_params(grid: Grid, cell: Cell, replication: int) -> dict[str, Any]:
+def row_params(grid: Grid, cell: Cell, replication: int) -> dict[str, Any]:
+    """The parameter columns of one row of ``cells.parquet``: the cell's, the replication's and the grid's."""
     return {
         **cell.params(),
         "replication": replication,
@@ -144,8 +158,8 @@ def run_cell(run: Path, grid: Grid, cell: Cell, on_progress: Callable[[int], Non
         try:
             for replication in range(grid.replications):
                 writer.start_replication(replication)
-                stats = _replicate(grid, cell, replication, writer, on_progress)
-                rows.append({**_row_params(grid, cell, replication), **stats})
+                stats = replicate(grid, cell, replication, writer, on_progress)
+                rows.append({**row_params(grid, cell, replication), **stats})
             files = writer.commit()
         except Exception as err:
             writer.abort()
@@ -194,8 +208,20 @@ def _versions() -> dict[str, str]:
     }
 
 
-def manifest(run: Path, grid: Grid, status: str, timings: dict[str, Any], command: list[str] | None) -> dict[str, Any]:
-    """Build the ``manifest.json`` of a run."""
+def manifest(run: Path, grid: Grid, status: str, timings: dict[str, Any], command: list[str] | None, *,
+             cells: list[Cell] | None = None, extra: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
+    """Build the ``manifest.json`` of a run.
+
+    Args:
+        run: the folder.
+        grid: its settings.
+        status: ``created``, ``running``, ``complete``, ``interrupted`` or ``failed``.
+        timings: wall seconds per cell and in all.
+        command: the command line.
+        cells: the cells the run holds, when they are not every cell of the grid (a plan's evidence
+            folder holds the worker counts it tried, not a product of axes).
+        extra: more keys (a plan's answer under :data:`bench.results_format.PLAN_KEY`).
+    """
     return {
         "format": FORMAT,
         "schema_version": SCHEMA_VERSION,
@@ -204,7 +230,7 @@ def manifest(run: Path, grid: Grid, status: str, timings: dict[str, Any], comman
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "command": command,
         "grid": grid.to_dict(),
-        "cells": [c.params() for c in grid.cells()],
+        "cells": [c.params() for c in (grid.cells() if cells is None else cells)],
         "seeds": {
             "seed": grid.seed,
             "streams": "numpy PCG64 from SeedSequence(seed, spawn_key=(crc32(arrival spec), crc32(service spec), "
@@ -222,6 +248,7 @@ def manifest(run: Path, grid: Grid, status: str, timings: dict[str, Any], comman
         "platform": {"system": platform.system(), "machine": platform.machine(), "cpus": os.cpu_count()},
         "git_commit": _git_commit(),
         "timings": timings,
+        **(extra or {}),
     }
 
 

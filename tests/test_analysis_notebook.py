@@ -28,6 +28,7 @@ def test_notebook_executes_top_to_bottom(tmp_path, monkeypatch, write_run, seed_
     ).execute()
     outputs = "".join(o.get("text", "") for c in notebook.cells if c.cell_type == "code" for o in c.outputs)
     assert "overloaded" in outputs and "wait_p99" in outputs
-    assert (tmp_path / "charts" / "backlog.png").exists()
+    assert "const:1 / uniform:0:5: stable from 3; wait_p99<=5 from 3" in outputs
+    assert (tmp_path / "charts" / "backlog.png").exists() and (tmp_path / "charts" / "targets.png").exists()
     images = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs if "image/png" in o.get("data", {})]
     assert images, "the backlog chart was not displayed"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 import subprocess
 import sys
@@ -35,8 +36,13 @@ def _not_blank(path: Path) -> None:
     assert float(np.var(pixels[..., :3])) > 1e-3, f"{path.name} looks blank"
 
 
-def test_report_writes_every_chart_and_a_well_formed_page(synthetic):
-    index = write_report(synthetic, progress=False)
+@pytest.fixture(scope="module")
+def synthetic_report(synthetic):
+    return write_report(synthetic, progress=False)
+
+
+def test_report_writes_every_chart_and_a_well_formed_page(synthetic, synthetic_report):
+    index = synthetic_report
     assert index == synthetic / "report" / "index.html"
     for name in CHARTS:
         _not_blank(index.parent / f"{name}.png")
@@ -129,3 +135,48 @@ def test_cli_seed_verdicts_on_a_real_run(real_run):
     verdicts = {s.params["workers"]: s.growth for s in summarize(open_run(real_run))}
     assert verdicts[2].verdict == "overloaded" and verdicts[2].slope.contains(0.2)
     assert verdicts[3].verdict == "stable" and verdicts[4].verdict == "stable"
+
+
+@pytest.fixture(scope="module")
+def run_with_targets(tmp_path_factory):
+    out = tmp_path_factory.mktemp("slo") / "seed"
+    done = _cli("run", "--out", str(out), "--workers", "2,3,4", "--arrival", "const:1", "--service", "uniform:0:5",
+                "--duration", "2000", "--replications", "5", "--seed", "1", "--jobs", "1", "--no-progress",
+                "--no-summary", "--slo", "wait_p99<=5", "--report")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return out
+
+
+def test_run_stores_its_targets_in_the_manifest_and_resume_keeps_them(run_with_targets):
+    manifest = json.loads((run_with_targets / "manifest.json").read_text())
+    assert manifest["grid"]["slo"] == ["wait_p99<=5"]
+    done = _cli("run", "--resume", str(run_with_targets), "--no-progress", "--no-summary")
+    assert done.returncode == 0, done.stderr
+    assert json.loads((run_with_targets / "manifest.json").read_text())["grid"]["slo"] == ["wait_p99<=5"]
+
+
+def test_the_report_leads_with_how_many_workers(run_with_targets):
+    page = (run_with_targets / "report" / "index.html").read_text(encoding="utf-8")
+    heads = re.findall(r"<h2[^>]*>([^<]+)</h2>", page)
+    assert heads[0] == "How many workers?"
+    assert heads.index("Warnings") < heads.index("Cells (95% confidence intervals)") < heads.index("Run")
+    root = ET.fromstring(page.split("\n", 1)[1])
+    section = next(e for e in root.iter("section") if e.get("id") == "answer")
+    table = next(section.iter("table"))
+    header = [th.text for th in table.iter("th")]
+    row = [td.text for td in table.iter("td")]
+    answer = dict(zip(header, row))
+    assert answer["fewest workers with a stable backlog"] == "3"
+    assert answer["fewest workers meeting every target (95%)"] == "3"
+    assert answer["one worker fewer"].startswith("2: unstable")
+    assert [img.get("src") for img in section.iter("img")] == ["backlog.png", "targets.png"]
+    _not_blank(run_with_targets / "report" / "targets.png")
+    markdown = (run_with_targets / "report" / "report.md").read_text(encoding="utf-8")
+    assert markdown.split("\n## ")[1].startswith("How many workers?")
+
+
+def test_a_report_without_targets_names_the_fewest_stable_count_and_says_how_to_add_targets(synthetic_report):
+    page = synthetic_report.read_text(encoding="utf-8")
+    lead = page[page.index('<section id="answer">') : page.index("</section>")]
+    assert "qbench run --slo" in lead and "targets.png" not in lead
+    assert "<td>const:1</td><td>uniform:0:5</td><td>0</td><td>3</td><td>2: overloaded</td>" in lead

@@ -8,7 +8,22 @@ from analysis.agreement import agreement_frame, compare_theory
 from analysis.cell_stats import summarize
 from analysis.load import open_run
 from analysis.student_t import t_quantile
-from analysis.theory import allen_cunneen, erlang_c, fluid_slope, kendall, kingman, md1, mg1, mm1, mmc, predict
+from analysis.theory import (
+    allen_cunneen,
+    erlang_c,
+    fluid_slope,
+    kendall,
+    kingman,
+    md1,
+    mg1,
+    mm1,
+    mmc,
+    mmc_wait_quantile,
+    mmc_wait_tail,
+    predict,
+    stable_workers,
+    wait_quantile,
+)  # fmt: skip
 
 
 def test_mm2_textbook_values():
@@ -42,6 +57,28 @@ def test_approximations_reduce_to_exact_cases_and_are_labelled():
     assert kingman(0.5, 1.0, 1.0, 0.0).wq == pytest.approx(md1(0.5, 1.0).wq)
     assert not kingman(0.5, 1.0, 0.0, 0.3).exact and "approx" in kingman(0.5, 1.0, 0.0, 0.3).model
     assert not allen_cunneen(1.0, 2.5, 3, 0.0, 1 / 3).exact
+
+
+def test_mmc_wait_quantile_inverts_the_exact_tail():
+    """M/M/3, lam = 1, E[S] = 2.5: C(3, 2.5) = 0.7022, so p99 = ln(70.22) / 0.2 = 21.26 s."""
+    p99 = mmc_wait_quantile(1.0, 2.5, 3, 0.99)
+    assert p99 == pytest.approx(21.2585, abs=1e-4)
+    assert mmc_wait_tail(1.0, 2.5, 3, p99) == pytest.approx(0.01)
+    assert mmc_wait_quantile(1.0, 2.5, 6, 0.95) == 0.0  # C(6, 2.5) = 0.047 < 5%: 95% of items never wait
+    with pytest.raises(ValueError):
+        mmc_wait_quantile(1.0, 2.5, 2, 0.99)  # no steady state
+
+
+def test_two_moment_quantile_is_exact_for_mmc_and_zero_for_deterministic_queues():
+    assert wait_quantile(1.0, 2.5, 4, 0.95, 1.0, 1.0) == pytest.approx(mmc_wait_quantile(1.0, 2.5, 4, 0.95))
+    assert wait_quantile(1.0, 2.5, 3, 0.99, 0.0, 0.0) == 0.0
+    assert wait_quantile(1.0, 2.5, 3, 0.99, 0.0, 1 / 3) < wait_quantile(1.0, 2.5, 3, 0.99, 1.0, 1.0)
+
+
+def test_stable_workers_is_the_fewest_count_above_the_offered_load():
+    assert stable_workers(1.0, 2.5) == 3  # the seed scenario: 2.5 Erlangs
+    assert stable_workers(1.0, 3.0) == 4  # 3 workers at 3 Erlangs have no steady state
+    assert stable_workers(1 / 0.1, 0.3) == 4  # 3 Erlangs in floating point (2.9999999999999996)
 
 
 def test_fluid_slope_of_the_seed_scenario():

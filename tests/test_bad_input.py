@@ -106,6 +106,10 @@ RUN_TABLE = [
     ("spec-arabic-indic", ["--service", "exp:٣"], "is not a number"),
     # a message whose bound and value read alike
     ("cv-bound-message", ["--service", "weibull:1:371277"], "CV must be in (0.001, 100], got 371277"),
+    # targets (--slo) the report would check
+    ("slo-unknown-metric", ["--slo", "latency<=3"], "unknown metric 'latency'"),
+    ("slo-threshold-text", ["--slo", "wait_p99<=soon"], "the threshold 'soon' is not a number"),
+    ("slo-at-least-a-latency", ["--slo", "wait_p99>=3"], "'>=' on a latency"),
 ]
 
 GRID_TABLE = [
@@ -153,6 +157,9 @@ GRID_TABLE = [
     ),
     ("duration-underscore", _GOOD_GRID + "duration = '1_000'\n", "'duration' must be a number"),
     ("replications-huge", _GOOD_GRID + "items = 5\nreplications = 1e300\n", "got 1e+300"),
+    ("slo-not-a-list", _GOOD_GRID + "items = 5\nslo = 5\n", "'slo' must be a list of targets"),
+    ("slo-twice", _GOOD_GRID + "items = 5\nslo = ['wait_p99<=5', 'wait_p99 <= 6']\n", "bound wait_p99 twice"),
+    ("slo-percentile-100", _GOOD_GRID + "items = 5\nslo = ['sojourn_p100<=5']\n", "strictly between 0 and 100"),
 ]
 
 
@@ -241,6 +248,29 @@ OTHER_TABLE = [
     ("perf-warmups-huge", ["perf", "-w", "1000"], "--warmups must be in 0..100"),
     ("perf-unknown-option", ["perf", "--colour"], "unrecognized arguments: --colour"),
     ("perf-output-nowhere", ["perf", "-o", "/nonexistent/folder/x.json"], "its folder does not exist"),
+]
+
+
+_PLAN = ["plan", "--arrival", "exp:1", "--service", "exp:2.5", "--no-progress"]
+_P99 = ["--slo", "wait_p99<=10"]
+OTHER_TABLE += [
+    ("plan-unknown-metric", [*_PLAN, "--slo", "wait_p99<=10", "--slo", "throughput>=1"], "unknown metric 'throughput'"),
+    ("plan-threshold-text", [*_PLAN, "--slo", "wait_p99<=ten"], "the threshold 'ten' is not a number"),
+    ("plan-at-least-a-latency", [*_PLAN, "--slo", "sojourn_mean>=2"], "'>=' on a latency"),
+    ("plan-at-least-a-queue", [*_PLAN, "--slo", "depth_mean>=2"], "'>=' on the mean queue length"),
+    ("plan-utilisation-above-1", [*_PLAN, "--slo", "utilisation<=1.5"], "in [0, 1]"),
+    ("plan-no-target", _PLAN, "give at least one target"),
+    ("plan-no-arrival", ["plan", "--service", "exp:2.5", *_P99], "give --arrival"),
+    ("plan-bad-spec", [*_PLAN, *_P99, "--service", "normal:1"], "unknown family 'normal'"),
+    ("plan-confidence", [*_PLAN, *_P99, "--confidence", "1.5"], "--confidence must be at least 0.5 and below 1"),
+    ("plan-max-workers-zero", [*_PLAN, *_P99, "--max-workers", "0"], "--max-workers must be in 1..100,000"),
+    ("plan-max-load-needs-workers", [*_PLAN, *_P99, "--find", "max-load"], "--find max-load needs --workers N"),
+    ("plan-workers-without-max-load", [*_PLAN, *_P99, "--workers", "4"], "goes with --find max-load"),
+    ("plan-budget-text", [*_PLAN, *_P99, "--budget", "lots"], "--budget must be a number of items"),
+    ("plan-budget-zero-seconds", [*_PLAN, *_P99, "--budget", "0s"], "more than 0"),
+    ("plan-budget-too-small", [*_PLAN, *_P99, "--budget", "1000"], "fewer than 2 replications"),
+    ("plan-items-tiny", [*_PLAN, *_P99, "--items", "10"], "--items must be in 1000.."),
+    ("plan-seed-negative", [*_PLAN, *_P99, "--seed", "-1"], "'seed' must be >= 0"),
 ]
 
 
@@ -345,3 +375,13 @@ def test_spec_parser_survives_arbitrary_text(spec):
         parse(spec)
     except SpecError as err:
         assert "\n" not in str(err)
+
+
+def test_plan_max_load_evidence_of_an_empirical_arrival_is_refused_before_anything_is_written(tmp_path, capsys):
+    data = tmp_path / "gaps.csv"
+    data.write_text("seconds\n0.5\n1.5\n1.0\n")
+    out = tmp_path / "out"
+    argv = ["plan", "--arrival", f"empirical:{data}", "--service", "exp:2.5", "--slo", "wait_p99<=10", "--workers", "4",
+            "--find", "max-load", "--out", str(out), "--no-progress"]  # fmt: skip
+    _check(capsys, argv, "cannot be rescaled")
+    assert not out.exists()

@@ -166,7 +166,7 @@ def test_ctrl_c_keeps_finished_cells_and_marks_the_run_interrupted(tmp_path):
 @pytest.mark.skipif(shutil.which("make") is None, reason="make not installed")
 def test_makefile_has_the_readme_targets():
     text = (ROOT / "Makefile").read_text()
-    for target in ("install:", "test:", "bench:", "report:", "perf:"):
+    for target in ("install:", "test:", "bench:", "report:", "perf:", "plan-perf:"):
         assert f"\n{target}" in text
     assert "make test" in (ROOT / ".ci" / "run").read_text()
     assert os.access(ROOT / ".ci" / "run", os.X_OK)

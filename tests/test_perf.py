@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 
@@ -36,3 +37,12 @@ def test_ratio_table_has_one_row_per_benchmark():
     assert len(table) == 1 + len(rates)
     assert any("mm2/recurrence" in line and "15.00x" in line for line in table)
     assert any("queue/uvloop/1c" in line and "2.00x" in line for line in table)
+
+
+def test_the_plan_benchmark_times_the_command_and_writes_its_json(tmp_path):
+    from bench.studies import plan_perf
+
+    assert plan_perf.main(["--engines", "recurrence", "--repeat", "1", "--items", "20000", "--out", str(tmp_path)]) == 0
+    written = json.loads(next(tmp_path.glob("plan-*.json")).read_text())
+    result = written["results"]["recurrence"]
+    assert result["workers"] == 4 and result["decided"] and len(result["seconds"]) == 1

@@ -106,14 +106,14 @@ def test_a_run_killed_at_random_moments_resumes_to_exactly_the_uninterrupted_dat
 
 def test_a_failing_cell_is_recorded_and_the_others_finish_then_resume_retries_it(tmp_path, monkeypatch):
     grid = make_grid(dict(workers=[1, 2, 3], arrival="exp:1", service="exp:1.5", items=200, seed=1))
-    real = runner._replicate
+    real = runner.replicate
 
     def flaky(grid, cell, replication, sink, on_progress):
         if cell.id == 1:
             raise RuntimeError("simulated failure in cell 1\nsecond line of detail")
         return real(grid, cell, replication, sink, on_progress)
 
-    monkeypatch.setattr(runner, "_replicate", flaky)
+    monkeypatch.setattr(runner, "replicate", flaky)
     run = tmp_path / "run"
     result = run_grid(run, grid, jobs=1, progress=False)
     assert result.failed == [(1, "RuntimeError: simulated failure in cell 1")]
@@ -122,7 +122,7 @@ def test_a_failing_cell_is_recorded_and_the_others_finish_then_resume_retries_it
     assert not (run / "items" / "cell-00001.parquet").exists()
     assert json.loads((run / "manifest.json").read_text())["status"] == "failed"
 
-    monkeypatch.setattr(runner, "_replicate", real)
+    monkeypatch.setattr(runner, "replicate", real)
     again = run_grid(run, grid, jobs=1, progress=False)
     assert again.skipped == 2 and again.finished == 1 and not again.failed
     assert set(pd.read_parquet(run / "cells.parquet").status) == {"ok"}

@@ -244,10 +244,10 @@ def test_a_scaled_run_that_falls_behind_real_time_is_marked_lagged(tmp_path):
 
 def test_virtual_time_is_never_late():
     from bench.grid import make_grid
-    from bench.runner import _replicate
+    from bench.runner import replicate
 
     grid = make_grid(dict(workers=[1], arrival="exp:1", service="exp:0.8", duration=500, seed=1))
-    stats = _replicate(grid, grid.cells()[0], 0, _Null(), None)
+    stats = replicate(grid, grid.cells()[0], 0, _Null(), None)
     assert (stats["clock_lag_mean"], stats["clock_lag_max"], stats["status"]) == (0.0, 0.0, "ok")
 
 

@@ -16,9 +16,10 @@
 # %% [markdown]
 # # Backlog growth, walked through
 #
-# This notebook opens a results folder (set `QBENCH_RUN`, default `results/default`), shows the
-# per-cell table with 95% intervals and verdicts, draws the backlog chart, checks the seed cells
-# against the fluid slope and compares 3 workers with 4 on the same arrivals (common random numbers).
+# This notebook opens a results folder (set `QBENCH_RUN`, default `results/default`), answers "how many
+# workers?" for a latency target, shows the per-cell table with 95% intervals and verdicts, draws
+# the backlog chart, checks the seed cells against the fluid slope and compares 3 workers with 4 on
+# the same arrivals (common random numbers).
 
 # %%
 import os
@@ -30,13 +31,39 @@ from IPython.display import Image, display
 from analysis.cell_stats import summarize
 from analysis.compare import compare_runs, format_comparison
 from analysis.load import open_run
-from analysis.plots import plot_backlog
+from analysis.plan import run_answers
+from analysis.plots import plot_backlog, plot_targets
+from analysis.report import target_panels
 from analysis.summary_table import summary_rows
 from analysis.tables import to_text
+from bench.results_format import parse_targets
 
 RUN = Path(os.environ.get("QBENCH_RUN", "results/default"))
 run = open_run(RUN)
 stats = summarize(run)
+charts = Path(os.environ.get("QBENCH_CHARTS", tempfile.mkdtemp(prefix="qbench-nb-")))
+
+# %% [markdown]
+# ## How many workers?
+# The fewest worker count in the run whose backlog is stable, and the fewest whose steady-state p99
+# wait meets 5 s: its 95% interval (pooled items after the warm-up, sectioning across replications)
+# lies at or below 5 s. `qbench plan` answers the same question without a grid, adding worker counts
+# and replications until it is decided.
+
+# %%
+targets = parse_targets(["wait_p99<=5"])
+answers = run_answers(run, stats, targets, 0.95)
+for a in answers:
+    meeting = "none of those run" if a.meeting is None else f"{a.meeting} ({a.meeting_note})"
+    print(f"{a.arrival} / {a.service}: stable from {a.stable}; wait_p99<=5 from {meeting}")
+png, _svg = plot_targets(target_panels(answers, 0.95), charts)
+display(Image(filename=str(png)))
+
+# %% [markdown]
+# ## Every cell
+# Per cell, with 95% intervals and the backlog verdict.
+
+# %%
 print(to_text(summary_rows(stats)))
 
 # %% [markdown]
@@ -45,7 +72,6 @@ print(to_text(summary_rows(stats)))
 # the fluid slope `lam - c/E[S]` dashed where the offered load exceeds the workers.
 
 # %%
-charts = Path(os.environ.get("QBENCH_CHARTS", tempfile.mkdtemp(prefix="qbench-nb-")))
 png, _svg = plot_backlog(run, stats, charts)
 display(Image(filename=str(png)))
 

@@ -1,0 +1,202 @@
+"""Simulation on demand, for ``qbench plan``: more replications of a cell, their items returned in memory.
+
+The planner (``analysis/plan.py``) decides which worker count (or load) to try and how many
+replications it needs; this module runs them. :meth:`Sampler.sample` runs replications
+``first .. first + count - 1`` of a cell on the grid's engine, through the engine's entry point,
+and returns each replication's item columns (``wait``, ``sojourn``, ...). Replication ``r`` of every
+worker count draws from the same streams (:func:`bench.grid.generators`, keyed by the specs and the
+replication, not by the worker count): common random numbers. A load scaled by ``s`` divides the
+same inter-arrival draws by ``s`` (:func:`bench.distributions.scaled`), so loads share their random
+numbers too.
+
+With an evidence folder, every replication is also written through the store, cell by cell, as a
+normal run folder (``qbench report`` and ``compare`` read it): each cell's writer stays open while
+the plan adds replications and is committed by :meth:`Sampler.finish`, which writes ``parts/``,
+``cells.parquet`` and the manifest, listing the cells the plan tried (not a product of axes) and
+the plan's answer. A plan interrupted or failed leaves the folder with status ``interrupted`` or
+``failed`` and no cells.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench import store
+from bench.distributions import Distribution, Stream, scaled
+from bench.grid import HORIZON, Cell, Grid, generators
+from bench.replication import engine
+from bench.results_format import PLAN_KEY
+from bench.runner import manifest, replicate, row_params
+
+__all__ = ["Sampler"]
+
+#: The item columns a sampler can return.
+COLUMNS = ("wait", "sojourn", "service", "t_put", "t_get", "t_done")
+
+
+class _Collect:
+    """A sink that keeps the requested item columns of every batch."""
+
+    def __init__(self, columns: tuple[str, ...]) -> None:
+        self._columns = columns
+        self._batches: list[dict[str, np.ndarray]] = []
+
+    def items(self, columns: dict[str, np.ndarray]) -> None:
+        self._batches.append({name: np.array(columns[name], dtype=np.float64) for name in self._columns})
+
+    def depth(self, columns: dict[str, np.ndarray]) -> None:
+        return None
+
+    def table(self) -> dict[str, np.ndarray]:
+        if not self._batches:
+            return {name: np.empty(0) for name in self._columns}
+        return {name: np.concatenate([b[name] for b in self._batches]) for name in self._columns}
+
+
+class _Tee:
+    def __init__(self, *sinks: Any) -> None:
+        self._sinks = sinks
+
+    def items(self, columns: dict[str, np.ndarray]) -> None:
+        for sink in self._sinks:
+            sink.items(columns)
+
+    def depth(self, columns: dict[str, np.ndarray]) -> None:
+        for sink in self._sinks:
+            sink.depth(columns)
+
+
+class Sampler:
+    """Runs replications of cells of one grid on demand.
+
+    Args:
+        grid: the settings (``items``, ``seed``, ``engine``, ``max_backlog``; virtual clock); its
+            worker and replication values are ignored, the planner chooses them.
+        columns: the item columns to return (``wait`` is always among them).
+        evidence: a results folder created for the plan (:func:`bench.runner.create_run`) to write
+            every replication into, or ``None``.
+        command: the command line, for the evidence's manifest.
+    """
+
+    def __init__(self, grid: Grid, columns: tuple[str, ...], evidence: Path | None = None,
+                 command: list[str] | None = None) -> None:  # fmt: skip
+        self.grid = grid
+        self.columns = tuple(dict.fromkeys(("wait", *columns)))
+        unknown = [c for c in self.columns if c not in COLUMNS]
+        if unknown:
+            raise ValueError(f"unknown item column(s): {', '.join(unknown)}")
+        self.evidence = evidence
+        self.command = command
+        self._cells: dict[tuple[str, str, int, int, float], Cell] = {}
+        self._writers: dict[int, store.CellWriter] = {}
+        self._rows: dict[int, list[dict[str, Any]]] = {}
+        self._run = engine(grid.engine)
+        self._lock: Any = None
+
+    # -- the cells -----------------------------------------------------------------------------------
+
+    def cell(self, arrival: Distribution, service: Distribution, maxsize: int, workers: int,
+             scale: float = 1.0) -> Cell:  # fmt: skip
+        """The cell of ``workers`` workers at ``scale`` times the arrival rate; ids in order of first use."""
+        key = (arrival.spec, service.spec, maxsize, workers, scale)
+        if key not in self._cells:
+            shown = arrival if scale == 1.0 else scaled(arrival, 1.0 / scale)
+            self._cells[key] = Cell(len(self._cells), workers, shown, service, maxsize)
+        return self._cells[key]
+
+    def sample(self, arrival: Distribution, service: Distribution, maxsize: int, workers: int, scale: float,
+               replications: range) -> list[tuple[int, dict[str, np.ndarray]]]:  # fmt: skip
+        """Run ``replications`` of a cell; return ``(replication id, item columns)`` for each, in order.
+
+        Args:
+            arrival: the arrival distribution at scale 1 (its streams are the ones drawn from).
+            service: the service distribution.
+            maxsize: the queue bound (0 = none).
+            workers: the worker count.
+            scale: the arrival-rate factor (inter-arrival draws divided by it).
+            replications: the replication ids to run.
+
+        Raises:
+            OverflowError: a replication's model time passed the clock's range.
+        """
+        cell = self.cell(arrival, service, maxsize, workers, scale)
+        base = Cell(cell.id, workers, arrival, service, maxsize)
+        out = []
+        for replication in replications:
+            rng_a, rng_s = generators(self.grid.seed, base, replication)
+            inputs = (Stream(cell.arrival, rng_a), Stream(service, rng_s))
+            collect = _Collect(self.columns)
+            if self.evidence is None:
+                done = self._run(self.grid.scenario(cell), *inputs, collect)
+                if done.t_end >= HORIZON:
+                    raise OverflowError(f"model time passed {HORIZON:.4g} s, half the virtual clock's range")
+            else:
+                self._record(cell, replication, collect, inputs)
+            out.append((replication, collect.table()))
+        return out
+
+    def _record(self, cell: Cell, replication: int, collect: _Collect, inputs: tuple[Stream, Stream]) -> None:
+        """Run one replication into the evidence folder (and ``collect``) and keep its summary row."""
+        assert self.evidence is not None
+        writer = self._writers.get(cell.id)
+        if writer is None:
+            writer = self._writers[cell.id] = store.CellWriter(self.evidence, cell.id)
+        writer.start_replication(replication)
+        stats = replicate(self.grid, cell, replication, _Tee(collect, writer), inputs=inputs)
+        self._rows.setdefault(cell.id, []).append({**row_params(self.grid, cell, replication), **stats})
+
+    # -- the evidence folder ---------------------------------------------------------------------------
+
+    def __enter__(self) -> Sampler:
+        if self.evidence is not None:
+            self._lock = store.locked(self.evidence)
+            self._lock.__enter__()
+        return self
+
+    def __exit__(self, kind: Any, err: Any, tb: Any) -> None:
+        try:
+            if err is not None and self.evidence is not None:
+                for writer in self._writers.values():
+                    writer.abort()
+                self._writers.clear()
+                status = "interrupted" if isinstance(err, KeyboardInterrupt) else "failed"
+                store.write_manifest(self.evidence, manifest(self.evidence, self.grid, status, {}, self.command,
+                                                             cells=[]))  # fmt: skip
+        finally:
+            if self._lock is not None:
+                self._lock.__exit__(kind, err, tb)
+                self._lock = None
+
+    def finish(self, plan: dict[str, Any] | list[dict[str, Any]], started: float | None = None) -> None:
+        """Commit the evidence folder: every cell's files and summary rows, ``cells.parquet`` and the
+        manifest (the cells tried, the grid they make up, and the plan's answer under ``plan``).
+
+        Args:
+            plan: the plan's answer as JSON-ready data (one object, or a list for several rows).
+            started: ``time.perf_counter()`` when the plan began, for the manifest's timings.
+        """
+        if self.evidence is None:
+            return
+        run = self.evidence
+        for cell_id, writer in self._writers.items():
+            writer.commit()
+            store.write_part(run, cell_id, self._rows[cell_id])
+        self._writers.clear()
+        store.write_cells(run)
+        cells = sorted(self._cells.values(), key=lambda c: c.id)
+        grid = dataclasses.replace(
+            self.grid,
+            workers=tuple(sorted({c.workers for c in cells})) or self.grid.workers,
+            arrival=tuple({c.arrival.spec: c.arrival for c in cells}.values()) or self.grid.arrival,
+            replications=max((len(rows) for rows in self._rows.values()), default=self.grid.replications),
+        )
+        timings = {str(cell): round(sum(r.get("wall_seconds") or 0.0 for r in rows), 6)
+                   for cell, rows in self._rows.items()}  # fmt: skip
+        total = {"total_seconds": round(time.perf_counter() - started, 3)} if started is not None else {}
+        store.write_manifest(run, manifest(run, grid, "complete", {**total, "cells": timings}, self.command,
+                                           cells=cells, extra={PLAN_KEY: plan}))  # fmt: skip
