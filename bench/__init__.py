@@ -8,7 +8,6 @@ executors, the runner and the error raised for bad input.
 from __future__ import annotations
 
 import importlib
-from importlib import metadata
 from typing import Any
 
 #: Public name -> the module that defines it.
@@ -47,14 +46,21 @@ _WHERE = {
 
 __all__ = sorted(_WHERE)
 
-try:
-    __version__ = metadata.version("qbench")
-except metadata.PackageNotFoundError:  # run from a source tree that was never installed
-    __version__ = "0+unknown"
+def _version() -> str:
+    """The installed package's version (read from its metadata: written once, in pyproject.toml)."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("qbench")
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "0+unknown"
 
 
 def __getattr__(name: str) -> Any:
-    """Import a public name's module on first use (PEP 562)."""
+    """Import a public name's module on first use (PEP 562); ``__version__`` is read then too."""
+    if name == "__version__":
+        globals()[name] = value = _version()
+        return value
     if name not in _WHERE:
         raise AttributeError(f"module 'bench' has no attribute {name!r}")
     value = getattr(importlib.import_module(_WHERE[name]), name)

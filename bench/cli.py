@@ -6,7 +6,6 @@ Bad input ends with one line on stderr and exit status 2, never a traceback.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import math
 import os
 import re
@@ -563,6 +562,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         raise UsageError(f"--workers must be at most {MAX_WORKERS:,} (each is an asyncio task), got {args.workers:,}")
     if args.seed is not None and not 0 <= args.seed <= MAX_SEED:
         raise UsageError(f"--seed must be in 0..2**128-1, got {args.seed}")
+    import asyncio
+
     asyncio.run(
         demo(lambda line: print(line, flush=True), scale=args.scale, items=items, workers=args.workers, seed=args.seed)
     )
