@@ -193,6 +193,7 @@ class Cell:
             "scenario": self.scenario.reference,
             "discipline": self.discipline,
             "patience": self.patience.spec if self.patience is not None else "none",
+            "patience_mean": self.patience.mean if self.patience is not None else None,
             "batch": self.batch,
             "failure": self.failure,
             "pushers": max(len(self.arrival.parts), 1),
@@ -262,7 +263,7 @@ class Grid:
         """The behaviour settings as the plain values stored in each row of ``cells.parquet``."""
         return {"classes": self.classes.spec if self.classes is not None else None, "linger": self.linger,
                 "setup": self.setup.spec if self.setup is not None else "none", "attempts": self.attempts,
-                "backoff": self.backoff.spec}  # fmt: skip
+                "backoff": self.backoff.spec, "setup_mean": self.setup.mean if self.setup is not None else None}  # fmt: skip
 
     def cells(self) -> list[Cell]:
         """Return every cell, ``workers`` varying fastest (the scenario and behaviour axes slowest,

@@ -99,7 +99,7 @@ PARAMETERS = (
     "workers", "arrival", "service", "maxsize", "arrival_mean", "arrival_cv", "service_mean",
     "service_cv", "offered_load", "rho", "items_target", "duration", "clock", "engine", "seed",
     "scenario", "discipline", "patience", "batch", "failure", "classes", "linger", "setup", "attempts", "backoff",
-    "pushers",
+    "pushers", "patience_mean", "setup_mean",
 )  # fmt: skip
 #: Item columns that are null for items still queued or in service at the end of a duration run
 #: (and, for ``t_get`` .. ``sojourn``, for items abandoned before a worker took them).
@@ -185,6 +185,7 @@ CELLS_SCHEMA = pa.schema(
     + _fields(pa.string(), "scenario discipline patience")
     + [("batch", pa.int64()), ("failure", pa.float64()), ("classes", pa.string()), ("linger", pa.float64())]
     + [("setup", pa.string()), ("attempts", pa.int64()), ("backoff", pa.string()), ("pushers", pa.int64())]
+    + _fields(pa.float64(), "patience_mean setup_mean")
     + _fields(pa.int64(), "n_served n_abandoned n_gave_up n_attempts")
     + _fields(pa.float64(), "goodput abandon_rate"),
     metadata=METADATA,

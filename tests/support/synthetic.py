@@ -242,7 +242,8 @@ def _cell_params(cell: int, spec: tuple, settings: dict) -> dict:
 
 #: The version-3 parameters of the plain pool.
 PLAIN = {"scenario": "pool", "discipline": "fifo", "patience": "none", "batch": 1, "failure": 0.0, "classes": None,
-         "linger": 0.0, "setup": "none", "attempts": 3, "backoff": "none", "pushers": 1}  # fmt: skip
+         "linger": 0.0, "setup": "none", "attempts": 3, "backoff": "none", "pushers": 1, "patience_mean": None,
+         "setup_mean": None}  # fmt: skip
 
 
 def write_run(
@@ -330,7 +331,7 @@ _FLOATS = ["arrival_mean", "arrival_cv", "service_mean", "service_cv", "offered_
            "t_last_put", "throughput", "utilisation", "wait_mean", "wait_p50", "wait_p95", "wait_p99", "sojourn_mean",
            "sojourn_p50", "sojourn_p95", "sojourn_p99", "depth_mean", "backlog_slope", "arrival_rate",
            "blocked_fraction", "arrival_obs_mean", "arrival_obs_sd", "service_obs_mean", "service_obs_sd",
-           "clock_lag_mean", "clock_lag_max", "wall_seconds", "failure", "linger", "goodput", "abandon_rate"]  # fmt: skip
+           "clock_lag_mean", "clock_lag_max", "wall_seconds", "failure", "linger", "goodput", "abandon_rate", "patience_mean", "setup_mean"]  # fmt: skip
 
 
 def _cells_frame(rows: list[dict]) -> pd.DataFrame:
