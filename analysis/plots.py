@@ -22,6 +22,7 @@ from matplotlib.figure import Figure
 
 from analysis.agreement import Agreement
 from analysis.backlog import sample_depth
+from analysis.behaviours import behaviour_label
 from analysis.cell_stats import CellStats
 from analysis.estimate import LEVEL
 from analysis.load import ResultsError, Run, data_rows, read_depth, read_items
@@ -85,26 +86,27 @@ def save(fig: Figure, folder: Path, stem: str) -> list[Path]:
     return paths
 
 
-def _panel(s: CellStats) -> tuple[str, str, int]:
-    """The panel of a cell: its (arrival, service, maxsize)."""
-    return s.params["arrival"], s.params["service"], int(s.params.get("maxsize") or 0)
+def _panel(s: CellStats) -> tuple[str, str, int, str]:
+    """The panel of a cell: its (arrival, service, maxsize, behaviours)."""
+    return s.params["arrival"], s.params["service"], int(s.params.get("maxsize") or 0), behaviour_label(s.params)
 
 
-def _pairs(stats: list[CellStats]) -> list[tuple[str, str, int]]:
+def _pairs(stats: list[CellStats]) -> list[tuple[str, str, int, str]]:
     """The arrival x service x maxsize combinations of the cells with data, in first-appearance order."""
     return list(dict.fromkeys(_panel(s) for s in stats if s.replications))
 
 
-def _group(stats: list[CellStats], pair: tuple[str, str, int]) -> list[CellStats]:
+def _group(stats: list[CellStats], pair: tuple[str, str, int, str]) -> list[CellStats]:
     """The cells with data of one panel, by worker count."""
     cells = [s for s in stats if s.replications and _panel(s) == pair]
     return sorted(cells, key=lambda s: (int(s.params["workers"]), s.cell))
 
 
-def _title(pair: tuple[str, str, int]) -> str:
-    """A panel's title: ``arrival A, service S`` and the bound of a bounded queue."""
-    arrival, service, bound = pair
-    return f"arrival {arrival}, service {service}" + (f", maxsize {bound}" if bound else "")
+def _title(pair: tuple[str, str, int, str]) -> str:
+    """A panel's title: ``arrival A, service S``, the bound of a bounded queue and the behaviours."""
+    arrival, service, bound, behaviours = pair
+    title = f"arrival {arrival}, service {service}" + (f", maxsize {bound}" if bound else "")
+    return title + (f"\n{behaviours}" if behaviours else "")
 
 
 def _no_data(ax) -> None:
@@ -304,7 +306,8 @@ def plot_heatmap(stats: list[CellStats], folder: Path) -> list[Path]:
     image = ax.imshow(grid, cmap="YlOrRd", aspect="auto")
     fig.colorbar(image, ax=ax, label="log10 p99 wait (model s)")
     ax.set_xticks(range(len(workers)), [str(w) for w in workers])
-    ax.set_yticks(range(len(pairs)), [f"{a} / {s}" + (f" / maxsize {m}" if m else "") for a, s, m in pairs], fontsize=8)
+    ax.set_yticks(range(len(pairs)), [f"{a} / {s}" + (f" / maxsize {m}" if m else "") + (f" / {b}" if b else "")
+                                      for a, s, m, b in pairs], fontsize=8)  # fmt: skip
     ax.set_xlabel("workers")
     ax.set_ylabel("arrival / service")
     ax.set_title("p99 wait by configuration (OVERLOADED: backlog grows; THROTTLED: bounded queue held the pusher "

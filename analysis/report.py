@@ -13,7 +13,7 @@ from __future__ import annotations
 import html
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
@@ -21,16 +21,31 @@ from tqdm import tqdm
 
 from analysis.agreement import Agreement, compare_theory
 from analysis.backlog import DEPTH_TARGET, LAG_FRACTION, PRACTICAL
+from analysis.behaviour_agreement import behaviour_theory
 from analysis.cell_stats import LITTLE_TOLERANCE, CellStats, summarize
 from analysis.inputs import CHECK_LEVEL, ROUNDING
 from analysis.load import ResultsError, Run, open_run
+from analysis.outcomes import class_rows, outcome_rows
 from analysis.plots import CHARTS, plot_backlog, plot_cdf, plot_heatmap, plot_latency, plot_theory
 from analysis.summary_table import failed_rows, summary_rows, theory_rows, warning_lines
 from analysis.tables import Rows, to_html, to_markdown
 
-__all__ = ["METHOD", "write_report"]
+__all__ = ["BEHAVIOUR_METHOD", "METHOD", "write_report"]
 
 _T = TypeVar("_T")
+
+#: The statement of method for behaviours (classes, abandonment, batches, retries, a user's scenario).
+BEHAVIOUR_METHOD = (
+    "Behaviours: the FIFO formulas apply to the built-in pool under any discipline (the mean wait and P(wait) of a "
+    "work-conserving queue do not depend on the order served), but not with patience, batches, a setup time, "
+    "failures or a user's scenario; those cells get the behaviour rows instead: Cobham's class waits for priority "
+    "(M/M/c, or M/G/1), the variance of the wait for M/M/1 FIFO and LIFO, Erlang-A for exponential patience "
+    "(abandonment, time in queue of every item, P(wait)), attempts per item and the served share for retries, the "
+    "saturated throughput of full batches. Wait and sojourn figures cover items served (or still in the system); "
+    "abandoned items and items that gave up after their last attempt are counted in 'What became of the items', "
+    "and per class under 'Classes'. Little's law is not checked with abandonment or retries."
+)
+
 
 #: The statement of method printed at the end of every report.
 METHOD = [
@@ -67,6 +82,7 @@ METHOD = [
     "Theory: exact formulas (M/M/c, M/G/1) are judged by the 99% interval (a table has many rows); approximations "
     "(Allen-Cunneen, Kingman) and limits (fluid slope, utilisation) are shown for information. Every formula "
     "assumes an unbounded queue, so bounded cells (maxsize > 0) get no theory row.",
+    BEHAVIOUR_METHOD,
 ]
 
 
@@ -93,7 +109,8 @@ def write_report(run: Path, *, progress: bool = True) -> Path:
     }
     steps = tqdm(total=3 + len(charts), desc="report", unit="step", disable=not progress, leave=False)
     stats = _step(steps, "statistics", lambda: summarize(opened))
-    theory = _step(steps, "theory", lambda: [row for s in stats for row in compare_theory(opened, s)])
+    theory = _step(steps, "theory", lambda: [row for s in stats for row in (*compare_theory(opened, s),
+                                                                              *behaviour_theory(opened, s))])  # fmt: skip
     for name, draw in charts.items():
         _step(steps, f"chart {name}", draw)
     _step(steps, "write", lambda: _write(opened, folder, stats, theory))
@@ -123,7 +140,7 @@ def _step(bar: tqdm, name: str, work: Callable[[], _T]) -> _T:
 def _write(run: Run, folder: Path, stats: list[CellStats], theory: list[Agreement]) -> None:
     """Write both documents."""
     sections = _Sections(summary_rows(stats, detail=True), theory_rows(theory, stats), failed_rows(stats),
-                         warning_lines(stats))  # fmt: skip
+                         warning_lines(stats), outcome_rows(run, stats), class_rows(run, stats))  # fmt: skip
     try:
         (folder / "report.md").write_text(_markdown(run, sections), encoding="utf-8")
         (folder / "index.html").write_text(_html(run, sections), encoding="utf-8")
@@ -139,10 +156,18 @@ class _Sections:
     theory: Rows
     failed: Rows
     warnings: list[str]
+    outcomes: Rows = field(default_factory=list)  # what became of the items (cells with behaviours)
+    classes: Rows = field(default_factory=list)  # per class or pusher (cells that have them)
 
 
 _NO_WARNINGS = "None: every measured mean inter-arrival and service time lies within its interval of the spec's mean."
 _NO_FAILURES = "None: every cell has data."
+
+
+def _behaviour_sections(sec: _Sections) -> list[tuple[str, Rows]]:
+    """The behaviour tables a run has (none for a run of the plain pool)."""
+    return [(title, rows) for title, rows in (("What became of the items (95% confidence intervals)", sec.outcomes),
+                                              ("Classes (95% confidence intervals)", sec.classes)) if rows]  # fmt: skip
 
 
 def _parameters(run: Run) -> Rows:
@@ -171,10 +196,11 @@ def _markdown(run: Run, sec: _Sections) -> str:
     method = "\n".join(f"- {line}" for line in METHOD)
     warnings = "\n".join(f"- **warning:** {line}" for line in sec.warnings) or _NO_WARNINGS
     failed = to_markdown(sec.failed) if sec.failed else _NO_FAILURES
+    behaviours = "".join(f"## {title}\n\n{to_markdown(rows)}\n\n" for title, rows in _behaviour_sections(sec))
     return (
         f"# qbench report: {run.name}\n\n## Run\n\n{to_markdown(_parameters(run))}\n\n"
         f"## Warnings\n\n{warnings}\n\n## Failed cells\n\n{failed}\n\n"
-        f"## Cells (95% confidence intervals)\n\n{to_markdown(sec.summary)}\n\n## Charts\n\n{charts}\n\n"
+        f"## Cells (95% confidence intervals)\n\n{to_markdown(sec.summary)}\n\n{behaviours}## Charts\n\n{charts}\n\n"
         f"## Theory beside measurement\n\n{to_markdown(sec.theory)}\n\n## Method\n\n{method}\n"
     )
 
@@ -197,12 +223,15 @@ def _html(run: Run, sec: _Sections) -> str:
     items = "".join(f'<li class="warning"><strong>warning:</strong> {html.escape(line)}</li>' for line in sec.warnings)
     warnings = f"<ul>{items}</ul>" if items else f"<p>{html.escape(_NO_WARNINGS)}</p>"
     failed = to_html(sec.failed) if sec.failed else f"<p>{html.escape(_NO_FAILURES)}</p>"
+    behaviours = "".join(
+        f"<h2>{html.escape(title)}</h2>\n{to_html(rows)}\n" for title, rows in _behaviour_sections(sec)
+    )
     return (
         f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8"/>\n<title>qbench report: {name}</title>\n'
         f"<style>{_STYLE}</style>\n</head>\n<body>\n<h1>qbench report: {name}</h1>\n"
         f'<h2>Run</h2>\n{to_html(_parameters(run))}\n<h2 id="warnings">Warnings</h2>\n{warnings}\n'
         f'<h2 id="failed">Failed cells</h2>\n{failed}\n'
-        f"<h2>Cells (95% confidence intervals)</h2>\n{to_html(sec.summary)}\n"
+        f"<h2>Cells (95% confidence intervals)</h2>\n{to_html(sec.summary)}\n{behaviours}"
         f"<h2>Charts</h2>\n{figures}\n<h2>Theory beside measurement</h2>\n{to_html(sec.theory)}\n"
         f"<h2>Method</h2>\n<ul>{method}</ul>\n</body>\n</html>\n"
     )
