@@ -40,6 +40,9 @@ CHARTS = {
     "sojourn_cdf": "Sojourn-time distribution per cell",
     "heatmap": "p99 wait and stability verdict over workers x distributions",
     "theory": "Theory against measurement (relative error with 95% CI)",
+    # drawn only for runs with classes (or several pushers) and with behaviours (analysis/behaviour_plots.py)
+    "classes": "Mean and p99 wait per class (or pusher), 95% CI",
+    "outcomes": "What became of the items: served, abandoned, gave up; goodput and throughput",
 }
 
 POINTS = 300

@@ -22,6 +22,7 @@ from tqdm import tqdm
 from analysis.agreement import Agreement, compare_theory
 from analysis.backlog import DEPTH_TARGET, LAG_FRACTION, PRACTICAL
 from analysis.behaviour_agreement import behaviour_theory
+from analysis.behaviour_plots import plot_classes, plot_outcomes
 from analysis.cell_stats import LITTLE_TOLERANCE, CellStats, summarize
 from analysis.inputs import CHECK_LEVEL, ROUNDING
 from analysis.load import ResultsError, Run, open_run
@@ -106,14 +107,15 @@ def write_report(run: Path, *, progress: bool = True) -> Path:
         "sojourn_cdf": lambda: plot_cdf(opened, stats, folder),
         "heatmap": lambda: plot_heatmap(stats, folder),
         "theory": lambda: plot_theory(theory, stats, folder),
+        "classes": lambda: plot_classes(opened, stats, folder),
+        "outcomes": lambda: plot_outcomes(opened, stats, folder),
     }
     steps = tqdm(total=3 + len(charts), desc="report", unit="step", disable=not progress, leave=False)
     stats = _step(steps, "statistics", lambda: summarize(opened))
     theory = _step(steps, "theory", lambda: [row for s in stats for row in (*compare_theory(opened, s),
                                                                               *behaviour_theory(opened, s))])  # fmt: skip
-    for name, draw in charts.items():
-        _step(steps, f"chart {name}", draw)
-    _step(steps, "write", lambda: _write(opened, folder, stats, theory))
+    drawn = [name for name, draw in charts.items() if _step(steps, f"chart {name}", draw)]
+    _step(steps, "write", lambda: _write(opened, folder, stats, theory, drawn))
     steps.close()
     return folder / "index.html"
 
@@ -137,10 +139,14 @@ def _step(bar: tqdm, name: str, work: Callable[[], _T]) -> _T:
     return result
 
 
-def _write(run: Run, folder: Path, stats: list[CellStats], theory: list[Agreement]) -> None:
-    """Write both documents."""
+def _write(run: Run, folder: Path, stats: list[CellStats], theory: list[Agreement], drawn: list[str]) -> None:
+    """Write both documents (showing the charts that were ``drawn``)."""
+    for stale in (name for name in CHARTS if name not in drawn):  # a chart this run has none of
+        for suffix in (".png", ".svg"):
+            (folder / f"{stale}{suffix}").unlink(missing_ok=True)
     sections = _Sections(summary_rows(stats, detail=True), theory_rows(theory, stats), failed_rows(stats),
-                         warning_lines(stats), outcome_rows(run, stats), class_rows(run, stats))  # fmt: skip
+                         warning_lines(stats), outcome_rows(run, stats), class_rows(run, stats),
+                         {name: CHARTS[name] for name in drawn})  # fmt: skip
     try:
         (folder / "report.md").write_text(_markdown(run, sections), encoding="utf-8")
         (folder / "index.html").write_text(_html(run, sections), encoding="utf-8")
@@ -158,6 +164,7 @@ class _Sections:
     warnings: list[str]
     outcomes: Rows = field(default_factory=list)  # what became of the items (cells with behaviours)
     classes: Rows = field(default_factory=list)  # per class or pusher (cells that have them)
+    charts: dict[str, str] = field(default_factory=lambda: dict(CHARTS))  # the charts drawn, with captions
 
 
 _NO_WARNINGS = "None: every measured mean inter-arrival and service time lies within its interval of the spec's mean."
@@ -191,7 +198,7 @@ def _parameters(run: Run) -> Rows:
 def _markdown(run: Run, sec: _Sections) -> str:
     """The Markdown report."""
     charts = "\n\n".join(
-        f"### {caption}\n\n![{caption}]({name}.png)\n\n[SVG]({name}.svg)" for name, caption in CHARTS.items()
+        f"### {caption}\n\n![{caption}]({name}.png)\n\n[SVG]({name}.svg)" for name, caption in sec.charts.items()
     )
     method = "\n".join(f"- {line}" for line in METHOD)
     warnings = "\n".join(f"- **warning:** {line}" for line in sec.warnings) or _NO_WARNINGS
@@ -217,7 +224,7 @@ def _html(run: Run, sec: _Sections) -> str:
     figures = "\n".join(
         f'<figure id="{n}"><figcaption>{html.escape(c)}</figcaption>'
         f'<img src="{n}.png" alt="{html.escape(c)}"/><br/><a href="{n}.svg">SVG</a></figure>'
-        for n, c in CHARTS.items()
+        for n, c in sec.charts.items()
     )
     method = "".join(f"<li>{html.escape(line)}</li>" for line in METHOD)
     items = "".join(f'<li class="warning"><strong>warning:</strong> {html.escape(line)}</li>' for line in sec.warnings)

@@ -56,7 +56,7 @@ CELL_DIRS = (ITEMS, DEPTH, PARTS)
 REPORT = "report"
 #: The documents of a report, and the stems of its charts (each written as ``.png`` and ``.svg``).
 REPORT_DOCUMENTS = ("index.html", "report.md")
-REPORT_CHARTS = ("backlog", "latency", "sojourn_cdf", "heatmap", "theory")
+REPORT_CHARTS = ("backlog", "latency", "sojourn_cdf", "heatmap", "theory", "classes", "outcomes")
 #: The lock file of a folder being written (see :mod:`bench.store`).
 LOCK = ".lock"
 #: Keys every qbench manifest has had since version 1 (version 2 adds ``format`` and ``inputs``).
