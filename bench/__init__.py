@@ -1,7 +1,8 @@
 """qbench: run asyncio pusher/puller queues over a grid of configurations, in virtual or scaled time.
 
 The public surface, imported on first use (so ``qbench --help`` and each command load only what
-they need): the virtual-time loops, distributions, the scenario, the engines' entry points, grids,
+they need): the virtual-time loops, distributions, the scenario and its behaviours, the context a
+user's scenario gets, the engines' entry points, grids,
 executors, the runner and the error raised for bad input.
 """
 
@@ -13,6 +14,7 @@ from typing import Any
 
 #: Public name -> the module that defines it.
 _WHERE = {
+    "Behaviour": "bench.behaviour",
     "Cell": "bench.grid",
     "Deadlock": "bench.loop",
     "Distribution": "bench.distributions",
@@ -25,6 +27,7 @@ _WHERE = {
     "Replication": "bench.replication",
     "RunResult": "bench.runner",
     "Scenario": "bench.scenario",
+    "ScenarioContext": "bench.scenarios.context",
     "SpecError": "bench.distributions",
     "Stream": "bench.distributions",
     "VirtualEventLoop": "bench.loop",
