@@ -24,6 +24,7 @@ uses to end the run.
 
 from __future__ import annotations
 
+import array
 import math
 from collections.abc import Callable
 from typing import Any
@@ -39,7 +40,6 @@ __all__ = ["FullRecorder"]
 _BLOCKED, _QUEUED, _IN_SERVICE, _BACKOFF, _SERVED, _ABANDONED, _GAVE_UP = range(len(ITEM_STATUSES))
 _STATUS_ARRAY = np.array(ITEM_STATUSES)
 _NAN = math.nan
-_FLOATS = ("t_arrive", "t_put", "t_get", "t_done", "t_leave")
 
 
 class FullRecorder:
@@ -68,7 +68,8 @@ class FullRecorder:
         self._end = math.inf if duration is None else duration
         self._cap = max_backlog
         self._base = 0  # item id of the first item still held
-        self._held: dict[str, list[Any]] = {name: [] for name in _HELD}
+        # typed arrays (8 bytes a number, not a boxed float), a list only for the class names
+        self._held: dict[str, Any] = {name: array.array(code) if code else [] for name, (code, _) in _HELD.items()}
         self._open = 0  # held index of the first item still in the system
         self._depth: tuple[list[float], list[int], list[int]] = ([], [], [])
         self._holding: dict[int, list[float]] = {}  # worker -> [items in hand, busy since]
@@ -280,7 +281,7 @@ class FullRecorder:
                 f"item {item} arrived, but the grid's items = {self._items} puts items 0..{self._items - 1}"
             )
             return
-        for name, fill in _HELD.items():
+        for name, (_, fill) in _HELD.items():
             self._held[name].append(fill)
         self._held["t_arrive"][-1] = t
 
@@ -335,27 +336,26 @@ class FullRecorder:
 
     def _flush_items(self, n: int) -> None:
         held = self._held
-        out = {name: column[:n] for name, column in held.items()}
+        out = {name: _numpy(column, n) for name, column in held.items()}
         for column in held.values():
             del column[:n]
-        floats = {name: np.array(out[name], dtype=np.float64) for name in _FLOATS}
-        t_put, t_get, t_done = floats["t_put"], floats["t_get"], floats["t_done"]
+        t_put, t_get, t_done = out["t_put"], out["t_get"], out["t_done"]
         columns = {
             "item": np.arange(self._base, self._base + n, dtype=np.int64),
-            "worker": np.array(out["worker"], dtype=np.int64),
-            "t_arrive": floats["t_arrive"],
+            "worker": out["worker"],
+            "t_arrive": out["t_arrive"],
             "t_put": t_put,
             "t_get": t_get,
             "t_done": t_done,
             "wait": t_get - t_put,
             "service": t_done - t_get,
             "sojourn": t_done - t_put,
-            "depth_at_put": np.array(out["depth_at_put"], dtype=np.int64),
-            "status": _STATUS_ARRAY[np.array(out["status"], dtype=np.int64)],
-            "class": np.array(out["class"], dtype=object),
-            "pusher": np.array(out["pusher"], dtype=np.int64),
-            "attempts": np.array(out["attempts"], dtype=np.int64),
-            "t_leave": floats["t_leave"],
+            "depth_at_put": out["depth_at_put"],
+            "status": _STATUS_ARRAY[out["status"]],
+            "class": out["class"],
+            "pusher": out["pusher"],
+            "attempts": out["attempts"],
+            "t_leave": out["t_leave"],
         }
         self._base += n
         self._open -= n
@@ -383,17 +383,29 @@ class FullRecorder:
             self._flush_items(len(status))
 
 
-#: Held item columns and the value of an item that has not done the thing yet.
-_HELD: dict[str, Any] = {
-    "t_arrive": _NAN,
-    "t_put": _NAN,
-    "depth_at_put": -1,
-    "t_get": _NAN,
-    "worker": -1,
-    "t_done": _NAN,
-    "status": _BLOCKED,
-    "class": None,
-    "pusher": 0,
-    "attempts": 0,
-    "t_leave": _NAN,
+#: Held item columns: their array type code ("" for a list) and the value of an item that has not
+#: done the thing yet.
+_HELD: dict[str, tuple[str, Any]] = {
+    "t_arrive": ("d", _NAN),
+    "t_put": ("d", _NAN),
+    "depth_at_put": ("q", -1),
+    "t_get": ("d", _NAN),
+    "worker": ("q", -1),
+    "t_done": ("d", _NAN),
+    "status": ("b", _BLOCKED),
+    "class": ("", None),
+    "pusher": ("q", 0),
+    "attempts": ("q", 0),
+    "t_leave": ("d", _NAN),
 }
+
+
+def _numpy(column: Any, n: int) -> np.ndarray:
+    """The first ``n`` values of a held column as a numpy array (a copy: the column then shrinks)."""
+    if isinstance(column, list):
+        return np.array(column[:n], dtype=object)
+    return np.frombuffer(column, dtype=_DTYPES[column.typecode], count=n).astype(_OUT[column.typecode])
+
+
+_DTYPES = {"d": np.float64, "q": np.int64, "b": np.int8}
+_OUT = {"d": np.float64, "q": np.int64, "b": np.int64}

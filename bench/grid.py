@@ -119,6 +119,10 @@ TAIL_ROOM = 1000
 MIN_REAL_DELAY = 1e-5
 #: Largest clock scale (real seconds per model second).
 MAX_SCALE = 1e6
+#: Largest ``max_backlog`` for a cell that is not the plain pool (a scenario or behaviours): there a
+#: queued item costs up to ~900 bytes (the item's job, its recorder row and, with patience, its
+#: timeout; measured: 849 bytes with patience, 572 without), so this bounds a cell near 2.7 GB too.
+MAX_BACKLOG_BEHAVIOURS = 3_000_000
 #: Most items in a batch: a worker holds them all in one list while it serves them.
 MAX_BATCH = 100_000
 #: Most attempts per item: each failed attempt is drawn when the item is put (a list of that length).
@@ -612,6 +616,12 @@ def _check_size(grid: Grid) -> None:
     if cells * grid.replications > MAX_ROWS:
         raise GridError(f"{cells:,} cells x {grid.replications:,} replications = {cells * grid.replications:,} rows; "
                         f"at most {MAX_ROWS:,} (cells.parquet is read whole)")  # fmt: skip
+    if grid.max_backlog > MAX_BACKLOG_BEHAVIOURS:
+        general = next((c for c in grid.cells() if _plain(grid, c) is not None), None)
+        if general is not None:
+            raise GridError(f"'max_backlog' must be <= {MAX_BACKLOG_BEHAVIOURS:,} for cells with a scenario or "
+                            f"behaviours (a queued item costs up to ~900 bytes there; cell {general.id} has "
+                            f"{_plain(grid, general)}), got {grid.max_backlog:,}")  # fmt: skip
     too_big = [m for m in grid.maxsize if m > grid.max_backlog]
     if too_big:
         raise GridError(f"'maxsize' {too_big[0]:,} is above max_backlog {grid.max_backlog:,}: the run stops at "

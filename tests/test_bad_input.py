@@ -143,6 +143,11 @@ RUN_TABLE = [
         "the recurrence engine computes the plain FIFO pool only",
     ),
     ("recurrence-with-pushers", ["--engine", "recurrence", "--arrival", "exp:2+exp:2"], "cell 0 has 2 pushers"),
+    (
+        "max-backlog-behaviours",
+        ["--max-backlog", "5000000", "--discipline", "lifo"],
+        "'max_backlog' must be <= 3,000,000 for cells with a scenario or behaviours",
+    ),
 ]
 
 GRID_TABLE = [

@@ -46,21 +46,19 @@ __all__ = ["pool"]
 
 
 class _Job:
-    """One item and its fate, drawn when it is put."""
+    """One item and its fate, drawn when it is put (small: a queued item costs memory)."""
 
-    __slots__ = ("item", "rank", "klass", "services", "fails", "waits", "attempt", "patience", "deadline", "timer",
-                 "dead")  # fmt: skip
+    __slots__ = ("item", "rank", "klass", "service", "retries", "fails", "attempt", "deadline", "timer", "dead")
 
-    def __init__(self, item: int) -> None:
+    def __init__(self, item: int, service: float) -> None:
         self.item = item
         self.rank = 0  # class index: the priority queue's key
         self.klass: str | None = None
-        self.services: list[float] = []  # service time of each planned attempt
+        self.service = service  # the current attempt's service time
+        self.retries: list[tuple[float, float]] | None = None  # (backoff, service) of each planned retry
         self.fails = 0  # the first `fails` attempts fail (all of them: it gives up)
-        self.waits: list[float] = []  # backoff before each retry
         self.attempt = 0  # index of the current attempt
-        self.patience = math.inf
-        self.deadline = math.inf
+        self.deadline = math.inf  # its patience until it is put, then put time + patience
         self.timer: asyncio.TimerHandle | None = None
         self.dead = False  # abandoned: its queue entry is discarded when popped
 
@@ -122,22 +120,21 @@ async def pool(ctx: ScenarioContext) -> None:
         p_fail, most, backoff = b.failure, b.attempts, b.backoff
 
         def draw(item: int) -> _Job:
-            job = _Job(item)
-            job.services.append(services.next())
+            job = _Job(item, services.next())
             if classes is not None:
                 assert mix is not None
                 job.rank = mix.pick(classes.next())
                 job.klass = mix.names[job.rank]
             if patience is not None:
-                job.patience = patience.next()
+                job.deadline = patience.next()
             if fail_u is not None and retry_services is not None:
                 fails = 0
                 while fails < most and fail_u.next() < p_fail:
                     fails += 1
                 job.fails = fails
-                for retry in range(min(fails + 1, most) - 1):
-                    job.services.append(retry_services.next())
-                    job.waits.append(backoff.delay(retry + 1, jitter.next() if jitter is not None else 1.0))
+                if fails:
+                    job.retries = [(backoff.delay(retry + 1, jitter.next() if jitter is not None else 1.0),
+                                    retry_services.next()) for retry in range(min(fails + 1, most) - 1)]  # fmt: skip
             return job
 
         return draw
@@ -156,9 +153,10 @@ async def pool(ctx: ScenarioContext) -> None:
             await queue.put(entry(job))
             state.live += 1
             rec.put(item, now(), state.live)
-            if job.patience != math.inf:
-                job.deadline = now() + job.patience
-                job.timer = ctx.call_later(job.patience, expire, job)
+            if job.deadline != math.inf:
+                patience = job.deadline
+                job.deadline = now() + patience
+                job.timer = ctx.call_later(patience, expire, job)
             if total is not None and state.next_id >= total:
                 return
             await sleep(arrivals.next())
@@ -186,10 +184,11 @@ async def pool(ctx: ScenarioContext) -> None:
     def ended(job: _Job, t: float, group: asyncio.TaskGroup) -> None:
         """An attempt of ``job`` ended at ``t``: served, failed and retried, or given up."""
         if job.attempt < job.fails:
-            again = job.attempt + 1 < len(job.services)
+            again = job.retries is not None and job.attempt < len(job.retries)
             rec.fail(job.item, t, again)
             if again:
-                wait = job.waits[job.attempt]
+                assert job.retries is not None
+                wait, job.service = job.retries[job.attempt]
                 job.attempt += 1
                 group.create_task(retry(job, wait), name=f"retry-{job.item}")
                 return
@@ -203,7 +202,7 @@ async def pool(ctx: ScenarioContext) -> None:
             job = await take()
             took(job, w)
             if most == 1 and setup is None:
-                await sleep(job.services[job.attempt])
+                await sleep(job.service)
                 ended(job, now(), group)
                 continue
             batch = [job]
@@ -223,7 +222,7 @@ async def pool(ctx: ScenarioContext) -> None:
                 batch.append(more)
             length = setup.next() if setup is not None else 0.0
             for one in batch:
-                length += one.services[one.attempt]
+                length += one.service
             await sleep(length)
             t = now()
             for one in batch:
