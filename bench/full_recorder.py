@@ -291,6 +291,10 @@ class FullRecorder:
             self._fail_contract(f"{hook}({item!r}, ...): no such item in the system (arrived: 0..{self.arrived - 1}; "
                                 "finished items are gone)")  # fmt: skip
             return None
+        if self._held["status"][k] >= _SERVED and hook != "tag":
+            said = ITEM_STATUSES[self._held["status"][k]]
+            self._fail_contract(f"{hook}({item!r}, ...): item {item} has already left the system ({said})")
+            return None
         return k
 
     def _move(self, t: float, depth: int, event: int) -> None:

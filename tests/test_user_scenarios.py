@@ -131,6 +131,14 @@ async def too_many_items(ctx):
 
 async def returns_early(ctx):
     ctx.recorder.arrive(0, ctx.now())
+
+async def serves_twice(ctx):
+    ctx.recorder.arrive(0, ctx.now()); ctx.recorder.put(0, ctx.now(), 1); ctx.recorder.get(0, 0, ctx.now(), 0)
+    ctx.recorder.done(0, ctx.now()); ctx.recorder.done(0, ctx.now())
+    await ctx.sleep(1)
+
+async def wants_more(ctx, other):
+    pass
 """
 
 #: scenario -> a fragment of its cell's error
@@ -142,6 +150,8 @@ FAILURES = {
     "leaves_a_stubborn_task": "task 'heartbeat' did not stop when cancelled",
     "too_many_items": "broke the recorder contract: item 5 arrived, but the grid's items = 5",
     "returns_early": "returned at t=0s with 5 of its 5 items not finished",
+    "serves_twice": "done(0, ...): item 0 has already left the system (served)",
+    "wants_more": "could not start: calling it with the context raised TypeError",
 }
 
 

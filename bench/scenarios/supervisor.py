@@ -108,7 +108,12 @@ async def _supervise(program: Callable[..., Coroutine[Any, Any, Any]], name: str
     recorder.on_stop = stop_with
     died: list[tuple[str, BaseException]] = []
     loop.set_task_factory(_watched(died))
-    task = loop.create_task(program(ctx), name=f"scenario {name}")
+    try:
+        coroutine = program(ctx)
+    except Exception as err:  # e.g. a signature that does not take the context
+        raise ScenarioFailed(f"scenario {name!r} could not start: calling it with the context raised "
+                             f"{_describe(err)}") from None  # fmt: skip
+    task = loop.create_task(coroutine, name=f"scenario {name}")
     task.add_done_callback(lambda _: stop_with("returned"))
     longest = _longest_delay(scenario)
     window = min(STALL_MEANS * longest, _LONGEST)
