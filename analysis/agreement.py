@@ -9,7 +9,10 @@ Quantities compared:
 * ``backlog slope``: the fluid slope ``lam - c / E[S]`` for cells with ``rho >= 1``.
 
 Every formula here is for an unbounded queue fed at the offered rate, so cells with a bounded queue
-(``maxsize > 0``, whose pusher blocks when it is full) and cells without data get no row.
+(``maxsize > 0``, whose pusher blocks when it is full) and cells without data get no row; nor do
+cells whose behaviours change the queue (patience, batches, failures, a user's own scenario:
+:func:`analysis.behaviours.fifo_theory_applies`), whose rows come from
+:mod:`analysis.behaviour_agreement`.
 
 The last two are limits as the horizon grows (finite runs differ by ``O(1/t_end)``), so they are
 marked not exact, like the labelled approximations (``approx.``). Two judgements are given:
@@ -27,6 +30,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from analysis.behaviours import fifo_theory_applies
 from analysis.cell_stats import CellStats, steady_state
 from analysis.estimate import Estimate
 from analysis.load import Run
@@ -103,7 +107,7 @@ def compare_theory(run: Run, stats: CellStats) -> list[Agreement]:
     """
     p = stats.params
     rows: list[Agreement] = []
-    if int(p.get("maxsize") or 0) > 0 or stats.replications == 0:
+    if int(p.get("maxsize") or 0) > 0 or stats.replications == 0 or not fifo_theory_applies(p):
         return rows
     rho = float(p["rho"])
     if "utilisation" in stats.metrics:

@@ -19,7 +19,8 @@ Only rows with data count (status ``ok``, ``capped`` or ``lagged``: :data:`analy
   against ``lam * W`` with ``lam = n_put / t_end`` and ``W = wait_mean``, paired per replication.
   It holds when the interval of ``L - lam W`` contains 0 or the relative gap is under
   :data:`LITTLE_TOLERANCE` (finite-horizon edge effects are ``O(1/t_end)``); it is not checked
-  for overloaded cells, which have no steady state;
+  for overloaded cells, which have no steady state, nor for cells with abandonment or retries, whose
+  queue time ``wait`` does not describe (:func:`analysis.behaviours.little_applies`);
 * **input checks** (:mod:`analysis.inputs`): the measured mean inter-arrival and service times
   against their specs' means, which warn when a heavy tail kept the sample far from the spec.
 """
@@ -33,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.backlog import Growth, verdict
+from analysis.behaviours import checks_inputs, little_applies
 from analysis.estimate import Estimate, mean_ci
 from analysis.inputs import InputCheck, input_checks
 from analysis.load import Run, data_rows
@@ -47,7 +49,7 @@ __all__ = [
 #: Per-replication metrics of ``cells.parquet`` summarised with a CI, in display order.
 METRICS = (
     "wait_mean", "wait_p50", "wait_p95", "wait_p99", "sojourn_mean", "sojourn_p50", "sojourn_p95",
-    "sojourn_p99", "throughput", "utilisation", "depth_mean", "depth_max", "backlog_slope",
+    "sojourn_p99", "throughput", "utilisation", "depth_mean", "depth_max", "backlog_slope", "goodput", "abandon_rate",
 )  # fmt: skip
 
 #: Relative gap under which Little's law counts as holding even when the CI excludes 0.
@@ -187,11 +189,14 @@ def cell_stats(run: Run, cell: int) -> CellStats:
         steady = _steady(samples, latency["wait_mean"].estimate, cut.index, cut.settled)
     grow = verdict(every, params)
     censored = mean_ci((rows["n_put"] - rows["n_got"]).to_numpy(dtype=float))
-    check = little(rows, grow.verdict == "overloaded")
+    check = little(rows, grow.verdict == "overloaded" or not little_applies(params))
     failed = every[every["status"] == "failed"]
     error = str(failed["error"].dropna().iloc[0]) if failed["error"].notna().any() else None
-    return CellStats(int(cell), params, metrics, grow, check, censored, len(rows), len(failed),
-                     input_checks(int(cell), rows, params), error, steady)  # fmt: skip
+    arrival_ok, service_ok = checks_inputs(params)
+    inputs = [c for c in input_checks(int(cell), rows, params)
+              if (arrival_ok if c.quantity.startswith("inter-arrival") else service_ok)]  # fmt: skip
+    return CellStats(int(cell), params, metrics, grow, check, censored, len(rows), len(failed), inputs,
+                     error, steady)  # fmt: skip
 
 
 def summarize(run: Run) -> list[CellStats]:

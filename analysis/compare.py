@@ -28,7 +28,10 @@ replication id, or Welch) centred on the pooled figures. Paired needs all of: ne
 (not reproducible); the same seed; the same arrival, service and maxsize specs (the random streams
 are keyed by them); the same replication ids; and, in every replication, identical put times and
 service times of the first :data:`CRN_ITEMS` items (read from ``items/``). The header says which
-test each pair got and why. The verdict says *faster* / *slower* (times), *better* / *worse*
+test each pair got and why. A metric may be a class's (or a pusher's): ``wait_p99[high]`` compares
+the p99 wait of the class ``high`` (:mod:`analysis.classes`), replication by replication, paired or
+not as the cells are; so a FIFO run and a priority run of one seed show each class's change with
+its interval. The verdict says *faster* / *slower* (times), *better* / *worse*
 (other metrics with a direction) or *higher* / *lower* when the difference interval excludes 0,
 "no significant difference" otherwise, and "no data" when a side has no replication with data.
 """
@@ -45,6 +48,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.dataset as ds
 
+from analysis.classes import GROUP_METRICS, group_values, metric_values, split_metric
 from analysis.estimate import Estimate, bootstrap_ratio, difference, mean_ci
 from analysis.load import ResultsError, Run, open_run, read_items
 from analysis.plots import (
@@ -64,7 +68,7 @@ __all__ = [
 ]  # fmt: skip
 
 #: Grid axes on which cells are matched.
-AXES = ("workers", "arrival", "service", "maxsize")
+AXES = ("workers", "arrival", "service", "maxsize", "scenario", "discipline", "patience", "batch", "failure")
 
 #: Metrics compared when none are named.
 DEFAULT_METRICS = (
@@ -76,12 +80,13 @@ DEFAULT_METRICS = (
 COMPARABLE = (
     "wait_mean", "wait_p50", "wait_p95", "wait_p99", "sojourn_mean", "sojourn_p50", "sojourn_p95", "sojourn_p99",
     "throughput", "utilisation", "depth_mean", "depth_max", "depth_final", "backlog_slope", "arrival_rate",
-    "blocked_fraction", "n_put", "n_got", "n_done", "t_end",
+    "blocked_fraction", "n_put", "n_got", "n_done", "t_end", "goodput", "abandon_rate", "n_served", "n_abandoned",
+    "n_gave_up", "n_attempts",
 )  # fmt: skip
 
 _TIMES = {"wait_mean", "wait_p50", "wait_p95", "wait_p99", "sojourn_mean", "sojourn_p50", "sojourn_p95", "sojourn_p99"}
-_LOWER_BETTER = {"depth_mean", "depth_max", "depth_final", "backlog_slope"}
-_HIGHER_BETTER = {"throughput"}
+_LOWER_BETTER = {"depth_mean", "depth_max", "depth_final", "backlog_slope", "abandon_rate"}
+_HIGHER_BETTER = {"throughput", "goodput"}
 
 #: Leading items of every replication whose put and service times must agree for a paired test.
 CRN_ITEMS = 20
@@ -347,10 +352,14 @@ def compare_runs(a: str, b: str, *, metrics: list[str] | None = None) -> Compare
     run_b = run_a if sel_b.path.resolve() == sel_a.path.resolve() else open_run(sel_b.path)
     wanted = list(metrics or DEFAULT_METRICS)
     for metric in wanted:
+        if split_metric(metric) is not None:
+            continue
         if metric not in COMPARABLE or metric not in run_a.cells.columns or metric not in run_b.cells.columns:
-            raise ResultsError(f"unknown metric {metric!r} (choose from: {', '.join(COMPARABLE)})")
+            raise ResultsError(f"unknown metric {metric!r} (choose from: {', '.join(COMPARABLE)}; or a class's, "
+                               f"METRIC[CLASS] with METRIC one of {', '.join(GROUP_METRICS)})")  # fmt: skip
     cells_a, cells_b = _select(run_a, sel_a), _select(run_b, sel_b)
     axes = [x for x in AXES if x in run_a.params and x in run_b.params and x not in {*sel_a.filters, *sel_b.filters}]
+    axes = [x for x in axes if x not in _BEHAVIOUR_AXES or _varies(run_a, cells_a, run_b, cells_b, x)]
     across = _across(run_a, cells_a, run_b, cells_b, axes)
     axes = [x for x in axes if x not in across]
     keys_a = {_key(run_a, c, axes): c for c in cells_a}
@@ -367,6 +376,16 @@ def compare_runs(a: str, b: str, *, metrics: list[str] | None = None) -> Compare
     differences = _differences(run_a, list(keys_a.values()), run_b, list(keys_b.values()))
     lines = [f"{x}: A {across[x][0]}, B {across[x][1]}" for x in across]
     return CompareResult(sel_a, sel_b, rows, pairs, only_a, only_b, run_a, run_b, differences, tests, lines)
+
+
+#: Axes added with scenarios and behaviours: a pair's key names them only where they vary.
+_BEHAVIOUR_AXES = ("scenario", "discipline", "patience", "batch", "failure")
+
+
+def _varies(run_a: Run, cells_a: list[int], run_b: Run, cells_b: list[int], axis: str) -> bool:
+    """Whether the selected cells of the two sides hold more than one value of ``axis``."""
+    values = {str(v) for v in run_a.params.loc[cells_a, axis]} | {str(v) for v in run_b.params.loc[cells_b, axis]}
+    return len(values) > 1
 
 
 def _across(run_a: Run, cells_a: list[int], run_b: Run, cells_b: list[int], axes: list[str]) -> dict[str, tuple]:
@@ -396,6 +415,7 @@ def _compare_pair(
     missing = [side for side, reps in (("A", reps_a), ("B", reps_b)) if reps.empty]
     latency = [m for m in metrics if m in LATENCY_METRICS]
     steady_a, steady_b = _steady(run_a, ca, latency, reps_a), _steady(run_b, cb, latency, reps_b)
+    groups: dict[str, pd.DataFrame] = {}  # per side, a class metric's per-replication values (read once)
     rows = []
     for metric in metrics:
         if metric in steady_a and metric in steady_b:
@@ -404,7 +424,7 @@ def _compare_pair(
             diff = section_difference(sa, sb, paired=use_pairs)
             quotient = ratio(sa, sb, paired=use_pairs)
         else:
-            va, vb = reps_a[metric].to_numpy(dtype=float), reps_b[metric].to_numpy(dtype=float)
+            va, vb = _values(run_a, ca, reps_a, metric, groups, "A"), _values(run_b, cb, reps_b, metric, groups, "B")
             diff = difference(va, vb, paired=use_pairs)
             quotient = bootstrap_ratio(va, vb, paired=use_pairs)
             a_est, b_est = mean_ci(va), mean_ci(vb)
@@ -421,16 +441,28 @@ def _steady(run: Run, cell: int, metrics: list[str], reps: pd.DataFrame) -> dict
     return estimates(samples, metrics)[0] if samples else {}
 
 
+def _values(run: Run, cell: int, reps: pd.DataFrame, metric: str, groups: dict[str, pd.DataFrame],
+            side: str) -> np.ndarray:  # fmt: skip
+    """One value per replication of ``reps``: a column of ``cells.parquet``, or a class metric
+    (``wait_p99[high]``) computed from the cell's items (:mod:`analysis.classes`)."""
+    if split_metric(metric) is None:
+        return reps[metric].to_numpy(dtype=float)
+    if side not in groups:
+        groups[side] = group_values(run, cell)
+    return metric_values(groups[side], metric, [int(r) for r in reps["replication"]])
+
+
 def _verdict(metric: str, a: float, b: float, diff: Estimate) -> str:
     """pyperf-style verdict: factor and direction when the difference is significant."""
     if diff.n < 2 or math.isnan(diff.low) or diff.contains(0.0):
         return "no significant difference"
     up = diff.mean > 0
-    if metric in _TIMES:
+    base = (split_metric(metric) or (metric, ""))[0]
+    if base in _TIMES:
         word = "slower" if up else "faster"
-    elif metric in _LOWER_BETTER:
+    elif base in _LOWER_BETTER:
         word = "worse (higher)" if up else "better (lower)"
-    elif metric in _HIGHER_BETTER:
+    elif base in _HIGHER_BETTER:
         word = "better (higher)" if up else "worse (lower)"
     else:
         word = "higher" if up else "lower"

@@ -23,13 +23,14 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from analysis.classes import split_metric
 from analysis.compare import COMPARABLE, CompareResult, MetricComparison
 from analysis.load import ResultsError
 
 __all__ = ["Condition", "Failure", "failures", "parse_condition"]
 
 _PATTERN = re.compile(
-    r"\s*(?P<metric>[a-z_0-9.]+)\s*(?P<op>>=|<=|>|<)\s*(?P<sign>[+-])?(?P<number>[0-9]+(\.[0-9]*)?([eE][+-]?[0-9]+)?|\.[0-9]+)"
+    r"\s*(?P<metric>[a-z_0-9.]+(\[[^\[\]<>=]+\])?)\s*(?P<op>>=|<=|>|<)\s*(?P<sign>[+-])?(?P<number>[0-9]+(\.[0-9]*)?([eE][+-]?[0-9]+)?|\.[0-9]+)"
     r"\s*(?P<percent>%)?\s*"
 )
 _OPS: dict[str, Callable[[float, float], bool]] = {
@@ -108,8 +109,9 @@ def parse_condition(text: str) -> Condition:
     if match is None:
         raise ResultsError(f"bad --fail-if {text!r}: expected METRIC OP THRESHOLD, e.g. 'wait_p99 > +5%'")
     metric, op, sign, number, percent = (match.group(k) for k in ("metric", "op", "sign", "number", "percent"))
-    if metric not in COMPARABLE:
-        raise ResultsError(f"bad --fail-if {text!r}: unknown metric {metric!r} (choose from: {', '.join(COMPARABLE)})")
+    if metric not in COMPARABLE and split_metric(metric) is None:
+        raise ResultsError(f"bad --fail-if {text!r}: unknown metric {metric!r} (choose from: {', '.join(COMPARABLE)}, "
+                           "or a class's: METRIC[CLASS])")  # fmt: skip
     value = float(number) * (-1 if sign == "-" else 1)
     if percent and not sign:
         raise ResultsError(f"bad --fail-if {text!r}: a change in percent takes a sign, e.g. '+5%'")

@@ -23,6 +23,7 @@ from matplotlib.ticker import MaxNLocator
 
 from analysis.agreement import Agreement
 from analysis.backlog import sample_depth
+from analysis.behaviours import behaviour_label
 from analysis.cell_stats import CellStats
 from analysis.estimate import LEVEL
 from analysis.load import ResultsError, Run, data_rows, read_depth, read_items
@@ -40,6 +41,9 @@ CHARTS = {
     "sojourn_cdf": "Sojourn-time distribution per cell",
     "heatmap": "p99 wait and stability verdict over workers x distributions",
     "theory": "Theory against measurement (relative error with 95% CI)",
+    # drawn only for runs with classes (or several pushers) and with behaviours (analysis/behaviour_plots.py)
+    "classes": "Mean and p99 wait per class (or pusher), 95% CI",
+    "outcomes": "What became of the items: served, abandoned, gave up; goodput and throughput",
 }
 
 #: The chart of targets against worker count: drawn by ``qbench plan --out`` and by the report of a
@@ -90,26 +94,27 @@ def save(fig: Figure, folder: Path, stem: str) -> list[Path]:
     return paths
 
 
-def _panel(s: CellStats) -> tuple[str, str, int]:
-    """The panel of a cell: its (arrival, service, maxsize)."""
-    return s.params["arrival"], s.params["service"], int(s.params.get("maxsize") or 0)
+def _panel(s: CellStats) -> tuple[str, str, int, str]:
+    """The panel of a cell: its (arrival, service, maxsize, behaviours)."""
+    return s.params["arrival"], s.params["service"], int(s.params.get("maxsize") or 0), behaviour_label(s.params)
 
 
-def _pairs(stats: list[CellStats]) -> list[tuple[str, str, int]]:
+def _pairs(stats: list[CellStats]) -> list[tuple[str, str, int, str]]:
     """The arrival x service x maxsize combinations of the cells with data, in first-appearance order."""
     return list(dict.fromkeys(_panel(s) for s in stats if s.replications))
 
 
-def _group(stats: list[CellStats], pair: tuple[str, str, int]) -> list[CellStats]:
+def _group(stats: list[CellStats], pair: tuple[str, str, int, str]) -> list[CellStats]:
     """The cells with data of one panel, by worker count."""
     cells = [s for s in stats if s.replications and _panel(s) == pair]
     return sorted(cells, key=lambda s: (int(s.params["workers"]), s.cell))
 
 
-def _title(pair: tuple[str, str, int]) -> str:
-    """A panel's title: ``arrival A, service S`` and the bound of a bounded queue."""
-    arrival, service, bound = pair
-    return f"arrival {arrival}, service {service}" + (f", maxsize {bound}" if bound else "")
+def _title(pair: tuple[str, str, int, str]) -> str:
+    """A panel's title: ``arrival A, service S``, the bound of a bounded queue and the behaviours."""
+    arrival, service, bound, behaviours = pair
+    title = f"arrival {arrival}, service {service}" + (f", maxsize {bound}" if bound else "")
+    return title + (f"\n{behaviours}" if behaviours else "")
 
 
 def _no_data(ax) -> None:
@@ -310,7 +315,8 @@ def plot_heatmap(stats: list[CellStats], folder: Path) -> list[Path]:
     image = ax.imshow(grid, cmap="YlOrRd", aspect="auto")
     fig.colorbar(image, ax=ax, label="log10 p99 wait (model s)")
     ax.set_xticks(range(len(workers)), [str(w) for w in workers])
-    ax.set_yticks(range(len(pairs)), [f"{a} / {s}" + (f" / maxsize {m}" if m else "") for a, s, m in pairs], fontsize=8)
+    ax.set_yticks(range(len(pairs)), [f"{a} / {s}" + (f" / maxsize {m}" if m else "") + (f" / {b}" if b else "")
+                                      for a, s, m, b in pairs], fontsize=8)  # fmt: skip
     ax.set_xlabel("workers")
     ax.set_ylabel("arrival / service")
     ax.set_title("p99 wait by configuration (OVERLOADED: backlog grows; THROTTLED: bounded queue held the pusher "

@@ -17,7 +17,7 @@ from __future__ import annotations
 import html
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
@@ -25,9 +25,12 @@ from tqdm import tqdm
 
 from analysis.agreement import Agreement, compare_theory
 from analysis.backlog import DEPTH_TARGET, LAG_FRACTION, PRACTICAL
+from analysis.behaviour_agreement import behaviour_theory
+from analysis.behaviour_plots import plot_classes, plot_outcomes
 from analysis.cell_stats import LITTLE_TOLERANCE, CellStats, summarize
 from analysis.inputs import CHECK_LEVEL, ROUNDING
 from analysis.load import ResultsError, Run, open_run
+from analysis.outcomes import class_rows, outcome_rows
 from analysis.plan import RunAnswer, run_answers, run_targets
 from analysis.plots import (
     CHARTS,
@@ -43,9 +46,22 @@ from analysis.summary_table import failed_rows, summary_rows, theory_rows, warni
 from analysis.tables import Rows, to_html, to_markdown
 from bench.results_format import PLAN_KEY
 
-__all__ = ["METHOD", "target_panels", "write_report"]
+__all__ = ["BEHAVIOUR_METHOD", "METHOD", "target_panels", "write_report"]
 
 _T = TypeVar("_T")
+
+#: The statement of method for behaviours (classes, abandonment, batches, retries, a user's scenario).
+BEHAVIOUR_METHOD = (
+    "Behaviours: the FIFO formulas apply to the built-in pool under any discipline (the mean wait and P(wait) of a "
+    "work-conserving queue do not depend on the order served), but not with patience, batches, a setup time, "
+    "failures or a user's scenario; those cells get the behaviour rows instead: Cobham's class waits for priority "
+    "(M/M/c, or M/G/1), the variance of the wait for M/M/1 FIFO and LIFO, Erlang-A for exponential patience "
+    "(abandonment, time in queue of every item, P(wait)), attempts per item and the served share for retries, the "
+    "saturated throughput of full batches. Wait and sojourn figures cover items served (or still in the system); "
+    "abandoned items and items that gave up after their last attempt are counted in 'What became of the items', "
+    "and per class under 'Classes'. Little's law is not checked with abandonment or retries."
+)
+
 
 #: The statement of method printed at the end of every report.
 METHOD = [
@@ -95,6 +111,7 @@ METHOD = [
     "Theory: exact formulas (M/M/c, M/G/1) are judged by the 99% interval (a table has many rows); approximations "
     "(Allen-Cunneen, Kingman) and limits (fluid slope, utilisation) are shown for information. Every formula "
     "assumes an unbounded queue, so bounded cells (maxsize > 0) get no theory row.",
+    BEHAVIOUR_METHOD,
 ]
 
 
@@ -120,16 +137,18 @@ def write_report(run: Path, *, progress: bool = True) -> Path:
         "sojourn_cdf": lambda: plot_cdf(opened, stats, folder),
         "heatmap": lambda: plot_heatmap(stats, folder),
         "theory": lambda: plot_theory(theory, stats, folder),
+        "classes": lambda: plot_classes(opened, stats, folder),
+        "outcomes": lambda: plot_outcomes(opened, stats, folder),
     }
     if targets:
         charts["targets"] = lambda: plot_targets(target_panels(answers, confidence), folder)
     steps = tqdm(total=4 + len(charts), desc="report", unit="step", disable=not progress, leave=False)
     stats = _step(steps, "statistics", lambda: summarize(opened))
     answers = _step(steps, "answers", lambda: run_answers(opened, stats))
-    theory = _step(steps, "theory", lambda: [row for s in stats for row in compare_theory(opened, s)])
-    for name, draw in charts.items():
-        _step(steps, f"chart {name}", draw)
-    _step(steps, "write", lambda: _write(opened, folder, stats, theory, answers, confidence))
+    theory = _step(steps, "theory", lambda: [row for s in stats for row in (*compare_theory(opened, s),
+                                                                              *behaviour_theory(opened, s))])  # fmt: skip
+    drawn = [name for name, draw in charts.items() if _step(steps, f"chart {name}", draw)]
+    _step(steps, "write", lambda: _write(opened, folder, stats, theory, answers, confidence, drawn))
     steps.close()
     return folder / "index.html"
 
@@ -171,10 +190,15 @@ def _step(bar: tqdm, name: str, work: Callable[[], _T]) -> _T:
 
 
 def _write(run: Run, folder: Path, stats: list[CellStats], theory: list[Agreement], answers: list[RunAnswer],
-           confidence: float) -> None:  # fmt: skip
-    """Write both documents."""
+           confidence: float, drawn: list[str]) -> None:  # fmt: skip
+    """Write both documents (showing the charts that were ``drawn``)."""
+    for stale in (name for name in CHARTS if name not in drawn):  # a chart this run has none of
+        for suffix in (".png", ".svg"):
+            (folder / f"{stale}{suffix}").unlink(missing_ok=True)
     sections = _Sections(summary_rows(stats, detail=True), theory_rows(theory, stats), failed_rows(stats),
-                         warning_lines(stats), _answer_rows(answers, confidence), _answer_lines(run, answers))  # fmt: skip
+                         warning_lines(stats), _answer_rows(answers, confidence), _answer_lines(run, answers),
+                         outcome_rows(run, stats), class_rows(run, stats),
+                         {name: CHARTS[name] for name in drawn if name in CHARTS})  # fmt: skip
     try:
         (folder / "report.md").write_text(_markdown(run, sections), encoding="utf-8")
         (folder / "index.html").write_text(_html(run, sections), encoding="utf-8")
@@ -192,6 +216,9 @@ class _Sections:
     warnings: list[str]
     answers: Rows
     lead: list[str]
+    outcomes: Rows = field(default_factory=list)  # what became of the items (cells with behaviours)
+    classes: Rows = field(default_factory=list)  # per class or pusher (cells that have them)
+    charts: dict[str, str] = field(default_factory=lambda: dict(CHARTS))  # the charts drawn, with captions
 
 
 _NO_WARNINGS = "None: every measured mean inter-arrival and service time lies within its interval of the spec's mean."
@@ -238,6 +265,12 @@ def _answer_lines(run: Run, answers: list[RunAnswer]) -> list[str]:
     return lines
 
 
+def _behaviour_sections(sec: _Sections) -> list[tuple[str, Rows]]:
+    """The behaviour tables a run has (none for a run of the plain pool)."""
+    return [(title, rows) for title, rows in (("What became of the items (95% confidence intervals)", sec.outcomes),
+                                              ("Classes (95% confidence intervals)", sec.classes)) if rows]  # fmt: skip
+
+
 def _parameters(run: Run) -> Rows:
     """Run metadata as (field, value) rows."""
     m = run.manifest
@@ -272,8 +305,9 @@ def _lead_charts(sec: _Sections) -> dict[str, str]:
 
 def _markdown(run: Run, sec: _Sections) -> str:
     """The Markdown report: the answer first, metadata and the full tables below."""
-    others = {n: c for n, c in CHARTS.items() if n != "backlog"}
+    others = {n: c for n, c in sec.charts.items() if n != "backlog"}
     method = "\n".join(f"- {line}" for line in METHOD)
+    behaviours = "".join(f"## {title}\n\n{to_markdown(rows)}\n\n" for title, rows in _behaviour_sections(sec))
     warnings = "\n".join(f"- **warning:** {line}" for line in sec.warnings) or _NO_WARNINGS
     failed = to_markdown(sec.failed) if sec.failed else _NO_FAILURES
     lead = "\n\n".join(sec.lead)
@@ -281,7 +315,8 @@ def _markdown(run: Run, sec: _Sections) -> str:
         f"# qbench report: {run.name}\n\n## How many workers?\n\n{lead}\n\n{to_markdown(sec.answers)}\n\n"
         f"{_figures_md(_lead_charts(sec))}\n\n"
         f"## Warnings\n\n{warnings}\n\n## Failed cells\n\n{failed}\n\n"
-        f"## Cells (95% confidence intervals)\n\n{to_markdown(sec.summary)}\n\n## Charts\n\n{_figures_md(others)}\n\n"
+        f"## Cells (95% confidence intervals)\n\n{to_markdown(sec.summary)}\n\n{behaviours}"
+        f"## Charts\n\n{_figures_md(others)}\n\n"
         f"## Theory beside measurement\n\n{to_markdown(sec.theory)}\n\n## Run\n\n{to_markdown(_parameters(run))}\n\n"
         f"## Method\n\n{method}\n"
     )
@@ -306,8 +341,11 @@ def _figures_html(charts: dict[str, str]) -> str:
 def _html(run: Run, sec: _Sections) -> str:
     """The HTML report: one well-formed document, the answer first, images referenced relatively."""
     name = html.escape(run.name)
-    others = {n: c for n, c in CHARTS.items() if n != "backlog"}
+    others = {n: c for n, c in sec.charts.items() if n != "backlog"}
     method = "".join(f"<li>{html.escape(line)}</li>" for line in METHOD)
+    behaviours = "".join(
+        f"<h2>{html.escape(title)}</h2>\n{to_html(rows)}\n" for title, rows in _behaviour_sections(sec)
+    )
     items = "".join(f'<li class="warning"><strong>warning:</strong> {html.escape(line)}</li>' for line in sec.warnings)
     warnings = f"<ul>{items}</ul>" if items else f"<p>{html.escape(_NO_WARNINGS)}</p>"
     failed = to_html(sec.failed) if sec.failed else f"<p>{html.escape(_NO_FAILURES)}</p>"
@@ -319,7 +357,7 @@ def _html(run: Run, sec: _Sections) -> str:
         f"{_figures_html(_lead_charts(sec))}\n</section>\n"
         f'<h2 id="warnings">Warnings</h2>\n{warnings}\n'
         f'<h2 id="failed">Failed cells</h2>\n{failed}\n'
-        f"<h2>Cells (95% confidence intervals)</h2>\n{to_html(sec.summary)}\n"
+        f"<h2>Cells (95% confidence intervals)</h2>\n{to_html(sec.summary)}\n{behaviours}"
         f"<h2>Charts</h2>\n{_figures_html(others)}\n<h2>Theory beside measurement</h2>\n{to_html(sec.theory)}\n"
         f"<h2>Run</h2>\n{to_html(_parameters(run))}\n"
         f"<h2>Method</h2>\n<ul>{method}</ul>\n</body>\n</html>\n"

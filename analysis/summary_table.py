@@ -12,13 +12,17 @@ from pathlib import Path
 
 from analysis.agreement import Agreement
 from analysis.backlog import DEPTH_TARGET
+from analysis.behaviours import behaviour_label
 from analysis.cell_stats import CellStats, summarize
+from analysis.classes import group_stats, group_values
 from analysis.estimate import Estimate
 from analysis.load import open_run
 from analysis.plan import run_answers, run_targets
 from analysis.tables import Rows, to_text
 
-__all__ = ["failed_rows", "summary_rows", "summary_table", "theory_rows", "verdict_text", "warning_lines"]
+__all__ = [
+    "class_lines", "failed_rows", "summary_rows", "summary_table", "theory_rows", "verdict_text", "warning_lines",
+]  # fmt: skip
 
 
 def _num(value: float, digits: int = 3) -> str:
@@ -57,6 +61,7 @@ def summary_rows(stats: list[CellStats], *, detail: bool = False) -> Rows:
         detail: add sojourn, throughput, utilisation, depth, censored items and Little's law.
     """
     rows = []
+    labelled = any(behaviour_label(s.params) for s in stats)
     for s in (s for s in stats if s.replications):
         m = s.metrics
         mark = "" if s.settled else " (unsettled)"  # no steady state: the figure covers the runs' second halves
@@ -65,6 +70,9 @@ def summary_rows(stats: list[CellStats], *, detail: bool = False) -> Rows:
                "rho": _num(float(s.params["rho"])), "arrivals/s achieved of offered": _arrivals(s),
                "wait mean (s)": m["wait_mean"].format() + mark, "p99 wait (s)": m["wait_p99"].format() + mark,
                "backlog slope (items/s)": s.growth.slope.format(), "verdict": verdict_text(s)}  # fmt: skip
+        if labelled:  # a run with behaviours says each cell's, before its figures
+            row = {**dict(list(row.items())[:6]), "behaviours": behaviour_label(s.params) or "-",
+                   **dict(list(row.items())[6:])}  # fmt: skip
         if detail:
             row.update({"sojourn mean (s)": m["sojourn_mean"].format() + mark,
                         "p99 sojourn (s)": m["sojourn_p99"].format() + mark,
@@ -151,6 +159,9 @@ def summary_table(run: Path) -> str:
     if failed:
         parts.append("failed cells:\n" + "\n".join(f"  cell {r['cell']} ({r['parameters']}): {r['failed']} "
                                                    f"replications failed: {r['error']}" for r in failed))  # fmt: skip
+    classes = class_lines(opened, stats)
+    if classes:
+        parts.append("classes (mean and p99 wait, 95% CI):\n" + "\n".join(classes))
     warnings = warning_lines(stats)
     if warnings:
         parts.append("warnings:\n" + "\n".join(f"  warning: {line}" for line in warnings))
@@ -162,3 +173,20 @@ def summary_table(run: Path) -> str:
         head = f"how many workers meet {', '.join(map(str, targets))} (steady state, {confidence:.0%} intervals):"
         parts.append(head + "\n" + "\n".join(lines))
     return "\n\n".join(parts)
+
+
+def class_lines(run, stats: list[CellStats]) -> list[str]:
+    """One line per cell with classes (or several pushers): each group's share, mean and p99 wait.
+
+    Args:
+        run: the opened run.
+        stats: per-cell statistics.
+    """
+    lines = []
+    for s in (s for s in stats if s.replications):
+        groups = group_stats(group_values(run, s.cell))
+        if groups:
+            said = "; ".join(f"{g} ({m['share'].mean:.0%}): {m['wait_mean'].format()} s, p99 {m['wait_p99'].format()} s"
+                             for g, m in groups.items())  # fmt: skip
+            lines.append(f"  cell {s.cell} ({s.label}, {behaviour_label(s.params)}): {said}")
+    return lines

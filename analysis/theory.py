@@ -304,9 +304,15 @@ def fluid_slope(lam: float, mean_s: float, c: int) -> float:
 def kendall(family: str) -> str:
     """Kendall letter for a distribution family: ``exp`` -> M, ``const`` -> D, anything else -> G.
 
+    A merged arrival spec (``exp:2+exp:3``, several pushers) is M when every part is exponential (a
+    superposition of Poisson streams is Poisson) and G otherwise.
+
     Args:
         family: a distribution family name such as ``exp`` or the spec ``exp:1``.
     """
+    if "+" in family:
+        parts = [kendall(part) for part in family.split("+")]
+        return "M" if all(letter == "M" for letter in parts) else "G"
     name = family.split(":", 1)[0].strip().lower()
     return {"exp": "M", "const": "D"}.get(name, "G")
 

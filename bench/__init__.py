@@ -1,7 +1,8 @@
 """qbench: run asyncio pusher/puller queues over a grid of configurations, in virtual or scaled time.
 
 The public surface, imported on first use (so ``qbench --help`` and each command load only what
-they need): the virtual-time loops, distributions, the scenario, the engines' entry points, grids,
+they need): the virtual-time loops, distributions, the scenario and its behaviours, the context a
+user's scenario gets, the engines' entry points, grids,
 executors, the runner and the error raised for bad input.
 """
 
@@ -12,6 +13,7 @@ from typing import Any
 
 #: Public name -> the module that defines it.
 _WHERE = {
+    "Behaviour": "bench.behaviour",
     "Cell": "bench.grid",
     "Deadlock": "bench.loop",
     "Distribution": "bench.distributions",
@@ -25,6 +27,7 @@ _WHERE = {
     "RunResult": "bench.runner",
     "Scenario": "bench.scenario",
     "Sampler": "bench.sampling",
+    "ScenarioContext": "bench.scenarios.context",
     "SpecError": "bench.distributions",
     "Stream": "bench.distributions",
     "VirtualEventLoop": "bench.loop",
@@ -45,6 +48,7 @@ _WHERE = {
 }
 
 __all__ = sorted(_WHERE)
+
 
 def _version() -> str:
     """The installed package's version (read from its metadata: written once, in pyproject.toml)."""

@@ -1,9 +1,12 @@
-"""The asyncio engine: the real pusher/puller program (:mod:`bench.scenario`) on an event loop.
+"""The asyncio engine: a scenario's real asyncio code on an event loop.
 
 :func:`run_asyncio` is its one entry point (the signature every engine shares,
-:mod:`bench.replication`): it records the scenario into a :class:`~bench.recorder.Recorder` on a
-fresh :class:`~bench.loop.VirtualEventLoop` (virtual time), or on a real event loop with every delay
-multiplied by ``scale`` (scaled or real time), and returns the :class:`~bench.replication.Replication`.
+:mod:`bench.replication`): it runs the scenario on a fresh :class:`~bench.loop.VirtualEventLoop`
+(virtual time), or on a real event loop with every delay multiplied by ``scale`` (scaled or real
+time), and returns the :class:`~bench.replication.Replication`. The plain pusher/puller program
+(:attr:`bench.scenario.Scenario.plain`) records into a :class:`~bench.recorder.Recorder` through
+:func:`bench.scenario.run_scenario`, its fast path; every other scenario (the pool with behaviours,
+a user's own) runs through the plug-in point, :func:`bench.scenarios.supervisor.run_program`.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from bench.loop import PyVirtualEventLoop, VirtualEventLoop
 from bench.recorder import BATCH, PyLog, Recorder, Sink
 from bench.replication import Replication
 from bench.scenario import Scenario, run_scenario
+from bench.scenarios.supervisor import run_program
 
 __all__ = ["run_asyncio"]
 
@@ -52,6 +56,15 @@ def run_asyncio(
             loop_factory = asyncio.new_event_loop
         else:
             loop_factory = VirtualEventLoop if accelerated else PyVirtualEventLoop
+    if not scenario.plain:
+        full, t_end = run_program(scenario, arrivals, services, sink, on_progress=on_progress, batch=batch,
+                                  scale=scale, loop_factory=loop_factory)  # fmt: skip
+        return Replication(
+            n_put=full.n_put, n_got=full.n_got, n_done=full.n_done, t_end=t_end, t_last_put=full.t_last_put,
+            busy=full.busy, capped=full.capped, lag_mean=full.lag_mean, lag_max=full.lag_max,
+            n_served=full.n_served, n_abandoned=full.n_abandoned, n_gave_up=full.n_gave_up,
+            n_attempts=full.n_attempts,
+        )  # fmt: skip
     recorder = Recorder(sink, batch, on_progress, log=None if accelerated else PyLog)
     with asyncio.Runner(loop_factory=loop_factory) as runner:
         t_end = runner.run(run_scenario(scenario, arrivals, services, recorder, scale))

@@ -31,6 +31,16 @@ examples:
 
 distributions: const:V uniform:LOW:HIGH exp:MEAN erlang:K:MEAN gamma:MEAN:CV lognormal:MEAN:CV
                weibull:MEAN:CV pareto:MEAN:ALPHA hyperexp:MEAN:CV empirical:PATH[#COLUMN]
+               A+B (arrival only): one pusher per part, e.g. exp:2+exp:3
+
+behaviours (each flag a list where it is an axis):
+  qbench run --out results/prio --workers 1,2 --arrival exp:1.25 --service exp:1 --items 50000 \
+             --discipline fifo,priority --classes high:0.2,low:0.8
+  qbench run --out results/patience --workers 2 --arrival exp:0.5 --service exp:1 --patience exp:5 --duration 5000
+  qbench run --out results/batch --workers 1 --arrival exp:0.3 --service exp:0.2 --batch 1,4 --setup const:0.5
+  qbench run --out results/retry --workers 2 --arrival exp:1 --service exp:1.5 --failure 0,0.2 --attempts 4 \
+             --backoff expo:0.5:10:jitter
+  qbench run --out results/mine --scenario bench/scenarios/examples/rate_limited.py:rate_limited ...
 """
 
 _MAIN_EXAMPLES = """\
@@ -181,6 +191,16 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--max-backlog", type=_number(_int), help="stop a cell whose queue reaches N items (default 1000000)"
     )
+    run.add_argument("--scenario", type=_csv(str), help="scenarios: pool (default), FILE.py:NAME or module:NAME")
+    run.add_argument("--discipline", type=_csv(str), help="queue disciplines: fifo (default), lifo, priority")
+    run.add_argument("--classes", help="item classes and their mix, highest priority first, e.g. high:0.2,low:0.8")
+    run.add_argument("--patience", type=_csv(str), help="patience distributions (none = for ever), e.g. exp:10")
+    run.add_argument("--batch", type=_csv(_int), help="most items a worker takes at once, e.g. 1,4")
+    run.add_argument("--linger", type=_number(_float), help="seconds a worker waits for a batch to fill (default 0)")
+    run.add_argument("--setup", help="per-batch setup time distribution (default none)")
+    run.add_argument("--failure", type=_csv(_float), help="probabilities that an attempt fails, e.g. 0,0.1")
+    run.add_argument("--attempts", type=_number(_int), help="most attempts per item, the first included (default 3)")
+    run.add_argument("--backoff", help="wait before a retry: none, const:D or expo:BASE:CAP, optionally :jitter")
     run.add_argument("--jobs", type=_positive_int, help="worker processes (default: all cores)")
     run.add_argument("--executor", choices=("local", "dask"), default="local", help="local processes (default) or Dask")
     run.add_argument(
@@ -316,6 +336,16 @@ def _grid_from_args(args: argparse.Namespace):
         engine=args.engine,
         loop=args.loop,
         slo=args.slo,
+        scenario=args.scenario,
+        discipline=args.discipline,
+        classes=args.classes,
+        patience=args.patience,
+        batch=args.batch,
+        linger=args.linger,
+        setup=args.setup,
+        failure=args.failure,
+        attempts=args.attempts,
+        backoff=args.backoff,
     )
     return make_grid(merged)
 
@@ -380,6 +410,16 @@ _GRID_FLAGS = (
     "engine",
     "loop",
     "slo",
+    "scenario",
+    "discipline",
+    "classes",
+    "patience",
+    "batch",
+    "linger",
+    "setup",
+    "failure",
+    "attempts",
+    "backoff",
     "force",
 )
 
@@ -425,7 +465,7 @@ def _resume_target(args: argparse.Namespace):
 
 def _check_inputs(recorded: list, grid, run: Path) -> None:
     """Refuse to resume when an input file's content differs from what the run first read."""
-    now = {path: digest for d in (*grid.arrival, *grid.service) for path, digest in d.inputs}
+    now = {entry["path"]: entry["sha256"] for entry in grid.inputs()}
     for entry in recorded:
         path, digest = entry.get("path"), entry.get("sha256")
         if now.get(path) != digest:

@@ -6,6 +6,10 @@ spec into a :class:`Distribution` that knows its ``mean`` and ``cv`` and draws v
 from a :class:`numpy.random.Generator`. A bad spec raises :class:`SpecError` with one line naming
 the spec and what is wrong.
 
+Specs joined by ``+`` (``exp:2+exp:3``) are a *merged* arrival spec: one pusher per part, the
+streams merged in the queue. Its ``parts`` are the pushers' distributions and its ``mean`` the
+mean gap of the merged stream (``1 / sum(1 / part means)``); it is drawn per part, never as a whole.
+
 This module depends only on numpy (and pyarrow, lazily, to read parquet for ``empirical``) and
 :mod:`bench.errors`.
 """
@@ -20,6 +24,7 @@ import io
 import itertools
 import math
 import re
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,10 +33,22 @@ import numpy as np
 
 from bench.errors import InputError
 
-__all__ = ["Distribution", "SpecError", "Stream", "parse", "scaled", "FAMILIES", "STREAM_CHUNK", "TIME_PARAMETERS"]
+__all__ = [
+    "Distribution",
+    "SpecError",
+    "Stream",
+    "parse",
+    "scaled",
+    "FAMILIES",
+    "SIBLING",
+    "STREAM_CHUNK",
+    "TIME_PARAMETERS",
+]
 
 #: Samples are drawn in blocks of this size, so every engine that reads a stream sees the same numbers.
 STREAM_CHUNK = 4096
+#: The spawn-key word that marks a sibling stream (:meth:`Stream.sibling`), after its parent's key.
+SIBLING = 2
 
 
 class SpecError(InputError):
@@ -50,6 +67,7 @@ class Distribution:
         high: the largest value a sample can take (``inf`` for unbounded families).
         inputs: ``(path, sha256)`` of each file the distribution was read from (``empirical``),
             so a run can record them and refuse to mix two versions of a file.
+        parts: the parts of a merged spec (``exp:2+exp:3``: one pusher each); empty otherwise.
     """
 
     spec: str
@@ -59,6 +77,7 @@ class Distribution:
     _draw: Callable[[np.random.Generator, int], np.ndarray] = field(repr=False, compare=False)
     high: float = math.inf
     inputs: tuple[tuple[str, str], ...] = ()
+    parts: tuple[Distribution, ...] = ()
 
     @property
     def scv(self) -> float | None:
@@ -120,6 +139,29 @@ class Stream:
         """Draw one block."""
         return self._dist.sample(self._rng, STREAM_CHUNK)
 
+    @property
+    def generator(self) -> np.random.Generator:
+        """The stream's generator (drawing from it directly moves the stream on)."""
+        return self._rng
+
+    def sibling(self, name: str, dist: Distribution) -> Stream:
+        """A stream of ``dist`` keyed by ``name``, derived from this stream's seed sequence.
+
+        Its generator is seeded by ``SeedSequence(entropy, spawn_key=(*this stream's spawn key,
+        SIBLING, crc32(name)))``: the same seed and name give the same numbers (common random
+        numbers wherever this stream is shared), and different names, or this stream itself,
+        independent ones. Drawing from it leaves this stream untouched.
+
+        Raises:
+            ValueError: this stream's generator was not seeded from a ``SeedSequence``.
+        """
+        seq = self._rng.bit_generator.seed_seq
+        if not isinstance(seq, np.random.SeedSequence):
+            raise ValueError("a sibling stream needs a generator seeded from a numpy SeedSequence")
+        key = (*seq.spawn_key, SIBLING, zlib.crc32(name.encode()))
+        child = np.random.SeedSequence(seq.entropy, spawn_key=key, pool_size=seq.pool_size)
+        return Stream(dist, np.random.Generator(np.random.PCG64(child)))
+
     def take(self, n: int) -> np.ndarray:
         """Return the next ``n`` samples as an array (same values as ``n`` calls of :meth:`next`)."""
         if self._iter is not None:  # next() was used: read on through its iterator
@@ -157,6 +199,9 @@ def parse(spec: str) -> Distribution:
     if not isinstance(spec, str) or not spec.strip():
         raise SpecError(f"bad distribution spec {spec!r}: empty")
     text = spec.strip()
+    pieces = _MERGE.split(text)
+    if len(pieces) > 1:
+        return _merged(text, pieces)
     family, _, rest = text.partition(":")
     family = family.strip().lower()
     if family not in FAMILIES:
@@ -170,6 +215,33 @@ def parse(spec: str) -> Distribution:
         raise SpecError(f"bad distribution spec {text!r}: {family} takes {arity} parameter(s), got {len(parts)}")
     values = [_number(text, p) for p in parts]
     return build(text, *values)
+
+
+#: Where a merged spec splits: a ``+`` followed by a family-like word and a colon, by another ``+`` or
+#: by the end (so a ``+`` inside an empirical file's path does not split it).
+_MERGE = re.compile(r"\s*\+\s*(?=[A-Za-z]\w*\s*:|\s*$|\s*\+)")
+#: Most parts of a merged spec (pushers): each is an asyncio task with its own streams.
+MAX_PARTS = 1000
+
+
+def _merged(text: str, pieces: list[str]) -> Distribution:
+    """A merged arrival spec: one pusher per part; the merged stream's mean gap is 1 / sum of rates.
+    Its CV is 1 when every part is exponential (a superposition of Poisson streams is Poisson) and
+    undefined otherwise (a superposition of other renewal streams is not a renewal stream)."""
+    if any(not piece.strip() for piece in pieces):
+        raise SpecError(f"bad distribution spec {text!r}: an empty part in a merged spec (A+B)")
+    if len(pieces) > MAX_PARTS:
+        raise SpecError(f"bad distribution spec {text[:40]!r}...: at most {MAX_PARTS} merged parts")
+    parts = tuple(parse(piece) for piece in pieces)
+    spec = "+".join(part.spec for part in parts)
+    mean = 1.0 / sum(1.0 / part.mean for part in parts)
+    cv = 1.0 if all(part.family == "exp" for part in parts) else None
+
+    def draw(rng: np.random.Generator, n: int) -> np.ndarray:
+        raise SpecError(f"{spec!r} merges several pushers' streams: it is drawn per part, not as a whole")
+
+    inputs = tuple(entry for part in parts for entry in part.inputs)
+    return Distribution(spec, "merged", mean, cv, draw, max(part.high for part in parts), inputs, parts)
 
 
 def _rebuild(spec: str, inputs: tuple[tuple[str, str], ...] = ()) -> Distribution:

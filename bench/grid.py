@@ -16,10 +16,28 @@ A grid file holds axes (lists) and settings (scalars)::
     loop = "asyncio"                        # the real loop of scaled and real clocks, or "uvloop"
     slo = ["wait_p99<=5"]                   # targets (all must hold): the report says which cells meet them
 
+Scenario and behaviour axes and settings (the README has the grammar)::
+
+    scenario = ["pool"]                     # built-in name, "path/file.py:NAME" or "module:NAME"
+    discipline = ["fifo", "priority"]       # or "lifo"
+    classes = "high:0.2,low:0.8"            # item classes (priority order) and their mix
+    patience = ["none", "exp:10"]           # time an item waits before it is abandoned
+    batch = [1, 4]                          # most items a worker takes at once
+    linger = 0.0                            # seconds a worker waits for a batch to fill
+    setup = "const:0.5"                     # per-batch setup time (batch = setup + its services)
+    failure = [0.0, 0.1]                    # probability that an attempt fails
+    attempts = 3                            # most attempts per item (the first included)
+    backoff = "expo:0.5:30:jitter"          # wait before a retry: none, const:D, expo:BASE:CAP[:jitter]
+
+An arrival spec joining specs with ``+`` (``exp:2+exp:3``) runs one pusher per part.
+
 Random numbers come from one ``numpy.random.SeedSequence(seed)``: each (arrival, service, maxsize,
 replication) and purpose (0 = arrivals, 1 = services) gets its own stream, keyed by the specs'
 text rather than their position in the grid. Cells that differ only in ``workers`` therefore see the
 same arrivals and service times (common random numbers), and so do two runs with the same seed.
+A scenario's other streams (classes, patience, failures, each pusher's, a user's own) are siblings
+of the arrival stream keyed by name (:meth:`bench.distributions.Stream.sibling`), so they share
+that key and not the behaviour axes: a FIFO cell and a priority cell see the same items.
 
 The grid owns every setting: each is read from the file or a flag, validated here (engine and
 clock compatibility, a loop that is installed, sizes that can run, times inside the virtual
@@ -30,6 +48,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import itertools
 import math
 import re
@@ -42,20 +61,32 @@ from typing import Any
 
 import numpy as np
 
+from bench.behaviour import (
+    DISCIPLINES,
+    NO_BACKOFF,
+    Backoff,
+    Behaviour,
+    ClassMix,
+    parse_backoff,
+    parse_classes,
+    parse_optional_spec,
+)
 from bench.distributions import Distribution, SpecError, Stream, parse
 from bench.errors import InputError
 from bench.loop import CLOCK_RANGE, RESOLUTION
 from bench.replication import ENGINES
 from bench.results_format import parse_targets
-from bench.scenario import Scenario
+from bench.scenario import DEFAULT_PROGRAM, Scenario
+from bench.scenarios import ProgramRef, resolve
 
 __all__ = [
     "AXES", "Cell", "ENGINE_CHOICES", "Grid", "GridError", "HORIZON", "LOOPS", "SETTINGS", "choose_engine",
     "generators", "load_grid", "loop_factory", "make_grid", "override", "parse_clock", "streams",
 ]  # fmt: skip
 
-AXES = ("workers", "arrival", "service", "maxsize")
-SETTINGS = ("items", "duration", "replications", "seed", "clock", "max_backlog", "engine", "loop", "slo")
+AXES = ("workers", "arrival", "service", "maxsize", "scenario", "discipline", "patience", "batch", "failure")
+SETTINGS = ("items", "duration", "replications", "seed", "clock", "max_backlog", "engine", "loop", "slo", "classes",
+            "linger", "setup", "attempts", "backoff")  # fmt: skip
 #: What a grid's ``engine`` may say: an engine's name, or ``auto`` (:func:`choose_engine`).
 ENGINE_CHOICES = (*ENGINES, "auto")
 #: Real event loops for scaled and real clocks.
@@ -94,8 +125,25 @@ TAIL_ROOM = 1000
 MIN_REAL_DELAY = 1e-5
 #: Largest clock scale (real seconds per model second).
 MAX_SCALE = 1e6
+#: Largest ``max_backlog`` for a cell that is not the plain pool (a scenario or behaviours): there a
+#: queued item costs up to ~900 bytes (the item's job, its recorder row and, with patience, its
+#: timeout; measured: 849 bytes with patience, 572 without), so this bounds a cell near 2.7 GB too.
+MAX_BACKLOG_BEHAVIOURS = 3_000_000
+#: Most items in a batch: a worker holds them all in one list while it serves them.
+MAX_BATCH = 100_000
+#: Most attempts per item: each failed attempt is drawn when the item is put (a list of that length).
+MAX_ATTEMPTS = 1000
 _DEFAULTS: dict[str, Any] = {
     "maxsize": [0],
+    "scenario": [DEFAULT_PROGRAM],
+    "discipline": ["fifo"],
+    "patience": ["none"],
+    "batch": [1],
+    "failure": [0.0],
+    "linger": 0.0,
+    "setup": "none",
+    "attempts": 3,
+    "backoff": "none",
     "replications": 1,
     "seed": 0,
     "clock": "virtual",
@@ -120,6 +168,11 @@ class Cell:
         arrival: inter-arrival distribution.
         service: service-time distribution.
         maxsize: queue capacity (0 = unbounded).
+        scenario: the scenario it runs (the built-in pool by default).
+        discipline: ``fifo``, ``lifo`` or ``priority``.
+        patience: how long an item waits before it is abandoned (None: for ever).
+        batch: most items a worker takes at once.
+        failure: probability that an attempt fails.
     """
 
     id: int
@@ -127,6 +180,11 @@ class Cell:
     arrival: Distribution
     service: Distribution
     maxsize: int
+    scenario: ProgramRef = ProgramRef(DEFAULT_PROGRAM)
+    discipline: str = "fifo"
+    patience: Distribution | None = None
+    batch: int = 1
+    failure: float = 0.0
 
     def params(self) -> dict[str, Any]:
         """The cell's parameters as the plain values stored in ``cells.parquet`` and the manifest."""
@@ -143,6 +201,13 @@ class Cell:
             "service_cv": self.service.cv,
             "offered_load": offered,
             "rho": offered / self.workers,
+            "scenario": self.scenario.reference,
+            "discipline": self.discipline,
+            "patience": self.patience.spec if self.patience is not None else "none",
+            "patience_mean": self.patience.mean if self.patience is not None else None,
+            "batch": self.batch,
+            "failure": self.failure,
+            "pushers": max(len(self.arrival.parts), 1),
         }
 
 
@@ -163,6 +228,16 @@ class Grid:
     engine: str = "asyncio"  # "asyncio" (the real program) or "recurrence" (bench/recurrence.py)
     loop: str = "asyncio"  # event loop under scaled/real clocks: "asyncio" or "uvloop"
     slo: tuple[str, ...] = ()  # targets, canonical text (bench.results_format.parse_target): all must hold
+    programs: tuple[ProgramRef, ...] = (ProgramRef(DEFAULT_PROGRAM),)  # the 'scenario' axis
+    discipline: tuple[str, ...] = ("fifo",)
+    patience: tuple[Distribution | None, ...] = (None,)
+    batch: tuple[int, ...] = (1,)
+    failure: tuple[float, ...] = (0.0,)
+    classes: ClassMix | None = None
+    linger: float = 0.0
+    setup: Distribution | None = None
+    attempts: int = 3
+    backoff: Backoff = NO_BACKOFF
 
     @property
     def scale(self) -> float | None:
@@ -175,7 +250,8 @@ class Grid:
         return None if self.scale is None else loop_factory(self.loop)
 
     def scenario(self, cell: Cell) -> Scenario:
-        """The program one replication of ``cell`` runs under this grid's settings."""
+        """The program one replication of ``cell`` runs under this grid's settings (its scenario,
+        queue options and behaviours)."""
         return Scenario(
             workers=cell.workers,
             arrival=cell.arrival,
@@ -184,12 +260,39 @@ class Grid:
             items=self.items,
             duration=self.duration,
             max_backlog=self.max_backlog,
+            program=cell.scenario.reference,
+            program_sha256=cell.scenario.sha256,
+            behaviour=self.behaviour(cell),
         )
 
+    def behaviour(self, cell: Cell) -> Behaviour:
+        """The behaviours of ``cell``: its axes and the grid's behaviour settings."""
+        return Behaviour(discipline=cell.discipline, classes=self.classes, patience=cell.patience, batch=cell.batch,
+                         linger=self.linger, setup=self.setup, failure=cell.failure, attempts=self.attempts,
+                         backoff=self.backoff)  # fmt: skip
+
+    def settings_params(self) -> dict[str, Any]:
+        """The behaviour settings as the plain values stored in each row of ``cells.parquet``."""
+        return {"classes": self.classes.spec if self.classes is not None else None, "linger": self.linger,
+                "setup": self.setup.spec if self.setup is not None else "none", "attempts": self.attempts,
+                "backoff": self.backoff.spec, "setup_mean": self.setup.mean if self.setup is not None else None}  # fmt: skip
+
     def cells(self) -> list[Cell]:
-        """Return every cell, ``workers`` varying fastest."""
-        combos = itertools.product(self.arrival, self.service, self.maxsize, self.workers)
-        return [Cell(i, w, a, s, m) for i, (a, s, m, w) in enumerate(combos)]
+        """Return every cell, ``workers`` varying fastest (the scenario and behaviour axes slowest,
+        so a grid without them numbers its cells as before)."""
+        combos = itertools.product(self.programs, self.discipline, self.patience, self.batch, self.failure,
+                                   self.arrival, self.service, self.maxsize, self.workers)  # fmt: skip
+        return [Cell(i, w, a, s, m, sc, d, pt, b, f) for i, (sc, d, pt, b, f, a, s, m, w) in enumerate(combos)]
+
+    def inputs(self) -> list[dict[str, str]]:
+        """Every input file of the grid, for the manifest: each empirical distribution's file and
+        each user scenario's file, as ``{"spec", "path", "sha256"}`` (``--resume`` compares them)."""
+        dists = [*self.arrival, *self.service, *self.patience, self.setup]
+        found = [{"spec": d.spec, "path": path, "sha256": digest} for d in dists if d is not None
+                 for path, digest in d.inputs]  # fmt: skip
+        found += [{"spec": f"scenario {r.reference}", "path": r.path, "sha256": r.sha256} for r in self.programs
+                  if r.path is not None and r.sha256 is not None]  # fmt: skip
+        return found
 
     def to_dict(self) -> dict[str, Any]:
         """The grid as plain values (what a grid file holding it would say)."""
@@ -207,6 +310,16 @@ class Grid:
             "engine": self.engine,
             "loop": self.loop,
             "slo": list(self.slo),
+            "scenario": [r.reference for r in self.programs],
+            "discipline": list(self.discipline),
+            "patience": [d.spec if d is not None else "none" for d in self.patience],
+            "batch": list(self.batch),
+            "failure": list(self.failure),
+            "classes": self.classes.spec if self.classes is not None else None,
+            "linger": self.linger,
+            "setup": self.setup.spec if self.setup is not None else "none",
+            "attempts": self.attempts,
+            "backoff": self.backoff.spec,
         }
 
 
@@ -258,8 +371,9 @@ def choose_engine(name: str, clock: str = "virtual") -> str:
 
     The recurrence engine reproduces the asyncio engine item by item (a test holds them to it) for
     the scenario as it is today, a FIFO queue with or without a bound, whenever the clock is
-    virtual; on a scaled or real clock only the asyncio engine runs. A scenario the recurrences do
-    not cover (a queue behaviour they do not model) must send ``auto`` to the asyncio engine here.
+    virtual; on a scaled or real clock only the asyncio engine runs. A grid with a cell the
+    recurrences do not model (a queue behaviour, a user's scenario) sends ``auto`` to the asyncio
+    engine (:func:`make_grid`).
 
     Raises:
         GridError: an unknown name or clock.
@@ -341,13 +455,94 @@ def make_grid(raw: dict[str, Any]) -> Grid:
     max_backlog = _whole(1, MAX_BACKLOG, " (a queued item costs ~300 bytes)")("max_backlog", values["max_backlog"])
     engine, loop = choose_engine(values["engine"], clock), _choice("loop", values["loop"], LOOPS)
     slo = _targets(values["slo"])
+    behaviours = _behaviours(values)
     grid = Grid(workers, arrival, service, maxsize, items, duration, replications, seed, clock, max_backlog, engine,
-                loop, slo)  # fmt: skip
+                loop, slo, **behaviours)  # fmt: skip
+    _check_behaviours(grid)
+    if values["engine"] == "auto" and grid.engine == "recurrence" and any(_plain(grid, c) for c in grid.cells()):
+        grid = dataclasses.replace(grid, engine="asyncio")  # a behaviour the recurrences do not model
     _check_engine(grid)
     _check_size(grid)
     _check_range(grid)
     _check_real_time(grid)
     return grid
+
+
+def _behaviours(values: dict[str, Any]) -> dict[str, Any]:
+    """The scenario and behaviour axes and settings, validated (see the module docstring)."""
+    found: dict[str, Any] = {
+        "discipline": _axis(values, "discipline", _discipline),
+        "patience": _axis(values, "patience", parse_optional_spec),
+        "batch": _axis(values, "batch", _whole(1, MAX_BATCH, " (a worker holds a batch in one list)")),
+        "failure": _axis(values, "failure", _probability),
+        "classes": parse_classes(values.get("classes")),
+        "linger": _seconds("linger", values["linger"]),
+        "setup": parse_optional_spec("setup", values["setup"]),
+        "attempts": _whole(1, MAX_ATTEMPTS, " (an item's attempts are drawn when it is put)")("attempts",
+                                                                                              values["attempts"]),
+        "backoff": parse_backoff(values["backoff"]),
+    }  # fmt: skip
+    found["programs"] = _axis(values, "scenario", lambda name, value: resolve(value))
+    return found
+
+
+def _discipline(name: str, value: Any) -> str:
+    if not isinstance(value, str) or value.strip().lower() not in DISCIPLINES:
+        raise GridError(f"'{name}' must be one of {', '.join(DISCIPLINES)}, got {_short(value)}")
+    return value.strip().lower()
+
+
+def _probability(name: str, value: Any) -> float:
+    """A probability in [0, 1): a number, or a decimal written plainly."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise GridError(f"'{name}' must be a probability in [0, 1), got {_short(value)}")
+    if isinstance(value, str) and not _DECIMAL.fullmatch(value.strip()):
+        raise GridError(f"'{name}' must be a probability in [0, 1), got {_short(value)}")
+    number = float(value)
+    if not 0 <= number < 1:
+        raise GridError(f"'{name}' must be a probability in [0, 1) (an attempt that always fails never ends), "
+                        f"got {_short(value)}")  # fmt: skip
+    return number
+
+
+def _seconds(name: str, value: Any) -> float:
+    """A time in seconds >= 0 that a delay may last (below the clock's horizon)."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float | str)
+        or (isinstance(value, str) and not _DECIMAL.fullmatch(value.strip()))
+    ):
+        raise GridError(f"'{name}' must be a number of seconds >= 0, got {_short(value)}")
+    number = float(value)
+    if not (math.isfinite(number) and 0 <= number < HORIZON):
+        raise GridError(f"'{name}' must be a number of seconds in [0, {HORIZON:.4g}), got {_short(value)}")
+    return number
+
+
+def _check_behaviours(grid: Grid) -> None:
+    """Behaviours that need one another, and specs that only an arrival may merge."""
+    if "priority" in grid.discipline and grid.classes is None:
+        raise GridError("discipline 'priority' needs item classes: set classes, e.g. classes = \"high:0.2,low:0.8\" "
+                        "(the first class is served first)")  # fmt: skip
+    merged = [d.spec for d in grid.service if d.parts]
+    if merged:
+        raise GridError(f"service: {merged[0]!r} merges several streams (A+B); only an arrival spec may (one pusher "
+                        "per part)")  # fmt: skip
+
+
+def _plain(grid: Grid, cell: Cell) -> str | None:
+    """Why ``cell`` is not the plain FIFO pool (the one program the recurrence engine computes), or None."""
+    behaviour = grid.behaviour(cell)
+    reasons = [
+        (not cell.scenario.builtin, f"scenario {cell.scenario.name!r}"),
+        (cell.discipline != "fifo", f"discipline {cell.discipline!r}"),
+        (behaviour.classes is not None, "item classes"),
+        (cell.patience is not None, f"patience {cell.patience.spec if cell.patience else ''!r}"),
+        (cell.batch != 1 or behaviour.setup is not None, "batches"),
+        (cell.failure != 0, f"failure {cell.failure:g}"),
+        (bool(cell.arrival.parts), f"{len(cell.arrival.parts)} pushers ({cell.arrival.spec!r})"),
+    ]
+    return next((why for applies, why in reasons if applies), None)
 
 
 def override(raw: dict[str, Any], **flags: Any) -> dict[str, Any]:
@@ -445,6 +640,13 @@ def _check_engine(grid: Grid) -> None:
     clock and its package."""
     if grid.engine == "recurrence" and grid.scale is not None:
         raise GridError(f"the recurrence engine computes in virtual time; it cannot run on clock {grid.clock!r}")
+    if grid.engine == "recurrence":
+        for cell in grid.cells():
+            why = _plain(grid, cell)
+            if why is not None:
+                raise GridError(f"the recurrence engine computes the plain FIFO pool only (one pusher, fifo, no "
+                                f"classes, patience, batches or failures); cell {cell.id} has {why}: use --engine "
+                                "asyncio")  # fmt: skip
     if grid.loop != "asyncio":
         if grid.scale is None:
             raise GridError(f"loop {grid.loop!r} is for scaled and real clocks; the virtual clock has its own loop")
@@ -453,12 +655,19 @@ def _check_engine(grid: Grid) -> None:
 
 def _check_size(grid: Grid) -> None:
     """Refuse grids too large to run (see the MAX_* bounds above)."""
-    cells = len(grid.workers) * len(grid.arrival) * len(grid.service) * len(grid.maxsize)
+    cells = math.prod(len(axis) for axis in (grid.workers, grid.arrival, grid.service, grid.maxsize, grid.programs,
+                                             grid.discipline, grid.patience, grid.batch, grid.failure))  # fmt: skip
     if cells > MAX_CELLS:
         raise GridError(f"the grid has {cells:,} cells; at most {MAX_CELLS:,} (the manifest lists every cell)")
     if cells * grid.replications > MAX_ROWS:
         raise GridError(f"{cells:,} cells x {grid.replications:,} replications = {cells * grid.replications:,} rows; "
                         f"at most {MAX_ROWS:,} (cells.parquet is read whole)")  # fmt: skip
+    if grid.max_backlog > MAX_BACKLOG_BEHAVIOURS:
+        general = next((c for c in grid.cells() if _plain(grid, c) is not None), None)
+        if general is not None:
+            raise GridError(f"'max_backlog' must be <= {MAX_BACKLOG_BEHAVIOURS:,} for cells with a scenario or "
+                            f"behaviours (a queued item costs up to ~900 bytes there; cell {general.id} has "
+                            f"{_plain(grid, general)}), got {grid.max_backlog:,}")  # fmt: skip
     too_big = [m for m in grid.maxsize if m > grid.max_backlog]
     if too_big:
         raise GridError(f"'maxsize' {too_big[0]:,} is above max_backlog {grid.max_backlog:,}: the run stops at "
@@ -468,8 +677,10 @@ def _check_size(grid: Grid) -> None:
 def _check_range(grid: Grid) -> None:
     """Refuse specs and lengths whose model times can pass the clock's range or fall below its
     resolution (there every delay would round to zero)."""
-    for name, dists in (("arrival", grid.arrival), ("service", grid.service)):
-        for dist in dists:
+    extra = (("patience", tuple(d for d in grid.patience if d is not None)), ("setup", (grid.setup,) if grid.setup
+             else ()))  # fmt: skip
+    for name, dists in (("arrival", grid.arrival), ("service", grid.service), *extra):
+        for dist in (part for d in dists for part in (d.parts or (d,))):
             where = f"{name}: {dist.spec!r}"
             if dist.mean < RESOLUTION:
                 raise GridError(f"{where} has mean {dist.mean:g} s, below the clock's resolution of 1 ns: every "
@@ -504,8 +715,10 @@ def _check_real_time(grid: Grid) -> None:
         return
     if scale > MAX_SCALE:
         raise GridError(f"clock {grid.clock!r}: a scale above {MAX_SCALE:g} real seconds per model second cannot run")
-    for name, dists in (("arrival", grid.arrival), ("service", grid.service)):
-        for dist in dists:
+    extra = (("patience", tuple(d for d in grid.patience if d is not None)), ("setup", (grid.setup,) if grid.setup
+             else ()))  # fmt: skip
+    for name, dists in (("arrival", grid.arrival), ("service", grid.service), *extra):
+        for dist in (part for d in dists for part in (d.parts or (d,))):
             real = dist.mean * scale
             if real < MIN_REAL_DELAY:
                 raise GridError(f"clock {grid.clock!r}: the mean {name} {dist.spec!r} would last {real:.3g} real s, "

@@ -540,11 +540,15 @@ def run_recurrence(
         accelerated: run the server loops in C where ``bench._recurrence`` was built.
 
     Raises:
-        ValueError: a scale or a loop factory was given.
+        ValueError: a scale or a loop factory was given, or a scenario other than the plain pool
+            (the grid refuses those before anything runs).
         OverflowError: the replication's times would pass the virtual clock's range.
     """
     if scale is not None or loop_factory is not None:
         raise ValueError("the recurrence engine computes in virtual time: it takes no scale or event loop")
+    if not scenario.plain:
+        raise ValueError("the recurrence engine computes the plain FIFO pool only (one pusher, no classes, "
+                         "patience, batches or failures, the built-in scenario); use the asyncio engine")  # fmt: skip
     return _Engine(scenario, arrivals, services, sink, on_progress, batch, accelerated).compute()
 
 

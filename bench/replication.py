@@ -40,6 +40,9 @@ class Replication:
         capped: ``(time, depth)`` when the queue reached ``max_backlog`` and it stopped early.
         lag_mean: model seconds by which timers woke late on a real loop, on average (0 in virtual time).
         lag_max: the largest such lateness.
+        n_served: items served (None: every finished item, ``n_done``, as in the plain program).
+        n_abandoned: items that gave up waiting. n_gave_up: items whose last attempt failed.
+        n_attempts: services started, retries included (None: one per item taken, ``n_got``).
     """
 
     n_put: int = 0
@@ -51,6 +54,10 @@ class Replication:
     capped: tuple[float, int] | None = None
     lag_mean: float = 0.0
     lag_max: float = 0.0
+    n_served: int | None = None
+    n_abandoned: int = 0
+    n_gave_up: int = 0
+    n_attempts: int | None = None
 
 
 def engine(name: str) -> Callable[..., Replication]:

@@ -168,9 +168,17 @@ class ReplicationStats:
         self._last_put = math.nan  # t_put of the last item of the previous batch
 
     def items(self, columns: dict[str, np.ndarray]) -> None:
-        """Add a batch of item rows."""
-        self._wait.add(columns["wait"])
-        self._sojourn.add(columns["sojourn"])
+        """Add a batch of item rows. Items that gave up after failed attempts (``status``
+        ``gave_up``, where a batch has it) count in no latency: wait and sojourn describe items
+        served or still in the system (abandoned ones were never taken: theirs are null)."""
+        wait, sojourn = columns["wait"], columns["sojourn"]
+        status = columns.get("status")
+        if status is not None:
+            gave_up = status == "gave_up"
+            if gave_up.any():
+                wait, sojourn = np.where(gave_up, np.nan, wait), np.where(gave_up, np.nan, sojourn)
+        self._wait.add(wait)
+        self._sojourn.add(sojourn)
         t_arrive, t_put = columns["t_arrive"], columns["t_put"]
         if t_put.size:
             slept = t_arrive[1:] - t_put[:-1]

@@ -35,19 +35,22 @@ from pathlib import Path
 import pyarrow as pa
 
 from bench.errors import InputError
+from bench.item_status import ITEM_STATUSES, TERMINAL
 
 __all__ = [
     "CELLS", "CELLS_SCHEMA", "CELL_DIRS", "DATA_STATUSES", "DEPTH", "DEPTH_SCHEMA", "FILES_KEY", "FORMAT", "ITEMS",
-    "ITEMS_SCHEMA", "LOCK", "MANIFEST", "MANIFEST_KEYS", "METADATA", "NULLABLE_FLOATS", "PARAMETERS", "PARTS",
-    "PLAN_KEY", "REPORT", "REPORT_CHARTS", "REPORT_DOCUMENTS", "SCHEMA_KEY", "SCHEMA_VERSION", "STATUSES",
-    "TARGET_METRICS", "Target", "TargetError", "cell_id", "cell_name", "foreign_entries", "is_run", "is_tmp",
-    "parse_target", "parse_targets", "tmp_name",
+    "ITEMS_SCHEMA", "ITEM_STATUSES", "LOCK", "MANIFEST", "MANIFEST_KEYS", "METADATA", "NULLABLE_FLOATS",
+    "PARAMETERS", "PARTS", "PLAN_KEY", "REPORT", "REPORT_CHARTS", "REPORT_DOCUMENTS", "SCHEMA_KEY", "SCHEMA_VERSION",
+    "STATUSES", "TARGET_METRICS", "TERMINAL", "Target", "TargetError", "cell_id", "cell_name", "foreign_entries",
+    "is_run", "is_tmp", "item_defaults", "parse_target", "parse_targets", "tmp_name",
 ]  # fmt: skip
 
 #: The manifest's ``format`` marker: a folder is a qbench run when its manifest says this.
 FORMAT = "qbench-results"
 #: The version of this format; bumped whenever a reader of the old one could misread the new one.
-SCHEMA_VERSION = 2
+#: Version 3 adds the item columns status, class, pusher, attempts and t_leave, the scenario and
+#: behaviour parameters of a cell and its served / abandoned / given-up counts (``results/README.md``).
+SCHEMA_VERSION = 3
 #: The parquet schema-metadata key holding the version, and the metadata every file carries.
 SCHEMA_KEY = b"qbench.schema_version"
 METADATA = {SCHEMA_KEY: str(SCHEMA_VERSION).encode()}
@@ -65,7 +68,7 @@ CELL_DIRS = (ITEMS, DEPTH, PARTS)
 REPORT = "report"
 #: The documents of a report, and the stems of its charts (each written as ``.png`` and ``.svg``).
 REPORT_DOCUMENTS = ("index.html", "report.md")
-REPORT_CHARTS = ("backlog", "latency", "sojourn_cdf", "heatmap", "theory", "targets")
+REPORT_CHARTS = ("backlog", "latency", "sojourn_cdf", "heatmap", "theory", "classes", "outcomes", "targets")
 #: The lock file of a folder being written (see :mod:`bench.store`).
 LOCK = ".lock"
 #: Keys every qbench manifest has had since version 1 (version 2 adds ``format`` and ``inputs``).
@@ -110,9 +113,12 @@ STATUSES = (*DATA_STATUSES, "failed")
 PARAMETERS = (
     "workers", "arrival", "service", "maxsize", "arrival_mean", "arrival_cv", "service_mean",
     "service_cv", "offered_load", "rho", "items_target", "duration", "clock", "engine", "seed",
+    "scenario", "discipline", "patience", "batch", "failure", "classes", "linger", "setup", "attempts", "backoff",
+    "pushers", "patience_mean", "setup_mean",
 )  # fmt: skip
-#: Item columns that are null for items still queued or in service at the end of a duration run.
-NULLABLE_FLOATS = ("t_get", "t_done", "wait", "service", "sojourn")
+#: Item columns that are null for items still queued or in service at the end of a duration run
+#: (and, for ``t_get`` .. ``sojourn``, for items abandoned before a worker took them).
+NULLABLE_FLOATS = ("t_get", "t_done", "wait", "service", "sojourn", "t_leave")
 
 ITEMS_SCHEMA = pa.schema(
     [
@@ -128,9 +134,35 @@ ITEMS_SCHEMA = pa.schema(
         ("service", pa.float64()),
         ("sojourn", pa.float64()),
         ("depth_at_put", pa.int64()),
+        ("status", pa.string()),
+        ("class", pa.string()),
+        ("pusher", pa.int64()),
+        ("attempts", pa.int64()),
+        ("t_leave", pa.float64()),
     ],
     metadata=METADATA,
 )
+
+
+def item_defaults(columns: dict) -> dict:
+    """The version-3 item columns of a batch that lacks them (the plain program records only the
+    version-2 ones): ``status`` from ``t_get``/``t_done`` (served, in_service or queued), no class,
+    pusher 0, one attempt per item taken, ``t_leave = t_done``. Old columns are left as they are.
+
+    Args:
+        columns: a batch of item columns (numpy arrays) as a recorder sends it.
+    """
+    import numpy as np
+
+    if "status" in columns:
+        return columns
+    t_get, t_done = columns["t_get"], columns["t_done"]
+    got, done = ~np.isnan(t_get), ~np.isnan(t_done)
+    status = np.where(done, "served", np.where(got, "in_service", "queued"))
+    n = len(t_get)
+    return {**columns, "status": status, "class": np.full(n, None, dtype=object),
+            "pusher": np.zeros(n, dtype=np.int64), "attempts": got.astype(np.int64), "t_leave": t_done}  # fmt: skip
+
 
 DEPTH_SCHEMA = pa.schema(
     [
@@ -163,7 +195,14 @@ CELLS_SCHEMA = pa.schema(
     + _fields(pa.float64(), "arrival_obs_mean arrival_obs_sd service_obs_mean service_obs_sd")
     + _fields(pa.float64(), "clock_lag_mean clock_lag_max")
     + _fields(pa.string(), "status error")
-    + [("wall_seconds", pa.float64())],
+    + [("wall_seconds", pa.float64())]
+    # version 3: the scenario and its behaviours (parameters), what became of the items (statistics)
+    + _fields(pa.string(), "scenario discipline patience")
+    + [("batch", pa.int64()), ("failure", pa.float64()), ("classes", pa.string()), ("linger", pa.float64())]
+    + [("setup", pa.string()), ("attempts", pa.int64()), ("backoff", pa.string()), ("pushers", pa.int64())]
+    + _fields(pa.float64(), "patience_mean setup_mean")
+    + _fields(pa.int64(), "n_served n_abandoned n_gave_up n_attempts")
+    + _fields(pa.float64(), "goodput abandon_rate"),
     metadata=METADATA,
 )
 

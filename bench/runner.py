@@ -96,6 +96,7 @@ def replicate(grid: Grid, cell: Cell, replication: int, sink: Sink, on_progress=
         raise OverflowError(f"model time passed {HORIZON:.4g} s, half the virtual clock's range of int64 "
                             "nanoseconds; shorten the run or its delays")  # fmt: skip
     return {
+        **_counts(done, t_end),
         "n_put": done.n_put,
         "n_got": done.n_got,
         "n_done": done.n_done,
@@ -108,6 +109,21 @@ def replicate(grid: Grid, cell: Cell, replication: int, sink: Sink, on_progress=
         "clock_lag_max": done.lag_max,
         **_status(done, cell),
         "wall_seconds": time.perf_counter() - start,
+    }
+
+
+def _counts(done: Replication, t_end: float) -> dict[str, Any]:
+    """What became of the items (version-3 columns): served, abandoned, given up, attempts; goodput
+    (served per second) and the abandonment rate (of the items that were taken or abandoned)."""
+    served = done.n_done if done.n_served is None else done.n_served
+    decided = done.n_abandoned + done.n_got
+    return {
+        "n_served": served,
+        "n_abandoned": done.n_abandoned,
+        "n_gave_up": done.n_gave_up,
+        "n_attempts": done.n_got if done.n_attempts is None else done.n_attempts,
+        "goodput": served / t_end if t_end > 0 else float("nan"),
+        "abandon_rate": done.n_abandoned / decided if decided else float("nan"),
     }
 
 
@@ -136,6 +152,7 @@ def row_params(grid: Grid, cell: Cell, replication: int) -> dict[str, Any]:
     """The parameter columns of one row of ``cells.parquet``: the cell's, the replication's and the grid's."""
     return {
         **cell.params(),
+        **grid.settings_params(),
         "replication": replication,
         "items_target": grid.items,
         "duration": grid.duration,
@@ -234,13 +251,11 @@ def manifest(run: Path, grid: Grid, status: str, timings: dict[str, Any], comman
         "seeds": {
             "seed": grid.seed,
             "streams": "numpy PCG64 from SeedSequence(seed, spawn_key=(crc32(arrival spec), crc32(service spec), "
-            "maxsize, replication, purpose)); purpose 0 = arrivals, 1 = services; blocks of 4096 draws",
+            "maxsize, replication, purpose)); purpose 0 = arrivals, 1 = services; blocks of 4096 draws; a "
+            "scenario's named streams (class/P, patience/P, failure/P, arrival/P, ...) add (2, crc32(name)) to the "
+            "arrival stream's spawn key",
         },
-        "inputs": [
-            {"spec": d.spec, "path": path, "sha256": digest}
-            for d in (*grid.arrival, *grid.service)
-            for path, digest in d.inputs
-        ],
+        "inputs": grid.inputs(),
         "engine": grid.engine,
         "loop": grid.loop if grid.scale is not None else "virtual",
         "clock": grid.clock,

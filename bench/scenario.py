@@ -6,18 +6,26 @@ marks it done. Instrumentation hooks report every put, get and completion to a
 :class:`~bench.recorder.Recorder`. The same coroutine runs on a virtual clock (scale 1 on a
 :class:`~bench.loop.VirtualEventLoop`) or on a real loop with every delay multiplied by ``scale``;
 timestamps are always recorded in model seconds.
+
+This is the built-in ``pool`` scenario when it uses no behaviour (:attr:`Scenario.plain`); the
+pool with behaviours (priorities, patience, batches, retries, several pushers) and users' own
+scenarios run through the plug-in point in :mod:`bench.scenarios`.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from bench.behaviour import Behaviour
 from bench.distributions import Distribution, Stream
 from bench.recorder import Recorder
 
-__all__ = ["Scenario", "run_scenario"]
+__all__ = ["DEFAULT_PROGRAM", "Scenario", "run_scenario"]
+
+#: The built-in scenario a grid runs unless it names another (see :mod:`bench.scenarios`).
+DEFAULT_PROGRAM = "pool"
 
 
 @dataclass(frozen=True)
@@ -33,6 +41,11 @@ class Scenario:
         duration: stop the clock at this many model seconds; unfinished items stay censored.
         max_backlog: stop early (cleanly, keeping what was recorded) once the queue holds this many
             items; ``None`` for no cap. Guards memory in runaway overloaded cells.
+        program: the scenario to run: a built-in name (``pool``) or a user's ``FILE.py:NAME`` or
+            ``module:NAME`` (:mod:`bench.scenarios`).
+        program_sha256: the sha256 of the user's file, checked when it is loaded (None: built-in).
+        behaviour: the pool's behaviours (:class:`~bench.behaviour.Behaviour`); the default is the
+            plain program.
     """
 
     workers: int
@@ -42,6 +55,14 @@ class Scenario:
     items: int | None = None
     duration: float | None = None
     max_backlog: int | None = None
+    program: str = DEFAULT_PROGRAM
+    program_sha256: str | None = None
+    behaviour: Behaviour = field(default_factory=Behaviour)
+
+    @property
+    def plain(self) -> bool:
+        """The built-in pool with no behaviour and one pusher: :func:`run_scenario` runs it."""
+        return self.program == DEFAULT_PROGRAM and self.behaviour.plain and not self.arrival.parts
 
     def __post_init__(self) -> None:
         if self.workers < 1:

@@ -42,6 +42,7 @@ from bench.results_format import (
     foreign_entries,
     is_run,
     is_tmp,
+    item_defaults,
     tmp_name,
 )
 
@@ -156,11 +157,12 @@ class CellWriter:
     def items(self, columns: dict[str, np.ndarray]) -> None:
         """Write a batch of item rows."""
         n = len(columns["item"])
+        columns = item_defaults(columns)
         arrays = self._ids(n) + [columns["item"], pa.array(columns["worker"], mask=columns["worker"] < 0)]
         for name in ITEMS_SCHEMA.names[4:]:
             values = columns[name]
             mask = np.isnan(values) if name in NULLABLE_FLOATS else None
-            arrays.append(pa.array(values, mask=mask))
+            arrays.append(pa.array(values, mask=mask, type=ITEMS_SCHEMA.field(name).type))
         self._writers[ITEMS].write_batch(pa.record_batch(arrays, schema=ITEMS_SCHEMA))
 
     def depth(self, columns: dict[str, np.ndarray]) -> None:

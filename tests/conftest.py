@@ -4,7 +4,7 @@ Synthetic results folders, for the analysis tests (code in ``tests/support/synth
 
 ``write_run``
     ``write_run(folder, grid, *, duration=2000.0, items=None, replications=5, seed=1, ...)`` writes
-    a results folder, per ``results/README.md`` (schema version 2), with one cell per
+    a results folder, per ``results/README.md`` (schema version 3), with one cell per
     ``(workers, arrival, service[, maxsize])`` of ``grid``, simulated as a FIFO G/G/c queue; it
     returns ``folder``. ``failed={cell: error}`` records cells as failed, ``max_backlog`` caps them.
 ``restatus``
@@ -30,6 +30,9 @@ The engines, for the engine tests (code in ``tests/support/engines.py`` and, for
     ``run_asyncio(scenario, cell, seed, sink, *, loop_factory=None, batch=BATCH, accelerated=True)``
     runs replication 0 of a scenario through the asyncio engine's entry point and returns
     ``(replication, t_end)``.
+``reference_queues``
+    The module ``tests/support/reference_queues.py``: independent implementations of the pool's
+    patience (``fifo_with_patience``) and batches (``batches``), for item-by-item checks.
 ``crashing_task``
     The pair ``(cell, task)``: a cell task for ``ProcessExecutor.run_cells`` that runs every cell
     but ``cell``, whose worker process it ends abruptly. ``task`` is importable by name in spawned
@@ -49,6 +52,7 @@ import pandas as pd
 import pytest
 from support import crashing_task as _crashing_task
 from support import engines, synthetic
+from support import reference_queues as _reference_queues
 
 from bench.replication import Replication
 
@@ -93,6 +97,12 @@ def collect() -> type[engines.Collect]:
 def run_asyncio() -> Callable[..., tuple[Replication, float]]:
     """One asyncio replication through the engine's entry point: ``(replication, t_end)``."""
     return engines.run_asyncio
+
+
+@pytest.fixture(scope="session")
+def reference_queues():
+    """Independent implementations of patience and batches (``tests/support/reference_queues.py``)."""
+    return _reference_queues
 
 
 @pytest.fixture(scope="session")

@@ -15,6 +15,7 @@ import matplotlib.image
 import numpy as np
 import pytest
 
+from analysis.behaviour_plots import BEHAVIOUR_CHARTS
 from analysis.compare import compare_runs, format_comparison, parse_selection, plot_comparison
 from analysis.load import ResultsError
 from analysis.plots import CHARTS
@@ -22,6 +23,8 @@ from analysis.report import write_report
 from analysis.summary_table import summary_table
 
 ROOT = Path(__file__).resolve().parents[1]
+#: The charts every report has (those of behaviours are drawn only for runs that have some).
+ALWAYS = [name for name in CHARTS if name not in BEHAVIOUR_CHARTS]
 
 
 @pytest.fixture(scope="module")
@@ -44,17 +47,17 @@ def synthetic_report(synthetic):
 def test_report_writes_every_chart_and_a_well_formed_page(synthetic, synthetic_report):
     index = synthetic_report
     assert index == synthetic / "report" / "index.html"
-    for name in CHARTS:
+    for name in ALWAYS:
         _not_blank(index.parent / f"{name}.png")
         assert (index.parent / f"{name}.svg").stat().st_size > 1000
     text = index.read_text(encoding="utf-8")
     root = ET.fromstring(text.split("\n", 1)[1])  # XML-well-formed after the doctype line
     links = [e.get("src") or e.get("href") for e in root.iter() if e.tag in ("img", "a")]
-    assert len(links) == 2 * len(CHARTS)
+    assert len(links) == 2 * len(ALWAYS)
     assert all((index.parent / link).is_file() and not Path(link).is_absolute() for link in links)
     assert "overloaded" in text and "stable" in text and "M/M/2 (Erlang C)" in text
     markdown = (index.parent / "report.md").read_text(encoding="utf-8")
-    assert markdown.count("![") == len(CHARTS) and "| cell |" in markdown
+    assert markdown.count("![") == len(ALWAYS) and "| cell |" in markdown
 
 
 def test_summary_table_has_one_line_per_cell(synthetic):
@@ -113,7 +116,7 @@ def test_cli_report_end_to_end(real_run):
     assert done.returncode == 0, done.stderr
     index = real_run / "report" / "index.html"
     ET.fromstring(index.read_text(encoding="utf-8").split("\n", 1)[1])
-    for name in CHARTS:
+    for name in ALWAYS:
         _not_blank(index.parent / f"{name}.png")
 
 
@@ -180,3 +183,33 @@ def test_a_report_without_targets_names_the_fewest_stable_count_and_says_how_to_
     lead = page[page.index('<section id="answer">') : page.index("</section>")]
     assert "qbench run --slo" in lead and "targets.png" not in lead
     assert "<td>const:1</td><td>uniform:0:5</td><td>0</td><td>3</td><td>2: overloaded</td>" in lead
+
+
+def test_a_run_with_behaviours_reports_what_became_of_the_items_its_classes_and_their_theory(tmp_path):
+    from bench.grid import make_grid
+    from bench.runner import run_grid
+
+    grid = make_grid({"workers": [2], "arrival": "exp:0.6", "service": "exp:1", "discipline": ["fifo", "priority"],
+                      "classes": "gold:0.3,tin:0.7", "patience": ["none", "exp:4"], "items": 4000,
+                      "replications": 3, "seed": 2})  # fmt: skip
+    run = tmp_path / "run"
+    run_grid(run, grid, jobs=1, progress=False)
+    index = write_report(run, progress=False)
+    markdown = (run / "report" / "report.md").read_text()
+    for section in ("## What became of the items", "## Classes (95% confidence intervals)", "Wq[gold]", "Wq[tin]",
+                    "M/M/2 non-preemptive priority (Cobham)", "P(abandon)", "M/M/2+M (Erlang-A)"):  # fmt: skip
+        assert section in markdown, section
+    for chart in BEHAVIOUR_CHARTS:
+        assert (run / "report" / f"{chart}.png").exists() and f"{chart}.png" in index.read_text()
+    # the FIFO formulas are not applied to abandonment cells: no Wq row for them
+    assert not [line for line in markdown.splitlines() if "| Wq |" in line and "patience" in line]
+
+
+def test_a_plain_run_has_no_behaviour_tables_or_charts(synthetic, tmp_path):
+    import shutil
+
+    copy = shutil.copytree(synthetic, tmp_path / "plain")
+    write_report(copy, progress=False)
+    markdown = (copy / "report" / "report.md").read_text()
+    assert "## What became of the items" not in markdown and "## Classes" not in markdown
+    assert not (copy / "report" / "classes.png").exists() and not (copy / "report" / "outcomes.png").exists()

@@ -1,7 +1,7 @@
 """Verdicts that do not mislead: capped, lagged, throttled, failed, one replication, zero spread.
 
 Each test states one rule of ``analysis/backlog.py``'s docstring. Cells come from the synthetic
-fixture (a FIFO G/G/c simulation written as schema version 2) or, for a rule that needs a
+fixture (a FIFO G/G/c simulation written as schema version 3) or, for a rule that needs a
 particular set of numbers, from rows built here.
 """
 

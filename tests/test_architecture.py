@@ -13,9 +13,13 @@ ROOT = Path(__file__).resolve().parents[1]
 RANK = {
     "bench.loop": 0,
     "bench.errors": 0,
+    "bench.item_status": 0,
     "bench.distributions": 1,
     "bench.recorder": 2,
+    "bench.full_recorder": 2,
+    "bench.behaviour": 2,
     "bench.scenario": 3,
+    "bench.scenarios": 3,
     "bench.replication": 4,
     "bench.replication_stats": 4,
     "bench.asyncio_engine": 5,

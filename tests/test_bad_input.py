@@ -110,6 +110,48 @@ RUN_TABLE = [
     ("slo-unknown-metric", ["--slo", "latency<=3"], "unknown metric 'latency'"),
     ("slo-threshold-text", ["--slo", "wait_p99<=soon"], "the threshold 'soon' is not a number"),
     ("slo-at-least-a-latency", ["--slo", "wait_p99>=3"], "'>=' on a latency"),
+    # scenarios and behaviours
+    (
+        "unknown-discipline",
+        ["--discipline", "random"],
+        "'discipline' must be one of fifo, lifo, priority, got 'random'",
+    ),
+    ("classes-not-summing-to-1", ["--classes", "high:0.2,low:0.7"], "sum to 0.9; they must sum to 1"),
+    ("classes-bad-entry", ["--classes", "high=0.2,low=0.8"], "classes: bad entry 'high=0.2'"),
+    ("classes-repeated", ["--classes", "a:0.5,a:0.5"], "classes: 'a' is given twice"),
+    ("classes-zero-weight", ["--classes", "a:0,b:1"], "the weight of 'a' must be in (0, 1]"),
+    ("priority-without-classes", ["--discipline", "priority"], "discipline 'priority' needs item classes"),
+    ("failure-one", ["--failure", "1"], "'failure' must be a probability in [0, 1)"),
+    ("failure-negative", ["--failure", "-0.1"], "'failure' must be a probability in [0, 1)"),
+    ("failure-nan", ["--failure", "nan"], "'failure' must be a probability in [0, 1)"),
+    ("scenario-missing-file", ["--scenario", "/nonexistent/mine.py:run"], "no file '/nonexistent/mine.py'"),
+    ("scenario-unknown-name", ["--scenario", "pooll"], "use a built-in name (pool), FILE.py:NAME or module:NAME"),
+    (
+        "scenario-missing-module",
+        ["--scenario", "no_such_module_here:run"],
+        "cannot import module 'no_such_module_here'",
+    ),
+    ("scenario-not-a-coroutine", ["--scenario", "json:loads"], "'loads' is not an async function"),
+    ("patience-bad-spec", ["--patience", "exp:-1"], "patience: bad distribution spec 'exp:-1'"),
+    ("setup-bad-spec", ["--setup", "const:x"], "setup: bad distribution spec 'const:x'"),
+    ("batch-zero", ["--batch", "0"], "'batch' must be >= 1"),
+    ("linger-negative", ["--linger", "-1"], "'linger' must be a number of seconds in [0,"),
+    ("attempts-zero", ["--attempts", "0"], "'attempts' must be >= 1"),
+    ("backoff-unknown", ["--backoff", "sometimes"], "backoff: bad spec 'sometimes'"),
+    ("backoff-expo-cap-below-base", ["--backoff", "expo:2:1"], "expo needs BASE > 0 and CAP >= BASE"),
+    ("merged-service", ["--service", "exp:1+exp:2"], "only an arrival spec may"),
+    ("merged-empty-part", ["--arrival", "exp:1+"], "an empty part in a merged spec"),
+    (
+        "recurrence-with-lifo",
+        ["--engine", "recurrence", "--discipline", "lifo"],
+        "the recurrence engine computes the plain FIFO pool only",
+    ),
+    ("recurrence-with-pushers", ["--engine", "recurrence", "--arrival", "exp:2+exp:2"], "cell 0 has 2 pushers"),
+    (
+        "max-backlog-behaviours",
+        ["--max-backlog", "5000000", "--discipline", "lifo"],
+        "'max_backlog' must be <= 3,000,000 for cells with a scenario or behaviours",
+    ),
 ]
 
 GRID_TABLE = [
@@ -160,6 +202,20 @@ GRID_TABLE = [
     ("slo-not-a-list", _GOOD_GRID + "items = 5\nslo = 5\n", "'slo' must be a list of targets"),
     ("slo-twice", _GOOD_GRID + "items = 5\nslo = ['wait_p99<=5', 'wait_p99 <= 6']\n", "bound wait_p99 twice"),
     ("slo-percentile-100", _GOOD_GRID + "items = 5\nslo = ['sojourn_p100<=5']\n", "strictly between 0 and 100"),
+    ("discipline-not-text", _GOOD_GRID + "items = 5\ndiscipline = [1]\n", "'discipline' must be one of"),
+    ("classes-not-text", _GOOD_GRID + "items = 5\nclasses = 0.5\n", "classes: expected text"),
+    ("failure-text", _GOOD_GRID + "items = 5\nfailure = ['often']\n", "'failure' must be a probability in [0, 1)"),
+    ("scenario-duplicated", _GOOD_GRID + "items = 5\nscenario = ['pool', 'pool']\n", "axis 'scenario' repeats"),
+]
+
+# (id, the scenario file's content, NAME, fragment): written into tmp_path and given as --scenario FILE:NAME
+SCENARIO_TABLE = [
+    ("names-nothing", "async def run(ctx):\n    pass\n", "other", "defines no 'other'"),
+    ("not-async", "def run(ctx):\n    pass\n", "run", "'run' is not an async function"),
+    ("not-a-function", "run = 3\n", "run", "'run' is not an async function"),
+    ("raises-on-import", "raise RuntimeError('no import for you')\n", "run", "raised RuntimeError: no import for you"),
+    ("syntax-error", "async def run(ctx)\n    pass\n", "run", "raised SyntaxError"),
+    ("bad-name", "async def run(ctx):\n    pass\n", "not a name", "use a built-in name"),
 ]
 
 
@@ -205,6 +261,14 @@ def test_bad_run_flags(tmp_path, capsys, case, extra, fragment):
 def test_bad_grid_files(tmp_path, capsys, case, body, fragment):
     out = tmp_path / "out"
     _check(capsys, ["run", _grid_file(tmp_path, body), "--out", str(out), "--no-progress"], fragment)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(("case", "source", "name", "fragment"), SCENARIO_TABLE, ids=[row[0] for row in SCENARIO_TABLE])
+def test_bad_scenario_files(tmp_path, capsys, case, source, name, fragment):
+    (tmp_path / "mine.py").write_text(source)
+    out = tmp_path / "out"
+    _check(capsys, ["run", "--out", str(out), *BASE, "--scenario", f"{tmp_path / 'mine.py'}:{name}"], fragment)
     assert not out.exists()
 
 

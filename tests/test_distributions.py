@@ -233,3 +233,25 @@ def test_an_empirical_file_larger_than_its_bound_is_refused(tmp_path, monkeypatc
     path.write_text("1.5\n" * 300)
     with pytest.raises(SpecError, match="larger than"):
         parse(f"empirical:{path}")
+
+
+def test_sibling_streams_are_keyed_by_name_and_leave_their_parent_alone():
+    def parent():
+        return Stream(parse("exp:1"), np.random.Generator(np.random.PCG64(np.random.SeedSequence(5, spawn_key=(7, 0)))))
+
+    untouched = parent().take(100)
+    one = parent()
+    first = one.sibling("patience/0", parse("exp:3")).take(1000)
+    assert np.array_equal(one.take(100), untouched)  # drawing a sibling does not move the parent
+    assert np.array_equal(parent().sibling("patience/0", parse("exp:3")).take(1000), first)  # same name, same numbers
+    other = parent().sibling("class/0", parse("exp:3")).take(1000)
+    assert not np.array_equal(first, other)
+    assert abs(np.corrcoef(first, other)[0, 1]) < 4 / np.sqrt(1000)  # independent streams: no correlation
+    assert abs(first.mean() - 3) < 4 * 3 / np.sqrt(1000)
+
+
+def test_a_merged_spec_has_one_part_per_pusher_and_the_merged_mean():
+    merged = parse("exp:2 + exp:3")
+    assert merged.spec == "exp:2+exp:3" and [p.spec for p in merged.parts] == ["exp:2", "exp:3"]
+    assert merged.mean == pytest.approx(1 / (1 / 2 + 1 / 3)) and merged.cv == 1.0
+    assert parse("exp:2+const:3").cv is None  # a superposition of non-Poisson streams is not renewal

@@ -199,3 +199,16 @@ def test_arrival_service_and_blocking_columns_agree_with_the_items(tmp_path):
     # rho = 2.5 on a queue of 2: the pusher waits most of the time and arrivals slow to the service rate.
     assert bounded.blocked_fraction > 0.5
     assert bounded.arrival_rate == pytest.approx(1 / 2.5, rel=0.1)
+
+
+def test_the_plain_program_writes_the_version_3_item_columns_from_what_it_recorded(tmp_path):
+    run = _run(tmp_path, workers=[1], arrival="exp:1", service="exp:1.5", duration=300, seed=3)
+    items = _items(run)
+    expected = np.where(items.t_done.notna(), "served", np.where(items.t_get.notna(), "in_service", "queued"))
+    assert (items.status.to_numpy() == expected).all() and {"queued", "in_service", "served"} <= set(items.status)
+    assert items["class"].isna().all() and (items.pusher == 0).all()
+    assert (items.attempts == items.t_get.notna().astype(int)).all()
+    assert items.t_leave.equals(items.t_done)
+    cells = pd.read_parquet(run / "cells.parquet").iloc[0]
+    assert (cells.n_served, cells.n_abandoned, cells.n_gave_up, cells.n_attempts) == (cells.n_done, 0, 0, cells.n_got)
+    assert cells.goodput == cells.throughput and cells.abandon_rate == 0

@@ -1,5 +1,5 @@
 """Synthetic results folders for the analysis tests, written exactly per ``results/README.md``
-with the schema-version-2 columns of ``cells.parquet``.
+with the schema-version-3 columns of ``cells.parquet``.
 
 A FIFO G/G/c queue is simulated with the Kiefer-Wolfowitz recurrence (each item, in arrival
 order, goes to the worker that frees up first), so the data has the shape and the statistics of
@@ -9,7 +9,8 @@ A bounded queue (``maxsize > 0``) blocks the pusher in ``put`` while ``maxsize``
 drawn delay is rounded to whole nanoseconds, as the virtual clock does. Arrival and service times
 depend only on (seed, replication), not on the worker count: common random numbers, as the
 harness promises. The version-2 columns (achieved arrival rate, blocked fraction, observed means
-and SDs of the draws) are computed from the simulated items. This module deliberately shares no
+and SDs of the draws) are computed from the simulated items; the version-3 ones are those of the
+plain pool (one pusher, fifo, no classes, patience, batches or failures). This module deliberately shares no
 code with ``analysis`` (the backlog slope below is computed independently), so tests check one
 against the other.
 """
@@ -27,7 +28,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-VERSION = 2
+VERSION = 3
 META = {b"qbench.schema_version": str(VERSION).encode(), b"qbench.run": b"synthetic"}
 MAX_BACKLOG = 1_000_000
 
@@ -153,6 +154,11 @@ def _frames(t_arrive, t_put, t_get, svc, who, end, replication, maxsize):
     items["wait"] = items["t_get"] - items["t_put"]
     items["service"] = items["t_done"] - items["t_get"]
     items["sojourn"] = items["t_done"] - items["t_put"]
+    items["status"] = np.where(done, "served", np.where(got, "in_service", "queued"))
+    items["class"] = pd.Series([None] * n, dtype=object)
+    items["pusher"] = np.zeros(n, dtype=np.int64)
+    items["attempts"] = got.astype(np.int64)
+    items["t_leave"] = items["t_done"]
     # Events at equal times in causal order: an unblocked put before any get; a put that waited for
     # a free slot right after the get of the item maxsize places ahead; gets in item order.
     blocked = t_put > t_arrive
@@ -211,6 +217,8 @@ def _stats(rep: Replication, workers: int) -> dict:
         "arrival_obs_mean": arrival_obs[0], "arrival_obs_sd": arrival_obs[1],
         "service_obs_mean": service_obs[0], "service_obs_sd": service_obs[1],
         "clock_lag_mean": 0.0, "clock_lag_max": 0.0,
+        "n_served": len(done), "n_abandoned": 0, "n_gave_up": 0, "n_attempts": len(got),
+        "goodput": len(done) / end, "abandon_rate": 0.0 if len(got) else np.nan,
         "status": rep.status,
         "error": None if rep.status == "ok" else f"backlog reached {int(y.max())} items at t={end:.6g}s (max_backlog); "
         "stopped early",
@@ -229,7 +237,13 @@ def _cell_params(cell: int, spec: tuple, settings: dict) -> dict:
     a, s = Dist(arrival), Dist(service)
     return {"cell": cell, "workers": workers, "arrival": arrival, "service": service, "maxsize": rest[0] if rest else 0,
             "arrival_mean": a.mean, "arrival_cv": a.cv, "service_mean": s.mean, "service_cv": s.cv,
-            "offered_load": s.mean / a.mean, "rho": s.mean / a.mean / workers, **settings}  # fmt: skip
+            "offered_load": s.mean / a.mean, "rho": s.mean / a.mean / workers, **PLAIN, **settings}  # fmt: skip
+
+
+#: The version-3 parameters of the plain pool.
+PLAIN = {"scenario": "pool", "discipline": "fifo", "patience": "none", "batch": 1, "failure": 0.0, "classes": None,
+         "linger": 0.0, "setup": "none", "attempts": 3, "backoff": "none", "pushers": 1, "patience_mean": None,
+         "setup_mean": None}  # fmt: skip
 
 
 def write_run(
@@ -311,12 +325,13 @@ def _front(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[["cell", *[c for c in frame.columns if c != "cell"]]].reset_index(drop=True)
 
 
-_INTS = ["cell", "replication", "workers", "maxsize", "n_put", "n_got", "n_done", "depth_max", "depth_final"]
+_INTS = ["cell", "replication", "workers", "maxsize", "n_put", "n_got", "n_done", "depth_max", "depth_final", "batch",
+         "attempts", "pushers", "n_served", "n_abandoned", "n_gave_up", "n_attempts"]  # fmt: skip
 _FLOATS = ["arrival_mean", "arrival_cv", "service_mean", "service_cv", "offered_load", "rho", "duration", "t_end",
            "t_last_put", "throughput", "utilisation", "wait_mean", "wait_p50", "wait_p95", "wait_p99", "sojourn_mean",
            "sojourn_p50", "sojourn_p95", "sojourn_p99", "depth_mean", "backlog_slope", "arrival_rate",
            "blocked_fraction", "arrival_obs_mean", "arrival_obs_sd", "service_obs_mean", "service_obs_sd",
-           "clock_lag_mean", "clock_lag_max", "wall_seconds"]  # fmt: skip
+           "clock_lag_mean", "clock_lag_max", "wall_seconds", "failure", "linger", "goodput", "abandon_rate", "patience_mean", "setup_mean"]  # fmt: skip
 
 
 def _cells_frame(rows: list[dict]) -> pd.DataFrame:
@@ -325,7 +340,21 @@ def _cells_frame(rows: list[dict]) -> pd.DataFrame:
         frame[column] = frame[column].astype("Int64") if column in frame else pd.array([None] * len(frame), "Int64")
     for column in _FLOATS:
         frame[column] = frame[column].astype("float64") if column in frame else np.nan
-    for column in ("arrival", "service", "clock", "engine", "seed", "status", "error"):
+    for column in (
+        "arrival",
+        "service",
+        "clock",
+        "engine",
+        "seed",
+        "status",
+        "error",
+        "scenario",
+        "discipline",
+        "patience",
+        "classes",
+        "setup",
+        "backoff",
+    ):
         frame[column] = frame[column].astype("string")
     if frame[_INTS].notna().all().all():
         frame[_INTS] = frame[_INTS].astype("int64")

@@ -1,0 +1,250 @@
+"""Queue behaviours of the built-in worker pool, as specs: discipline, classes, patience, batches, retries.
+
+A :class:`Behaviour` says how the pool (:mod:`bench.scenarios.pool`) treats its items beyond the
+plain pusher/puller program: which item a free worker takes (``fifo``, ``lifo`` or ``priority`` by
+class), the item classes drawn from a mix (``high:0.2,low:0.8``), how long an item waits before it
+is abandoned (a patience distribution), how many items a worker takes at once (a batch, waiting a
+linger time for more, with a per-batch setup time), and how an item fails and is retried (a
+probability per attempt, a number of attempts, a backoff between them). Several pushers come from
+a merged arrival spec (``exp:2+exp:3``, :mod:`bench.distributions`). The default behaviour is the
+plain program (:attr:`Behaviour.plain`), which runs as :mod:`bench.scenario` does.
+
+Every parser here raises :class:`BehaviourError` (bad input: one line, exit status 2) naming the
+setting and what is wrong. This module depends only on :mod:`bench.distributions` and
+:mod:`bench.errors`.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from bench.distributions import Distribution, SpecError, parse
+from bench.errors import InputError
+
+__all__ = [
+    "DISCIPLINES", "NO_BACKOFF", "Backoff", "Behaviour", "BehaviourError", "ClassMix", "parse_backoff",
+    "parse_classes", "parse_optional_spec",
+]  # fmt: skip
+
+#: Queue disciplines: asyncio.Queue, asyncio.LifoQueue, asyncio.PriorityQueue (by class).
+DISCIPLINES = ("fifo", "lifo", "priority")
+#: Most item classes in a mix (each gets its own statistics).
+MAX_CLASSES = 64
+#: Class weights must sum to 1 within this.
+WEIGHT_TOLERANCE = 1e-9
+
+_NAME = re.compile(r"[A-Za-z0-9_.-]{1,40}")
+_NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
+
+
+class BehaviourError(InputError):
+    """A behaviour setting that cannot be used; the message is one line naming it."""
+
+
+@dataclass(frozen=True)
+class ClassMix:
+    """Item classes and the probability of each, in priority order (the first is served first
+    under the ``priority`` discipline).
+
+    Attributes:
+        names: class names, highest priority first.
+        weights: their probabilities (summing to 1).
+    """
+
+    names: tuple[str, ...]
+    weights: tuple[float, ...]
+
+    @property
+    def spec(self) -> str:
+        """The canonical text, e.g. ``high:0.2,low:0.8``."""
+        return ",".join(f"{n}:{_show(w)}" for n, w in zip(self.names, self.weights))
+
+    def pick(self, u: float) -> int:
+        """The class index of a uniform draw ``u`` in [0, 1) (inverse of the cumulative weights)."""
+        return min(bisect.bisect_right(self._cumulative, u), len(self.names) - 1)
+
+    @property
+    def _cumulative(self) -> list[float]:
+        total, out = 0.0, []
+        for weight in self.weights:
+            total += weight
+            out.append(total)
+        return out
+
+
+def parse_classes(text: Any) -> ClassMix | None:
+    """Parse a class mix ``NAME:WEIGHT[,NAME:WEIGHT...]``; ``none`` (or None) for no classes.
+
+    Raises:
+        BehaviourError: a malformed entry, a repeated name, a weight outside (0, 1], weights that
+            do not sum to 1, or more than :data:`MAX_CLASSES` classes.
+    """
+    if text is None or (isinstance(text, str) and text.strip().lower() in ("", "none")):
+        return None
+    if not isinstance(text, str):
+        raise BehaviourError(f"classes: expected text like 'high:0.2,low:0.8', got {text!r}")
+    names, weights = [], []
+    for entry in text.split(","):
+        name, sep, weight = entry.strip().partition(":")
+        name, weight = name.strip(), weight.strip()
+        if not sep or not _NAME.fullmatch(name) or not _NUMBER.fullmatch(weight):
+            raise BehaviourError(f"classes: bad entry {entry.strip()!r} in {text!r}; use NAME:WEIGHT pairs, e.g. "
+                                 "high:0.2,low:0.8 (names of letters, digits, '_', '-', '.')")  # fmt: skip
+        value = float(weight)
+        if not 0 < value <= 1:
+            raise BehaviourError(f"classes: the weight of {name!r} must be in (0, 1], got {weight}")
+        if name in names:
+            raise BehaviourError(f"classes: {name!r} is given twice in {text!r}")
+        names.append(name)
+        weights.append(value)
+    if len(names) > MAX_CLASSES:
+        raise BehaviourError(f"classes: at most {MAX_CLASSES} classes, got {len(names)}")
+    total = math.fsum(weights)
+    if abs(total - 1) > WEIGHT_TOLERANCE:
+        raise BehaviourError(f"classes: the weights of {text!r} sum to {total:.6g}; they must sum to 1")
+    return ClassMix(tuple(names), tuple(weights))
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """The wait before a failed item is put back on the queue.
+
+    Attributes:
+        kind: ``none`` (at once), ``const`` (``base`` seconds) or ``expo`` (``min(cap, base *
+            2**(attempt - 1))`` after failed attempt ``attempt``).
+        base: seconds.
+        cap: the longest wait of ``expo``, seconds.
+        jitter: draw the wait uniformly in [0, the wait] ("full jitter").
+    """
+
+    kind: str = "none"
+    base: float = 0.0
+    cap: float = math.inf
+    jitter: bool = False
+
+    @property
+    def spec(self) -> str:
+        """The canonical text: ``none``, ``const:D[:jitter]`` or ``expo:BASE:CAP[:jitter]``."""
+        if self.kind == "none":
+            return "none"
+        parts = [self.kind, _show(self.base)] + ([_show(self.cap)] if self.kind == "expo" else [])
+        return ":".join(parts + (["jitter"] if self.jitter else []))
+
+    @property
+    def longest(self) -> float:
+        """The longest wait, seconds."""
+        return 0.0 if self.kind == "none" else self.base if self.kind == "const" else self.cap
+
+    def delay(self, attempt: int, u: float) -> float:
+        """The wait after failed attempt ``attempt`` (1-based), given a uniform draw ``u`` (used
+        only with jitter)."""
+        if self.kind == "none":
+            return 0.0
+        wait = self.base if self.kind == "const" else min(self.cap, self.base * 2.0 ** min(attempt - 1, 1000))
+        return wait * u if self.jitter else wait
+
+
+NO_BACKOFF = Backoff()
+
+
+def parse_backoff(text: Any) -> Backoff:
+    """Parse a backoff: ``none``, ``const:D`` or ``expo:BASE:CAP``, each optionally ``:jitter``.
+
+    Raises:
+        BehaviourError: anything else, or times that are not finite numbers >= 0 (BASE > 0 and
+            CAP >= BASE for ``expo``).
+    """
+    if text is None:
+        return NO_BACKOFF
+    if not isinstance(text, str):
+        raise BehaviourError(f"backoff: expected text like 'const:1' or 'expo:0.5:30:jitter', got {text!r}")
+    parts = [p.strip() for p in text.strip().lower().split(":")]
+    jitter = parts[-1] == "jitter"
+    if jitter:
+        parts = parts[:-1]
+    usage = "use none, const:D or expo:BASE:CAP, optionally followed by :jitter"
+    if parts == ["none"] and not jitter:
+        return NO_BACKOFF
+    kind, numbers = parts[0], parts[1:]
+    if kind not in ("const", "expo") or len(numbers) != (1 if kind == "const" else 2):
+        raise BehaviourError(f"backoff: bad spec {text!r}; {usage}")
+    if not all(_NUMBER.fullmatch(n) for n in numbers):
+        raise BehaviourError(f"backoff: bad spec {text!r}: times must be plain numbers of seconds")
+    values = [float(n) for n in numbers]
+    if not all(math.isfinite(v) and v >= 0 for v in values):
+        raise BehaviourError(f"backoff: bad spec {text!r}: times must be finite and >= 0")
+    if kind == "const":
+        return Backoff("const", values[0], values[0], jitter)
+    base, cap = values
+    if not base > 0 or cap < base:
+        raise BehaviourError(f"backoff: bad spec {text!r}: expo needs BASE > 0 and CAP >= BASE")
+    return Backoff("expo", base, cap, jitter)
+
+
+def parse_optional_spec(name: str, value: Any) -> Distribution | None:
+    """A distribution spec, or None for ``none``; merged specs (``A+B``) are for arrivals only.
+
+    Raises:
+        BehaviourError: a bad spec (the message names ``name``).
+    """
+    if value is None or (isinstance(value, str) and value.strip().lower() == "none"):
+        return None
+    if not isinstance(value, str):
+        raise BehaviourError(f"{name}: expected a distribution spec like 'exp:10' or 'none', got {value!r}")
+    try:
+        dist = parse(value)
+    except SpecError as err:
+        raise BehaviourError(f"{name}: {err}") from None
+    if dist.parts:
+        raise BehaviourError(f"{name}: {dist.spec!r} merges several streams (A+B), which only an arrival spec may do")
+    return dist
+
+
+@dataclass(frozen=True)
+class Behaviour:
+    """How the built-in pool treats its items (the defaults are the plain pusher/puller program).
+
+    Attributes:
+        discipline: ``fifo`` (``asyncio.Queue``), ``lifo`` (``asyncio.LifoQueue``) or ``priority``
+            (``asyncio.PriorityQueue``, by class: the first class of the mix first, FIFO within one).
+        classes: the item classes and their mix (None: no classes).
+        patience: how long an item may wait in the queue before it is abandoned (None: for ever).
+        batch: most items a worker takes at once.
+        linger: seconds a worker waits for more items after the first of a batch (0: it takes
+            what is queued, without waiting).
+        setup: a batch's setup time, added to the sum of its items' service times (None: 0).
+        failure: probability that an attempt fails, in [0, 1).
+        attempts: most attempts of an item (the first included); after the last failure it gives up.
+        backoff: the wait before a failed item goes back on the queue.
+    """
+
+    discipline: str = "fifo"
+    classes: ClassMix | None = None
+    patience: Distribution | None = None
+    batch: int = 1
+    linger: float = 0.0
+    setup: Distribution | None = None
+    failure: float = 0.0
+    attempts: int = 3
+    backoff: Backoff = NO_BACKOFF
+
+    @property
+    def plain(self) -> bool:
+        """No behaviour beyond the plain program: FIFO, no classes, patience, batches, setup or failures."""
+        return (self.discipline == "fifo" and self.classes is None and self.patience is None and self.batch == 1
+                and self.setup is None and self.failure == 0)  # fmt: skip
+
+    def delays(self) -> list[float]:
+        """The mean delays this behaviour adds (patience, setup, linger, the longest backoff), seconds."""
+        means = [d.mean for d in (self.patience, self.setup) if d is not None]
+        return means + [self.linger, self.backoff.longest if self.failure else 0.0]
+
+
+def _show(value: float) -> str:
+    """A number as short as ``%g`` when that is exact, else with every digit."""
+    short = f"{value:g}"
+    return short if float(short) == value else repr(value)

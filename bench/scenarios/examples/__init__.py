@@ -1,0 +1,1 @@
+"""Example scenarios: complete programs a user could write, run with --scenario FILE.py:NAME."""
