@@ -95,6 +95,8 @@ class Model:
         scv_a: squared CV of inter-arrival times (None where undefined).
         scv_s: squared CV of service times (None where undefined).
         service_sample: draws of the service time, for the theory's sojourn guess (optional).
+        stability: whether ``c <= lam E[S]`` means no steady state (True for the plain pool and for
+            behaviours that only add work; False where items may leave unserved, e.g. patience).
     """
 
     arrival: str
@@ -105,6 +107,12 @@ class Model:
     scv_a: float | None
     scv_s: float | None
     service_sample: np.ndarray | None = field(default=None, repr=False, compare=False)
+    stability: bool = True
+
+    @property
+    def fewest(self) -> int:
+        """The fewest count that may have a steady state (:func:`stable_workers`, or 1)."""
+        return stable_workers(self.lam, self.mean_s) if self.stability else 1
 
     @property
     def load(self) -> float:
@@ -296,6 +304,8 @@ def _predict(model: Model, target: Target, c: int, scale: float = 1.0) -> float 
     """Allen-Cunneen's two-moment prediction of a target's metric at c workers (None where the
     theory has none: an undefined CV, or no steady state)."""
     lam = model.lam * scale
+    if target.quantity == "abandon":  # without patience nothing is abandoned; with it, no closed form here
+        return 0.0 if model.stability else None
     if lam * model.mean_s >= c:
         return None
     if target.quantity == "utilisation":
@@ -329,7 +339,7 @@ def theory_guess(model: Model, targets: Sequence[Target], max_workers: int) -> i
     for M/M/c), from the fewest stable count up to ``max_workers``; None when the theory has no
     prediction (an undefined CV) or no count up to the limit meets."""
     upper = [t for t in targets if t.op == "<="]
-    for c in range(stable_workers(model.lam, model.mean_s), max_workers + 1):
+    for c in range(model.fewest, max_workers + 1):
         predicted = [_predict(model, t, c) for t in upper]
         if any(p is None for p in predicted):
             return None
@@ -377,7 +387,7 @@ def run_length(model: Model, targets: Sequence[Target], *, max_workers: int = 10
     if workers is not None:
         start = _load_start(model, targets, workers)
         return items_per_replication(model, targets, workers, min(1.1 * start, workers / model.load))
-    fewest = stable_workers(model.lam, model.mean_s)
+    fewest = model.fewest
     guess = theory_guess(model, targets, max_workers)
     start = fewest if guess is None else guess
     return items_per_replication(model, targets, max(fewest, min(start - 1, max_workers)))
@@ -583,7 +593,7 @@ def _whole_run(sample: Sample, target: Target) -> float:
         end = float(np.nanmax(t_put))
         waiting = np.minimum(np.where(np.isnan(t_get), end, t_get), end) - t_put
         return float(np.sum(waiting[waiting > 0])) / end if end > 0 else math.nan
-    values = cols[target.quantity]
+    values = cols["abandoned" if target.quantity == "abandon" else target.quantity]
     values = values[~np.isnan(values)]
     if len(values) == 0:
         return math.nan
@@ -619,7 +629,7 @@ def plan_workers(
         progress: show a progress bar on stderr.
     """
     plan = Plan(model, tuple(targets), confidence, "workers", budget=budget, max_workers=max_workers)
-    fewest = stable_workers(model.lam, model.mean_s)
+    fewest = model.fewest
     if fewest - 1 >= 1:
         plan.candidates.append(_unstable(min(fewest - 1, max_workers)))
     if fewest > max_workers:

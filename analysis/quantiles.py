@@ -62,7 +62,7 @@ __all__ = [
 ]  # fmt: skip
 
 #: The item columns the estimator reads.
-COLUMNS = ("wait", "sojourn", "service", "t_put", "t_get", "t_done")
+COLUMNS = ("wait", "sojourn", "service", "t_put", "t_get", "t_done", "abandoned")
 #: The latency metrics the report and compare take from this estimator (``cells.parquet`` holds
 #: per-replication figures of the same names, which are not steady state).
 LATENCY_METRICS = (
@@ -123,11 +123,13 @@ def columns_for(metrics: Iterable[str]) -> tuple[str, ...]:
             wanted |= {"t_put", "t_get"}
         elif quantity == "utilisation":
             wanted |= {"t_put", "t_get", "t_done"}
+        elif quantity == "abandon":
+            wanted.add("abandoned")
     return tuple(c for c in COLUMNS if c in wanted)
 
 
 def _quantity(metric: str) -> str:
-    """What a metric measures: ``wait``, ``sojourn``, ``service``, ``utilisation`` or ``depth``."""
+    """What a metric measures: ``wait``, ``sojourn``, ``service``, ``utilisation``, ``depth`` or ``abandon``."""
     return metric.split("_", 1)[0]
 
 
@@ -222,8 +224,9 @@ def estimate(samples: Sequence[Sample], metric: str, cut: Truncation | None = No
     d = truncation.index
     ids = np.array([s.replication for s in samples], dtype=np.int64)
     quantity, stat = _quantity(metric), _level(metric)
-    if quantity in ("wait", "sojourn", "service"):
-        kept = [_known(s.columns[quantity][d:]) for s in samples]
+    if quantity in ("wait", "sojourn", "service", "abandon"):
+        column = "abandoned" if quantity == "abandon" else quantity  # 1 for an abandoned item, 0 otherwise
+        kept = [_known(s.columns[column][d:]) for s in samples]
         sections = np.array([_statistic(k, stat) for k in kept])
         pooled = np.concatenate(kept) if kept else np.empty(0)
         point, count = _statistic(pooled, stat), len(pooled)
@@ -256,11 +259,14 @@ def run_samples(run: Run, cell: int, metrics: Iterable[str] = LATENCY_METRICS) -
         metrics: the metrics to be estimated (they decide the columns read).
     """
     columns = list(columns_for(metrics))
+    read = ["status" if c == "abandoned" else c for c in columns]
     rows = data_rows(run.cells)
     keep = sorted(int(r) for r in rows.loc[rows["cell"] == cell, "replication"])
     if not keep:
         return []
-    items = read_items(run, cells=[cell], replications=keep, columns=["item", *columns], join=False)
+    items = read_items(run, cells=[cell], replications=keep, columns=["item", *read], join=False)
+    if "abandoned" in columns:
+        items["abandoned"] = (items.pop("status") == "abandoned").astype(np.float64)
     items = items.sort_values(["replication", "item"], kind="stable")
     workers = int(run.params.loc[cell, "workers"])
     samples = []

@@ -138,6 +138,25 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _behaviour_flags(parser: argparse.ArgumentParser) -> None:
+    """The scenario and queue-behaviour flags, the same for run and plan (the grid validates them)."""
+    parser.add_argument("--scenario", type=_csv(str), help="scenarios: pool (default), FILE.py:NAME or module:NAME")
+    parser.add_argument("--discipline", type=_csv(str), help="queue disciplines: fifo (default), lifo, priority")
+    parser.add_argument("--classes", help="item classes and their mix, highest priority first, e.g. high:0.2,low:0.8")
+    parser.add_argument("--patience", type=_csv(str), help="patience distributions (none = for ever), e.g. exp:10")
+    parser.add_argument("--batch", type=_csv(_int), help="most items a worker takes at once, e.g. 1,4")
+    parser.add_argument("--linger", type=_number(_float), help="seconds a worker waits for a batch to fill (default 0)")
+    parser.add_argument("--setup", help="per-batch setup time distribution (default none)")
+    parser.add_argument("--failure", type=_csv(_float), help="probabilities that an attempt fails, e.g. 0,0.1")
+    parser.add_argument("--attempts", type=_number(_int), help="most attempts per item, the first included (default 3)")
+    parser.add_argument("--backoff", help="wait before a retry: none, const:D or expo:BASE:CAP, optionally :jitter")
+
+
+#: The behaviour settings a plan takes from its grid file or flags (one value per axis).
+_BEHAVIOURS = ("scenario", "discipline", "patience", "batch", "failure", "classes", "linger", "setup", "attempts",
+               "backoff")  # fmt: skip
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="qbench",
@@ -191,16 +210,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--max-backlog", type=_number(_int), help="stop a cell whose queue reaches N items (default 1000000)"
     )
-    run.add_argument("--scenario", type=_csv(str), help="scenarios: pool (default), FILE.py:NAME or module:NAME")
-    run.add_argument("--discipline", type=_csv(str), help="queue disciplines: fifo (default), lifo, priority")
-    run.add_argument("--classes", help="item classes and their mix, highest priority first, e.g. high:0.2,low:0.8")
-    run.add_argument("--patience", type=_csv(str), help="patience distributions (none = for ever), e.g. exp:10")
-    run.add_argument("--batch", type=_csv(_int), help="most items a worker takes at once, e.g. 1,4")
-    run.add_argument("--linger", type=_number(_float), help="seconds a worker waits for a batch to fill (default 0)")
-    run.add_argument("--setup", help="per-batch setup time distribution (default none)")
-    run.add_argument("--failure", type=_csv(_float), help="probabilities that an attempt fails, e.g. 0,0.1")
-    run.add_argument("--attempts", type=_number(_int), help="most attempts per item, the first included (default 3)")
-    run.add_argument("--backoff", help="wait before a retry: none, const:D or expo:BASE:CAP, optionally :jitter")
+    _behaviour_flags(run)
     run.add_argument("--jobs", type=_positive_int, help="worker processes (default: all cores)")
     run.add_argument("--executor", choices=("local", "dask"), default="local", help="local processes (default) or Dask")
     run.add_argument(
@@ -315,6 +325,7 @@ def _plan_parser(sub: Any) -> None:
     plan.add_argument("--force", action="store_true", help="replace an existing --out folder")
     plan.add_argument("--report", action="store_true", help="build the evidence folder's report")
     plan.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _behaviour_flags(plan)
 
 
 def _grid_from_args(args: argparse.Namespace):
@@ -725,10 +736,11 @@ def _plan_grid(args: argparse.Namespace):
     from bench.results_format import parse_targets
 
     raw = load_grid(args.grid) if args.grid is not None else {}
-    used = ("arrival", "service", "maxsize", "seed", "engine", "max_backlog", "slo")
+    used = ("arrival", "service", "maxsize", "seed", "engine", "max_backlog", "slo", *_BEHAVIOURS)
     settings: dict[str, Any] = {k: raw[k] for k in used if k in raw}
     given = {"arrival": args.arrival, "service": args.service, "maxsize": args.maxsize, "seed": args.seed,
-             "engine": args.engine or settings.get("engine", "auto"), "slo": args.slo}  # fmt: skip
+             "engine": args.engine or settings.get("engine", "auto"), "slo": args.slo,
+             **{name: getattr(args, name) for name in _BEHAVIOURS}}  # fmt: skip
     settings.update({k: v for k, v in given.items() if v is not None})
     for name in ("arrival", "service"):
         if name not in settings:
@@ -751,6 +763,13 @@ def _plan_grid(args: argparse.Namespace):
     grid = make_grid({**settings, "workers": [1], "items": args.items or 1000, "replications": 1})
     if grid.scale is not None:
         raise PlanError("a plan runs in virtual time")
+    many = [name for name, axis in (("scenario", grid.programs), ("discipline", grid.discipline),
+                                    ("patience", grid.patience), ("batch", grid.batch), ("failure", grid.failure))
+            if len(axis) > 1]  # fmt: skip
+    if many:
+        raise PlanError(f"a plan takes one {many[0]} at a time (plan each, or run them as a grid)")
+    if args.find == "max-load" and grid.patience[0] is not None:
+        raise PlanError("--find max-load: with patience the queue is stable at any load; ask for --find workers")
     return grid, parse_targets(list(grid.slo))
 
 
@@ -771,8 +790,9 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     grid, targets = _plan_grid(args)
     budget = _budget(args.budget)
     rows = list(itertools.product(grid.arrival, grid.service, grid.maxsize))
-    models = [Model(a.spec, s.spec, m, 1.0 / a.mean, s.mean, a.scv, s.scv, s.sample(np.random.default_rng(0), 20_000))
-              for a, s, m in rows]  # fmt: skip
+    bound = grid.patience[0] is None  # with patience, c <= lam E[S] is stable too: no theory shortcut
+    models = [Model(a.spec, s.spec, m, 1.0 / a.mean, s.mean, a.scv, s.scv, s.sample(np.random.default_rng(0), 20_000),
+                    bound) for a, s, m in rows]  # fmt: skip
     workers = args.workers if args.find == "max-load" else None
     if args.out is not None and workers is not None:
         fixed = [a.spec for a in grid.arrival if a.family not in TIME_PARAMETERS]

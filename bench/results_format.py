@@ -269,7 +269,7 @@ class TargetError(InputError):
 #: The metrics a target may name: a latency statistic of the steady state (``wait`` or ``sojourn``:
 #: ``_mean`` or a percentile ``_pP`` with 0 < P < 100, e.g. ``wait_p99``, ``sojourn_p99.9``), the
 #: workers' ``utilisation`` or the time-average number waiting, ``depth_mean``.
-TARGET_METRICS = ("wait_mean", "wait_pP", "sojourn_mean", "sojourn_pP", "utilisation", "depth_mean")
+TARGET_METRICS = ("wait_mean", "wait_pP", "sojourn_mean", "sojourn_pP", "utilisation", "depth_mean", "abandon_rate")
 
 _TARGET = re.compile(r"\s*(?P<metric>[A-Za-z_][A-Za-z0-9_.]*)\s*(?P<op><=|>=|=<|=>|<|>|==|=)\s*(?P<value>.*?)\s*")
 _PERCENTILE = re.compile(r"(?P<kind>wait|sojourn)_p(?P<level>[0-9]+(\.[0-9]+)?)")
@@ -282,10 +282,10 @@ class Target:
 
     Attributes:
         metric: the canonical metric name (``wait_p99``, ``sojourn_p99.9``, ``wait_mean``,
-            ``utilisation``, ``depth_mean``).
+            ``utilisation``, ``depth_mean``, ``abandon_rate``).
         op: ``<=`` (an upper bound) or ``>=`` (a lower bound: utilisation only).
-        value: the threshold: seconds for a latency, a fraction in [0, 1] for utilisation, items
-            for ``depth_mean``.
+        value: the threshold: seconds for a latency, a fraction in [0, 1] for utilisation and for
+            the share of items abandoned, items for ``depth_mean``.
     """
 
     metric: str
@@ -294,7 +294,7 @@ class Target:
 
     @property
     def quantity(self) -> str:
-        """What the metric measures: ``wait``, ``sojourn``, ``utilisation`` or ``depth``."""
+        """What the metric measures: ``wait``, ``sojourn``, ``utilisation``, ``depth`` or ``abandon``."""
         return self.metric.split("_", 1)[0]
 
     @property
@@ -324,7 +324,7 @@ def _number_text(value: float) -> str:
 
 def _metric(name: str, text: str) -> str:
     """The canonical metric name, or a one-line error naming the ones known."""
-    if name in ("wait_mean", "sojourn_mean", "utilisation", "depth_mean"):
+    if name in ("wait_mean", "sojourn_mean", "utilisation", "depth_mean", "abandon_rate"):
         return name
     match = _PERCENTILE.fullmatch(name)
     if match:
@@ -333,7 +333,8 @@ def _metric(name: str, text: str) -> str:
             raise TargetError(f"bad target {text!r}: the percentile of {name!r} must lie strictly between 0 and 100 "
                               "(e.g. p99, p99.9)")  # fmt: skip
         return f"{match.group('kind')}_p{format(level, '.12g')}"
-    known = "wait_pP and sojourn_pP (e.g. wait_p99, sojourn_p99.9), wait_mean, sojourn_mean, utilisation, depth_mean"
+    known = ("wait_pP and sojourn_pP (e.g. wait_p99, sojourn_p99.9), wait_mean, sojourn_mean, utilisation, "
+             "depth_mean, abandon_rate")  # fmt: skip
     raise TargetError(f"bad target {text!r}: unknown metric {name!r} (known: {known})")
 
 
@@ -362,14 +363,15 @@ def parse_target(text: str) -> Target:
         raise TargetError(f"bad target {text!r}: the threshold {raw!r} is not finite")
     target = Target(metric, op, value)
     if op == ">=" and target.quantity != "utilisation":
-        what = "a latency" if target.unit == "s" else "the mean queue length"
+        what = {"s": "a latency", "items": "the mean queue length"}.get(target.unit, "the abandonment rate")
         raise TargetError(f"bad target {text!r}: '>=' on {what}: more workers never make {metric} larger, so a target "
                           "on it is an upper bound (<=)")  # fmt: skip
     if value < 0:
         raise TargetError(f"bad target {text!r}: the threshold must be >= 0, got {_number_text(value)}")
-    if target.quantity == "utilisation" and value > 1:
-        raise TargetError(f"bad target {text!r}: utilisation is a fraction of worker time, in [0, 1]; got "
-                          f"{_number_text(value)}")  # fmt: skip
+    if target.quantity in ("utilisation", "abandon") and value > 1:
+        what = "utilisation is a fraction of worker time" if target.quantity == "utilisation" else (
+            "abandon_rate is the share of items abandoned")  # fmt: skip
+        raise TargetError(f"bad target {text!r}: {what}, in [0, 1]; got {_number_text(value)}")
     return target
 
 

@@ -35,8 +35,8 @@ from bench.runner import manifest, replicate, row_params
 
 __all__ = ["Sampler"]
 
-#: The item columns a sampler can return.
-COLUMNS = ("wait", "sojourn", "service", "t_put", "t_get", "t_done")
+#: The item columns a sampler can return (``abandoned`` is 1 for an item that left at its deadline).
+COLUMNS = ("wait", "sojourn", "service", "t_put", "t_get", "t_done", "abandoned")  # abandoned: 1 or 0
 
 
 class _Collect:
@@ -47,7 +47,16 @@ class _Collect:
         self._batches: list[dict[str, np.ndarray]] = []
 
     def items(self, columns: dict[str, np.ndarray]) -> None:
-        self._batches.append({name: np.array(columns[name], dtype=np.float64) for name in self._columns})
+        self._batches.append({name: self._column(columns, name) for name in self._columns})
+
+    @staticmethod
+    def _column(columns: dict[str, np.ndarray], name: str) -> np.ndarray:
+        if name == "abandoned":  # 1 for an item that left at its deadline (only scenarios with patience have any)
+            status = columns.get("status")
+            if status is None:
+                return np.zeros(len(columns["item"]))
+            return (np.asarray(status) == "abandoned").astype(np.float64)
+        return np.array(columns[name], dtype=np.float64)
 
     def depth(self, columns: dict[str, np.ndarray]) -> None:
         return None
@@ -106,8 +115,14 @@ class Sampler:
         key = (arrival.spec, service.spec, maxsize, workers, scale)
         if key not in self._cells:
             shown = arrival if scale == 1.0 else scaled(arrival, 1.0 / scale)
-            self._cells[key] = Cell(len(self._cells), workers, shown, service, maxsize)
+            self._cells[key] = self._with_behaviours(Cell(len(self._cells), workers, shown, service, maxsize))
         return self._cells[key]
+
+    def _with_behaviours(self, cell: Cell) -> Cell:
+        """The cell with the grid's scenario and behaviours (a plan takes one value of each axis)."""
+        grid = self.grid
+        return dataclasses.replace(cell, scenario=grid.programs[0], discipline=grid.discipline[0],
+                                   patience=grid.patience[0], batch=grid.batch[0], failure=grid.failure[0])  # fmt: skip
 
     def sample(self, arrival: Distribution, service: Distribution, maxsize: int, workers: int, scale: float,
                replications: range) -> list[tuple[int, dict[str, np.ndarray]]]:  # fmt: skip
@@ -125,7 +140,7 @@ class Sampler:
             OverflowError: a replication's model time passed the clock's range.
         """
         cell = self.cell(arrival, service, maxsize, workers, scale)
-        base = Cell(cell.id, workers, arrival, service, maxsize)
+        base = self._with_behaviours(Cell(cell.id, workers, arrival, service, maxsize))
         out = []
         for replication in replications:
             rng_a, rng_s = generators(self.grid.seed, base, replication)

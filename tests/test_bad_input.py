@@ -110,6 +110,8 @@ RUN_TABLE = [
     ("slo-unknown-metric", ["--slo", "latency<=3"], "unknown metric 'latency'"),
     ("slo-threshold-text", ["--slo", "wait_p99<=soon"], "the threshold 'soon' is not a number"),
     ("slo-at-least-a-latency", ["--slo", "wait_p99>=3"], "'>=' on a latency"),
+    ("slo-at-least-abandonment", ["--slo", "abandon_rate>=0.1"], "'>=' on the abandonment rate"),
+    ("slo-abandonment-above-1", ["--slo", "abandon_rate<=1.5"], "abandon_rate is the share of items abandoned"),
     # scenarios and behaviours
     (
         "unknown-discipline",

@@ -250,3 +250,17 @@ def test_a_grid_file_plans_every_row_and_gives_one_answer_each(tmp_path, capsys)
     assert main(["plan", str(grid), "--items", "20000", "--no-progress"]) == 0
     text = capsys.readouterr().out
     assert "== arrival const:1, service uniform:0:5" in text and "answers, one per row:" in text
+
+
+@pytest.mark.parametrize(("patience", "threshold"), [(3.0, 0.05), (1.0, 0.2), (5.0, 0.01)])
+def test_an_abandonment_target_gets_the_fewest_count_erlang_a_gives(capsys, patience, threshold):
+    """With exponential patience (M/M/c+M), P(abandon) is Erlang-A's; cases chosen away from the threshold."""
+    from analysis.behaviour_theory import erlang_a
+
+    lam, mean_s = 1.0, 2.0
+    rates = {c: erlang_a(lam, mean_s, c, patience).p_abandon for c in range(1, 12)}
+    fewest = min(c for c, p in rates.items() if p <= threshold)
+    assert rates[fewest] * 1.3 <= threshold and (fewest == 1 or rates[fewest - 1] >= 1.3 * threshold)
+    code, out = _json(capsys, "--arrival", f"exp:{1 / lam:g}", "--service", f"exp:{mean_s:g}", "--patience",
+                      f"exp:{patience:g}", "--slo", f"abandon_rate<={threshold:g}", "--seed", "2")  # fmt: skip
+    assert code == 0 and out["decided"] and out["workers"] == fewest, out["answer"]

@@ -189,3 +189,24 @@ async def ignores_duration(ctx):
     cells = pd.read_parquet(tmp_path / "run" / "cells.parquet")
     assert cells.t_end.iloc[0] == 50.5 and items.t_put.max() < 50.5 and len(items) == 51
     assert items.status.iloc[-1] == "in_service"  # the last item's service would end at 51
+
+
+def test_plan_answers_for_the_example_scenario_from_a_folder_outside_the_package(tmp_path):
+    """The plan's runs go through the grid and the engines' entry points, so a user's scenario is
+    planned like the built-in pool (on the asyncio engine, which 'auto' picks for it)."""
+    mine = tmp_path / "elsewhere"
+    mine.mkdir()
+    shutil.copy(EXAMPLE, mine / "rate_limited.py")
+    scenario = f"{mine / 'rate_limited.py'}:rate_limited"
+    out = tmp_path / "evidence"
+    # 1 request/s, 0.5 s of work then a downstream call (2 at once, 0.4 s): one worker is busy
+    # about 0.9 of the time, so the answer is at least 2
+    planned = _qbench("plan", "--scenario", scenario, "--arrival", "exp:1", "--service", "exp:0.5", "--slo",
+                      "wait_p99<=2", "--items", "2000", "--budget", "400000", "--seed", "2", "--format", "json",
+                      "--no-progress", "--out", str(out), cwd=tmp_path)  # fmt: skip
+    assert planned.returncode == 0, planned.stderr
+    answer = json.loads(planned.stdout)
+    assert answer["workers"] is not None and answer["workers"] >= 2
+    cells = pd.read_parquet(out / "cells.parquet")
+    assert set(cells.scenario) == {scenario} and set(cells.engine) == {"asyncio"}
+    assert _qbench("report", str(out), "--no-progress").returncode == 0
