@@ -46,3 +46,14 @@ def test_the_plan_benchmark_times_the_command_and_writes_its_json(tmp_path):
     written = json.loads(next(tmp_path.glob("plan-*.json")).read_text())
     result = written["results"]["recurrence"]
     assert result["workers"] == 4 and result["decided"] and len(result["seconds"]) == 1
+
+
+def test_the_whole_process_benchmarks_run_their_commands(tmp_path, monkeypatch):
+    """Small: every command of the whole-process study runs to the end and is timed."""
+    from bench.studies import whole
+
+    pytest.importorskip("simpy")
+    rows = whole.whole_study(items=2000, repeats=1, out=tmp_path)
+    assert [r["benchmark"] for r in rows] == [f"whole/{name}" for name in whole.COMMANDS]
+    assert all(r["seconds"] > 0 and r["vs_simpy_script"] > 0 for r in rows)
+    assert (tmp_path / "whole.json").exists()

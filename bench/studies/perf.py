@@ -346,6 +346,7 @@ def _runner(argv: list[str]):
     parser.prog = "qbench perf"
     parser.add_argument("--quick", action="store_true", help="a tenth of the items (smoke run)")
     parser.add_argument("--rss", action="store_true", help="measure peak RSS of a 500k- and a 5M-item cell instead")
+    parser.add_argument("--whole", action="store_true", help="only the whole-process benchmarks (1M items, vs SimPy)")
 
     def error(message: str):
         raise PerfError(message)
@@ -379,6 +380,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         print(json.dumps(rss_study(Path("results/perf")), indent=2))
         return 0
+    if args.whole:
+        return _whole(args.quick)
     if not args.worker and not args.output:
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         Path("results/perf").mkdir(parents=True, exist_ok=True)
@@ -407,6 +410,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         print()
         print(table)
         Path(args.output).with_suffix(".txt").write_text(table + "\n")
+        _whole(args.quick, Path(args.output).with_suffix(".whole.txt"))
+    return 0
+
+
+def _whole(quick: bool, text: Path | None = None) -> int:
+    """The whole-process benchmarks (:mod:`bench.studies.whole`): printed, and kept beside the JSON."""
+    from bench.studies.whole import ITEMS, table, whole_study
+
+    print("\nqbench perf: whole process, one command each, 1M items (median of 3, interleaved):", flush=True)
+    rows = whole_study(ITEMS // (10 if quick else 1), repeats=3, out=Path("results/perf"))
+    print(table(rows))
+    if text is not None:
+        text.write_text(table(rows) + "\n")
     return 0
 
 
