@@ -15,18 +15,22 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
+from bench.encoding import decode_depth, decode_items, stored_columns
 from bench.errors import InputError
 from bench.results_format import (
     CELLS,
     CELLS_SCHEMA,
     DATA_STATUSES,
     DEPTH,
+    DEPTH_SCHEMA,
     ITEMS,
+    ITEMS_SCHEMA,
     MANIFEST,
     PARAMETERS,
     PARTS,
@@ -206,14 +210,25 @@ def _read(
         _check_file(file)
     if not files:
         return _empty(run, kind, columns, join)
+    names = list((ITEMS_SCHEMA if kind == ITEMS else DEPTH_SCHEMA).names) if columns is None else columns
+    wanted = list(dict.fromkeys(["cell", "replication", *names]))
     dataset = ds.dataset([str(f) for f in files], format="parquet")
-    wanted = None if columns is None else list(dict.fromkeys(["cell", "replication", *columns]))
     condition = where
     if replications is not None:
         reps = ds.field("replication").isin([int(r) for r in replications])
         condition = reps if condition is None else condition & reps
-    frame = dataset.to_table(columns=wanted, filter=condition).to_pandas()
+    try:
+        table = dataset.to_table(columns=stored_columns(wanted), filter=condition)
+    except (pa.ArrowInvalid, pa.ArrowKeyError, KeyError) as exc:  # e.g. a filter on a column not stored
+        raise ResultsError(f"cannot read {kind} of {str(run.path)!r}: {exc}".splitlines()[0]) from None
+    decoded = (decode_items if kind == ITEMS else decode_depth)(table, wanted)
+    frame = pd.DataFrame({name: _pandas(values) for name, values in decoded.items()})
     return _join(run, frame) if join else frame
+
+
+def _pandas(values):
+    """A decoded column (numpy array or arrow column) as something pandas takes without copying twice."""
+    return values if isinstance(values, np.ndarray) else values.to_pandas()
 
 
 def _empty(run: Run, kind: str, columns: list[str] | None, join: bool) -> pd.DataFrame:

@@ -517,6 +517,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
             f"process per {_JOB_MEMORY >> 20} MB of memory)"
         )
     command = ["qbench", *args.argv]
+    if args.executor == "local":  # no more processes than cells: a one-cell run starts none
+        jobs = min(jobs, max(1, len(grid.cells())))
     with _stopped_by_signals(), make_executor(args.executor, jobs, args.scheduler) as executor:
         if args.resume is None:
             _prepare_out(out, args.force, grid, command)

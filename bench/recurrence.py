@@ -49,6 +49,8 @@ from typing import Any
 import numpy as np
 
 from bench.distributions import Stream
+from bench.model_time import NS as _NS
+from bench.model_time import seconds
 from bench.recorder import Sink
 from bench.replication import Replication
 from bench.scenario import Scenario
@@ -58,7 +60,6 @@ __all__ = ["run_recurrence", "BATCH", "ACCELERATED"]
 #: Items computed (and rows handed to the sink) at a time.
 BATCH = 65536
 
-_NS = 1_000_000_000
 #: Times are int64 nanoseconds, as on the virtual loop. A chunk whose times could pass 95% of that
 #: range is refused (sums would wrap); in a duration run, arrivals estimated past 75% of it (far
 #: beyond any duration the grid accepts, at most half the range) are dropped before the sums.
@@ -74,20 +75,6 @@ def _ns(values: np.ndarray) -> np.ndarray:
     np.rint(scaled, out=scaled)
     np.clip(scaled, 0, _BOUND_NS, out=scaled)
     return scaled.astype(np.int64)
-
-
-#: Up to 2**53 ns (about 104 days) an int64 converts to float64 exactly, so ``ns / 1e9`` is rounded
-#: once; beyond, the virtual loop divides Python ints (one correct rounding), and so must this engine.
-_EXACT_NS = 2**53
-
-
-def _seconds(ns: np.ndarray) -> np.ndarray:
-    """Integer nanoseconds to float seconds exactly as the virtual loop's ``time()`` gives them."""
-    out = ns / _NS
-    if ns.size and int(ns.max()) > _EXACT_NS:
-        big = ns > _EXACT_NS
-        out[big] = [v / _NS for v in ns[big].tolist()]
-    return out
 
 
 class _Engine:
@@ -425,13 +412,13 @@ class _Engine:
         else:
             got = np.ones(k, dtype=bool)
         done = got & (t_done < end) if end is not None else got
-        f_put = _seconds(t_put)
+        f_put = seconds(t_put)
         if end is None:  # items run, no cap: every item was taken and finished
-            f_get, f_done = _seconds(t_get), _seconds(t_done)
+            f_get, f_done = seconds(t_get), seconds(t_done)
             service = f_done - f_get
         else:
-            f_get = np.where(got, _seconds(t_get), np.nan)
-            f_done = np.where(done, _seconds(t_done), np.nan)
+            f_get = np.where(got, seconds(t_get), np.nan)
+            f_done = np.where(done, seconds(t_done), np.nan)
             worker = np.where(got, worker, -1)
             service = f_done - f_get
         r = self.result
@@ -450,7 +437,7 @@ class _Engine:
                 {
                     "item": item[lo:hi],
                     "worker": worker[lo:hi],
-                    "t_arrive": _seconds(t_arrive[lo:hi]),
+                    "t_arrive": seconds(t_arrive[lo:hi]),
                     "t_put": f_put[lo:hi],
                     "t_get": f_get[lo:hi],
                     "t_done": f_done[lo:hi],
@@ -508,7 +495,7 @@ class _Engine:
             self.depth = int(depth[-1])
         for lo in range(0, order.size, self.batch):
             hi = lo + self.batch
-            self.sink.depth({"t": _seconds(t[order[lo:hi]]), "depth": depth[lo:hi], "event": step[lo:hi]})
+            self.sink.depth({"t": seconds(t[order[lo:hi]]), "depth": depth[lo:hi], "event": step[lo:hi]})
         return at_put
 
 

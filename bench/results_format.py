@@ -39,10 +39,10 @@ from bench.item_status import ITEM_STATUSES, TERMINAL
 
 __all__ = [
     "CELLS", "CELLS_SCHEMA", "CELL_DIRS", "DATA_STATUSES", "DEPTH", "DEPTH_SCHEMA", "FILES_KEY", "FORMAT", "ITEMS",
-    "ITEMS_SCHEMA", "ITEM_STATUSES", "LOCK", "MANIFEST", "MANIFEST_KEYS", "METADATA", "NULLABLE_FLOATS",
+    "ITEMS_SCHEMA", "ITEM_STATUSES", "LOCK", "MANIFEST", "MANIFEST_KEYS", "METADATA",
     "PARAMETERS", "PARTS", "PLAN_KEY", "REPORT", "REPORT_CHARTS", "REPORT_DOCUMENTS", "SCHEMA_KEY", "SCHEMA_VERSION",
     "STATUSES", "TARGET_METRICS", "TERMINAL", "Target", "TargetError", "cell_id", "cell_name", "foreign_entries",
-    "is_run", "is_tmp", "item_defaults", "parse_target", "parse_targets", "tmp_name",
+    "is_run", "is_tmp", "parse_target", "parse_targets", "tmp_name",
 ]  # fmt: skip
 
 #: The manifest's ``format`` marker: a folder is a qbench run when its manifest says this.
@@ -50,7 +50,9 @@ FORMAT = "qbench-results"
 #: The version of this format; bumped whenever a reader of the old one could misread the new one.
 #: Version 3 adds the item columns status, class, pusher, attempts and t_leave, the scenario and
 #: behaviour parameters of a cell and its served / abandoned / given-up counts (``results/README.md``).
-SCHEMA_VERSION = 3
+#: Version 4 stores items and depth changes compactly (integer nanoseconds, derived columns left to
+#: the reader: :mod:`bench.encoding`); what a reader gets is unchanged.
+SCHEMA_VERSION = 4
 #: The parquet schema-metadata key holding the version, and the metadata every file carries.
 SCHEMA_KEY = b"qbench.schema_version"
 METADATA = {SCHEMA_KEY: str(SCHEMA_VERSION).encode()}
@@ -116,10 +118,8 @@ PARAMETERS = (
     "scenario", "discipline", "patience", "batch", "failure", "classes", "linger", "setup", "attempts", "backoff",
     "pushers", "patience_mean", "setup_mean",
 )  # fmt: skip
-#: Item columns that are null for items still queued or in service at the end of a duration run
-#: (and, for ``t_get`` .. ``sojourn``, for items abandoned before a worker took them).
-NULLABLE_FLOATS = ("t_get", "t_done", "wait", "service", "sojourn", "t_leave")
-
+#: The item columns a reader gets (``analysis.load.read_items``); the files store them in a compact
+#: form (integer nanoseconds, derived columns left out) that :mod:`bench.encoding` defines.
 ITEMS_SCHEMA = pa.schema(
     [
         ("cell", pa.int64()),
@@ -144,26 +144,7 @@ ITEMS_SCHEMA = pa.schema(
 )
 
 
-def item_defaults(columns: dict) -> dict:
-    """The version-3 item columns of a batch that lacks them (the plain program records only the
-    version-2 ones): ``status`` from ``t_get``/``t_done`` (served, in_service or queued), no class,
-    pusher 0, one attempt per item taken, ``t_leave = t_done``. Old columns are left as they are.
-
-    Args:
-        columns: a batch of item columns (numpy arrays) as a recorder sends it.
-    """
-    import numpy as np
-
-    if "status" in columns:
-        return columns
-    t_get, t_done = columns["t_get"], columns["t_done"]
-    got, done = ~np.isnan(t_get), ~np.isnan(t_done)
-    status = np.where(done, "served", np.where(got, "in_service", "queued"))
-    n = len(t_get)
-    return {**columns, "status": status, "class": np.full(n, None, dtype=object),
-            "pusher": np.zeros(n, dtype=np.int64), "attempts": got.astype(np.int64), "t_leave": t_done}  # fmt: skip
-
-
+#: The depth columns a reader gets; stored as :data:`bench.encoding.DEPTH_FILE_SCHEMA`.
 DEPTH_SCHEMA = pa.schema(
     [
         ("cell", pa.int64()),

@@ -21,20 +21,26 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from bench.encoding import (
+    DEPTH_FILE_SCHEMA,
+    ITEMS_FILE_SCHEMA,
+    WRITER_OPTIONS,
+    encode_depth,
+    encode_items,
+    int64s,
+    rows_table,
+)
 from bench.errors import InputError
 from bench.results_format import (
     CELL_DIRS,
     CELLS,
     CELLS_SCHEMA,
     DEPTH,
-    DEPTH_SCHEMA,
     FILES_KEY,
     ITEMS,
-    ITEMS_SCHEMA,
     LOCK,
     MANIFEST,
     METADATA,
-    NULLABLE_FLOATS,
     PARTS,
     REPORT,
     cell_id,
@@ -42,7 +48,6 @@ from bench.results_format import (
     foreign_entries,
     is_run,
     is_tmp,
-    item_defaults,
     tmp_name,
 )
 
@@ -138,38 +143,25 @@ class CellWriter:
         self._replication = 0
         self._paths = []
         self._writers = {}
-        for kind, schema in ((ITEMS, ITEMS_SCHEMA), (DEPTH, DEPTH_SCHEMA)):
+        for kind, schema in ((ITEMS, ITEMS_FILE_SCHEMA), (DEPTH, DEPTH_FILE_SCHEMA)):
             final = run / kind / cell_name(cell)
             tmp = tmp_name(final)
             self._paths.append((tmp, final))
-            self._writers[kind] = pq.ParquetWriter(tmp, schema, compression="zstd")
+            self._writers[kind] = pq.ParquetWriter(tmp, schema.with_metadata(METADATA), **WRITER_OPTIONS[kind])
 
     def start_replication(self, replication: int) -> None:
         """Tag the batches that follow with ``replication``."""
         self._replication = replication
 
-    def _ids(self, n: int) -> list[pa.Array]:
-        return [
-            pa.array(np.full(n, self._cell, dtype=np.int64)),
-            pa.array(np.full(n, self._replication, dtype=np.int64)),
-        ]
-
     def items(self, columns: dict[str, np.ndarray]) -> None:
-        """Write a batch of item rows."""
-        n = len(columns["item"])
-        columns = item_defaults(columns)
-        arrays = self._ids(n) + [columns["item"], pa.array(columns["worker"], mask=columns["worker"] < 0)]
-        for name in ITEMS_SCHEMA.names[4:]:
-            values = columns[name]
-            mask = np.isnan(values) if name in NULLABLE_FLOATS else None
-            arrays.append(pa.array(values, mask=mask, type=ITEMS_SCHEMA.field(name).type))
-        self._writers[ITEMS].write_batch(pa.record_batch(arrays, schema=ITEMS_SCHEMA))
+        """Write a batch of item rows (in the stored form, :mod:`bench.encoding`)."""
+        batch = encode_items(columns, self._cell, self._replication)
+        self._writers[ITEMS].write_batch(batch.replace_schema_metadata(METADATA))
 
     def depth(self, columns: dict[str, np.ndarray]) -> None:
         """Write a batch of depth changes."""
-        n = len(columns["t"])
-        arrays = self._ids(n) + [columns["t"], columns["depth"], columns["event"]]
-        self._writers[DEPTH].write_batch(pa.record_batch(arrays, schema=DEPTH_SCHEMA))
+        batch = encode_depth(columns, self._cell, self._replication)
+        self._writers[DEPTH].write_batch(batch.replace_schema_metadata(METADATA))
 
     def commit(self) -> dict[str, dict[str, Any]]:
         """Close the files and move them to their final names; return each file's size and sha256
@@ -194,7 +186,13 @@ class CellWriter:
 
 
 def _rows_table(rows: list[dict[str, Any]]) -> pa.Table:
-    return pa.Table.from_pylist(rows, schema=CELLS_SCHEMA)
+    return rows_table(rows, CELLS_SCHEMA)
+
+
+def _read(path: Path, columns: list[str] | None = None) -> pa.Table:
+    """A whole parquet file (``pq.read_table`` would import ``pyarrow.dataset``: 0.2 s of start-up)."""
+    with pq.ParquetFile(path) as file:
+        return file.read(columns=columns)
 
 
 def _fingerprint(path: Path) -> dict[str, Any]:
@@ -224,6 +222,13 @@ def write_part(run: Path, cell: int, rows: list[dict[str, Any]], files: dict[str
     _atomic_replace(tmp, final)
 
 
+def _as_cells(table: pa.Table) -> pa.Table:
+    """A part's rows with :data:`CELLS_SCHEMA` (a cast, which imports ``pyarrow.compute``, only when
+    the types differ)."""
+    table = table.replace_schema_metadata(None)
+    return table if table.schema.equals(CELLS_SCHEMA.remove_metadata()) else table.cast(CELLS_SCHEMA)
+
+
 def finished_cells(run: Path) -> set[int]:
     """Return the ids of cells that finished (a readable summary part exists and no replication failed)."""
     done = set()
@@ -232,7 +237,7 @@ def finished_cells(run: Path) -> set[int]:
         if cell is None:
             continue
         try:
-            part = pq.read_table(path, columns=["status"])
+            part = _read(path, columns=["status"])
         except (OSError, pa.ArrowException):  # damaged: the cell runs again and its part is rewritten
             continue
         if "failed" not in part.column("status").to_pylist() and _files_intact(run, cell, part.schema.metadata):
@@ -258,7 +263,11 @@ def read_parts(run: Path) -> pa.Table | None:
     paths = sorted(p for p in (run / PARTS).iterdir() if cell_id(p.name) is not None)
     if not paths:
         return None
-    table = pa.concat_tables([pq.read_table(p, schema=CELLS_SCHEMA) for p in paths])
+    paths.sort(key=lambda p: cell_id(p.name) or 0)
+    table = pa.concat_tables([_as_cells(_read(p)) for p in paths])
+    key = int64s(table.column("cell")) * (1 << 32) + int64s(table.column("replication"))
+    if np.all(key[1:] > key[:-1]):  # parts in cell order hold their replications in order: no sort
+        return table
     return table.sort_by([("cell", "ascending"), ("replication", "ascending")])
 
 

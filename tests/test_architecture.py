@@ -14,6 +14,7 @@ RANK = {
     "bench.loop": 0,
     "bench.errors": 0,
     "bench.item_status": 0,
+    "bench.model_time": 0,
     "bench.distributions": 1,
     "bench.recorder": 2,
     "bench.full_recorder": 2,
@@ -26,6 +27,7 @@ RANK = {
     "bench.recurrence": 5,
     "bench.grid": 6,
     "bench.results_format": 6,
+    "bench.encoding": 6,
     "bench.store": 7,
     "bench.executor": 7,
     "bench.runner": 8,
@@ -35,8 +37,9 @@ RANK = {
     "bench.cli": 10,
     "bench.__main__": 10,
 }
-#: What the analysis may import of bench: the results format and the error type, nothing that runs.
-ANALYSIS_MAY_IMPORT = {"bench.errors", "bench.results_format"}
+#: What the analysis may import of bench: the results format (its layout and its encoding, with the
+#: model time it is written in) and the error type, nothing that runs.
+ANALYSIS_MAY_IMPORT = {"bench.errors", "bench.results_format", "bench.encoding", "bench.model_time"}
 
 
 def _modules() -> list[tuple[str, Path]]:

@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 from analysis.behaviour_theory import cobham_mg1, cobham_mmc, erlang_a, retry_attempts
+from analysis.load import open_run, read_items
 from analysis.student_t import t_quantile
 from bench.asyncio_engine import run_asyncio
 from bench.behaviour import Behaviour, parse_backoff, parse_classes
@@ -263,7 +264,7 @@ def test_cells_differing_in_workers_or_discipline_see_the_same_items(tmp_path):
                       "classes": "high:0.2,low:0.8", "patience": "exp:20", "failure": 0.1, "items": 3000,
                       "replications": 2, "seed": 13})  # fmt: skip
     run_grid(tmp_path / "run", grid, jobs=1, progress=False)
-    items = pd.read_parquet(tmp_path / "run" / "items").sort_values(["cell", "replication", "item"])
+    items = read_items(open_run(tmp_path / "run"), join=False).sort_values(["cell", "replication", "item"])
     by_cell = [group.reset_index(drop=True) for _, group in items.groupby("cell")]
     for other in by_cell[1:]:
         assert other["t_put"].equals(by_cell[0]["t_put"]) and other["class"].equals(by_cell[0]["class"])

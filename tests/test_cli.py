@@ -15,6 +15,9 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from analysis.load import open_run, read_depth, read_items
+from bench.encoding import DEPTH_FILE_SCHEMA, ITEMS_FILE_SCHEMA
+
 ROOT = Path(__file__).resolve().parents[1]
 QBENCH = [sys.executable, "-m", "bench"]
 SMALL = ["--workers", "1,2", "--arrival", "exp:1", "--service", "exp:1.5", "--items", "300", "--seed", "3"]
@@ -60,13 +63,23 @@ def test_run_writes_a_results_folder_matching_the_contract(tmp_path):
         "attempts",
         "t_leave",
     }
-    for kind, columns in (("items", items_cols), ("depth", {"cell", "replication", "t", "depth"})):
+    for kind, stored in (("items", ITEMS_FILE_SCHEMA), ("depth", DEPTH_FILE_SCHEMA)):
         files = sorted((out / kind).glob("*.parquet"))
         assert [f.name for f in files] == ["cell-00000.parquet", "cell-00001.parquet"]
         schema = pq.read_schema(files[0])
-        assert columns <= set(schema.names)
-        assert schema.metadata[b"qbench.schema_version"] == b"3"
-        assert str(schema.field("t" if kind == "depth" else "t_put").type) == "double"
+        assert schema.remove_metadata().equals(stored)
+        assert schema.metadata[b"qbench.schema_version"] == b"4"
+    run = open_run(out)
+    items, depth = read_items(run, join=False), read_depth(run)
+    assert set(items.columns) == items_cols | {"t_arrive"} and set(depth.columns) == {
+        "cell",
+        "replication",
+        "t",
+        "depth",
+        "event",
+    }
+    assert str(items["t_put"].dtype) == str(depth["t"].dtype) == "float64"
+    assert len(items) == 2 * 2 * 300 and items["t_done"].notna().all()
     cells = pd.read_parquet(out / "cells.parquet")
     assert len(cells) == 4 and set(cells.status) == {"ok"}
     assert not list(out.rglob("*.tmp"))

@@ -7,6 +7,7 @@ import json
 import pandas as pd
 import pytest
 
+from analysis.load import open_run, read_items
 from bench.cli import main
 
 
@@ -41,7 +42,7 @@ def test_scaled_run_on_either_loop(tmp_path, loop):
     assert code == 0
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["loop"] == loop and manifest["clock"] == "scaled:0.0005"
-    items = pd.read_parquet(out / "items")
+    items = read_items(open_run(out), join=False)
     assert len(items) == 30 and items.t_done.notna().all()
 
 

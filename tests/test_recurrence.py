@@ -7,6 +7,7 @@ import functools
 import numpy as np
 import pytest
 
+from analysis.load import open_run, read_depth, read_items
 from bench.distributions import parse
 from bench.grid import Cell, streams
 from bench.recurrence import run_recurrence
@@ -198,10 +199,10 @@ def test_cli_engine_recurrence_writes_the_same_files_as_asyncio(tmp_path):
     assert set(r.engine) == {"recurrence"} and set(a.engine) == {"asyncio"}
     for col in ("n_done", "wait_mean", "sojourn_p99", "depth_mean", "utilisation", "backlog_slope"):
         np.testing.assert_allclose(r[col], a[col], rtol=1e-9)
-    ia, ir = (pd.read_parquet(tmp_path / k / "items") for k in ("a", "r"))
+    ia, ir = (read_items(open_run(tmp_path / k), join=False) for k in ("a", "r"))
     assert list(ia.columns) == list(ir.columns) and (ia.dtypes == ir.dtypes).all()
     np.testing.assert_allclose(ir.sojourn, ia.sojourn, rtol=1e-12)
-    da, dr = (pd.read_parquet(tmp_path / k / "depth") for k in ("a", "r"))
+    da, dr = (read_depth(open_run(tmp_path / k)) for k in ("a", "r"))
     assert list(da.columns) == list(dr.columns) and len(da) == len(dr)
 
 

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from analysis.load import open_run, read_items
 from bench import runner
 from bench.executor import DaskExecutor, ProcessExecutor, SerialExecutor
 from bench.grid import make_grid
@@ -37,7 +38,7 @@ def _same_data(a: Path, b: Path) -> None:
 
 
 def _no_duplicates(run: Path) -> None:
-    items = pd.read_parquet(run / "items")
+    items = read_items(open_run(run), join=False)
     cells = pd.read_parquet(run / "cells.parquet")
     counts = items.groupby(["cell", "replication"]).item.agg(["count", "nunique", "max"])
     assert (counts["count"] == counts["nunique"]).all() and (counts["max"] + 1 == counts["count"]).all()
@@ -191,7 +192,7 @@ def test_backlog_cap_stops_a_runaway_cell_cleanly(tmp_path):
     cells = pd.read_parquet(out / "cells.parquet").set_index("workers")
     assert cells.loc[1, "status"] == "capped" and cells.loc[4, "status"] == "ok"
     assert cells.loc[1, "depth_max"] == 500 and cells.loc[1, "t_end"] < 100000
-    items = pd.read_parquet(out / "items", filters=[("cell", "==", 0)])
+    items = read_items(open_run(out), cells=[0], join=False)
     assert items.t_get.isna().sum() == 500  # the backlog is recorded, censored
     assert cells.loc[4, "t_end"] == 100000
 
@@ -323,11 +324,11 @@ FAULT_ARGS = ["--workers", "1,2,3,4", "--arrival", "exp:1", "--service", "exp:0.
 
 @pytest.fixture
 def small_filesystem(tmp_path):
-    """A 3 MB tmpfs (it holds about two of FAULT_ARGS' four cells of ~1.5 MB), remountable larger;
+    """A 640 kB tmpfs (it holds about two of FAULT_ARGS' four cells of ~300 kB), remountable larger;
     skipped where this process may not mount."""
     mount = tmp_path / "fs"
     mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mount)], capture_output=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=640k", "tmpfs", str(mount)], capture_output=True)
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
     try:

@@ -6,9 +6,9 @@ import math
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 import pytest
 
+from analysis.load import open_run, read_depth, read_items
 from bench.grid import make_grid
 from bench.runner import run_grid
 
@@ -22,7 +22,7 @@ def _run(tmp_path, name="run", **raw):
 
 
 def _items(run):
-    return pd.read_parquet(run / "items").sort_values(["cell", "replication", "item"], kind="stable")
+    return read_items(open_run(run), join=False).sort_values(["cell", "replication", "item"], kind="stable")
 
 
 def test_seed_scenario_backlog_grows_at_the_fluid_rate_with_two_workers(tmp_path):
@@ -50,7 +50,7 @@ def test_mm1_mean_wait_matches_theory_over_a_million_items(tmp_path):
     # M/M/1, lambda = 0.8, mu = 1: Wq = rho / (mu - lambda) = 4.0.
     run = _run(tmp_path, workers=[1], arrival="exp:1.25", service="exp:1", items=1_000_000, replications=1, seed=11)
     cells = pd.read_parquet(run / "cells.parquet")
-    wait = pq.read_table(run / "items", columns=["wait"]).column("wait").to_numpy()
+    wait = read_items(open_run(run), columns=["wait"], join=False)["wait"].to_numpy()
     assert wait.size == 1_000_000
     # Batch means give the estimate's own standard error; 4% must be several of them.
     batches = wait.reshape(100, -1).mean(axis=1)
@@ -64,7 +64,7 @@ def test_mm1_mean_wait_matches_theory_over_a_million_items(tmp_path):
 def test_mm2_probability_of_waiting_matches_erlang_c(tmp_path):
     # M/M/2 with lambda = 1.5, mu = 1: a = 1.5, rho = 0.75, Erlang C P(wait) = 0.642857.
     run = _run(tmp_path, workers=[2], arrival="exp:0.6666666666666666", service="exp:1", items=200_000, seed=5)
-    wait = pq.read_table(run / "items", columns=["wait"]).column("wait").to_numpy()
+    wait = read_items(open_run(run), columns=["wait"], join=False)["wait"].to_numpy()
     p_wait = np.mean(wait > 0)
     batches = (wait > 0).reshape(50, -1).mean(axis=1)
     se = batches.std(ddof=1) / math.sqrt(batches.size)
@@ -84,7 +84,7 @@ def test_every_item_put_has_exactly_one_row(tmp_path):
 
 def test_depth_series_equals_puts_minus_gets_at_every_event(tmp_path):
     run = _run(tmp_path, workers=[1, 2], arrival="exp:1", service="uniform:0:4", maxsize=[0, 3], duration=400, seed=4)
-    depth = pd.read_parquet(run / "depth")
+    depth = read_depth(open_run(run))
     for _, group in depth.groupby(["cell", "replication"], sort=False):
         assert np.array_equal(group.depth.to_numpy(), np.cumsum(group.event.to_numpy(dtype=np.int64)))
         assert np.all(np.diff(group.t.to_numpy()) >= 0)
@@ -115,7 +115,7 @@ def test_items_run_finishes_every_item(tmp_path):
 def test_bounded_queue_blocks_the_pusher(tmp_path):
     run = _run(tmp_path, workers=[1], arrival="const:1", service="const:2", maxsize=[3], items=50, seed=1)
     items = _items(run)
-    depth = pd.read_parquet(run / "depth")
+    depth = read_depth(open_run(run))
     assert depth.depth.max() <= 3
     assert (items.t_put >= items.t_arrive).all()
     assert (items.t_put > items.t_arrive).any()  # backpressure happened
@@ -140,7 +140,7 @@ def test_same_seed_gives_identical_parquet_contents(tmp_path):
     )
     first, second = _run(tmp_path, "a", **raw), _run(tmp_path, "b", **raw)
     for part in ("items", "depth"):
-        assert pd.read_parquet(first / part).equals(pd.read_parquet(second / part))
+        assert pd.read_parquet(first / part).equals(pd.read_parquet(second / part))  # the stored form
     volatile = ["wall_seconds"]
     a = pd.read_parquet(first / "cells.parquet").drop(columns=volatile)
     b = pd.read_parquet(second / "cells.parquet").drop(columns=volatile)
@@ -176,7 +176,7 @@ def test_summary_statistics_agree_with_the_items(tmp_path):
             exact = np.quantile(values, q / 100, method="inverted_cdf")
             assert row[f"{name}_p{q}"] == pytest.approx(exact, rel=1.16e-3, abs=1e-9)  # half a log bin
     assert row.n_done == 20_000
-    assert row.depth_max == pd.read_parquet(run / "depth").depth.max()
+    assert row.depth_max == read_depth(open_run(run)).depth.max()
 
 
 def test_arrival_service_and_blocking_columns_agree_with_the_items(tmp_path):

@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from analysis.load import open_run, read_items
 from bench.cli import main
 from bench.grid import make_grid
 from bench.runner import run_grid
@@ -60,7 +61,7 @@ def test_a_scenario_named_as_an_importable_module_runs(tmp_path):
                   "exp:1", "--service", "exp:0.5", "--items", "500", "--jobs", "1", "--no-progress", "--no-summary",
                   env=env)  # fmt: skip
     assert ran.returncode == 0, ran.stderr
-    items = pd.read_parquet(out / "items")
+    items = read_items(open_run(out), join=False)
     assert len(items) == 500 and set(items.status) == {"served"}
 
 
@@ -185,7 +186,7 @@ async def ignores_duration(ctx):
                       "scenario": f"{tmp_path / 'loops.py'}:ignores_duration"})  # fmt: skip
     result = run_grid(tmp_path / "run", grid, jobs=1, progress=False)
     assert not result.failed
-    items = pd.read_parquet(tmp_path / "run" / "items")
+    items = read_items(open_run(tmp_path / "run"), join=False)
     cells = pd.read_parquet(tmp_path / "run" / "cells.parquet")
     assert cells.t_end.iloc[0] == 50.5 and items.t_put.max() < 50.5 and len(items) == 51
     assert items.status.iloc[-1] == "in_service"  # the last item's service would end at 51

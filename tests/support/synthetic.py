@@ -28,7 +28,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-VERSION = 3
+from bench.encoding import encode_depth, encode_items
+
+VERSION = 4
 META = {b"qbench.schema_version": str(VERSION).encode(), b"qbench.run": b"synthetic"}
 MAX_BACKLOG = 1_000_000
 
@@ -301,9 +303,24 @@ def _simulate_cell(folder: Path, params: dict, replications: int, seed: int | st
         cell_rows.append({**params, "replication": r, **_stats(rep, workers)})
         items_all.append(rep.items.assign(cell=cell))
         depth_all.append(rep.depth.assign(cell=cell))
-    _write(_front(pd.concat(items_all)), folder / "items" / f"cell-{cell:05d}.parquet")
-    _write(_front(pd.concat(depth_all)), folder / "depth" / f"cell-{cell:05d}.parquet")
+    _write_records(items_all, cell, folder / "items" / f"cell-{cell:05d}.parquet", encode_items)
+    _write_records(depth_all, cell, folder / "depth" / f"cell-{cell:05d}.parquet", encode_depth)
     return cell_rows
+
+
+def _write_records(frames: list[pd.DataFrame], cell: int, path: Path, encode) -> None:
+    """Write one cell's item or depth rows (one frame per replication) in the stored form."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    batches = []
+    for frame in frames:
+        columns = {c: frame[c].to_numpy() for c in frame.columns if c not in ("cell", "replication")}
+        if "worker" in columns:
+            columns["worker"] = frame["worker"].fillna(-1).to_numpy(dtype=np.int64)
+        if "class" in columns:
+            columns["class"] = np.array([None if pd.isna(v) else v for v in columns["class"]], dtype=object)
+        batches.append(encode(columns, cell, int(frame["replication"].iloc[0])))
+    table = pa.Table.from_batches(batches)
+    pq.write_table(table.replace_schema_metadata(META), path)
 
 
 def restatus(folder: Path, cell: int, replications: list[int], status: str, **values) -> None:
