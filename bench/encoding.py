@@ -26,6 +26,7 @@ Ids and counts are int32 (``item`` int64), status and class dictionary-encoded s
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -139,7 +140,7 @@ def _numbers(kind: pa.DataType, values: np.ndarray, missing: np.ndarray | None =
     return pa.Array.from_buffers(kind, len(values), [validity, _buffer(values, dtype)], null_count=nulls)
 
 
-def _strings(values: list[str | None]) -> pa.Array:
+def _strings(values: Sequence[str | None]) -> pa.Array:
     data = [b"" if v is None else str(v).encode() for v in values]
     offsets = np.zeros(len(data) + 1, dtype=np.int32)
     np.cumsum([len(b) for b in data], out=offsets[1:])
