@@ -40,7 +40,7 @@ from analysis.behaviour_theory import (
 from analysis.behaviours import builtin
 from analysis.cell_stats import CellStats
 from analysis.estimate import Estimate, mean_ci
-from analysis.load import Run, data_rows, read_items
+from analysis.load import Run, data_rows, read_items, record_level
 from analysis.theory import kendall
 from analysis.warmup import truncate_ensemble
 
@@ -62,7 +62,7 @@ def behaviour_theory(run: Run, stats: CellStats) -> list[Agreement]:
     if kendall(str(p["arrival"])) != "M" or not stable:
         return rows
     plain_service = int(p.get("batch") or 1) == 1 and str(p.get("setup")) == "none" and not float(p.get("failure") or 0)
-    if not plain_service:
+    if not plain_service or record_level(run) != "items":  # the rows below read every item
         return rows
     discipline, patience = str(p.get("discipline")), str(p.get("patience"))
     if discipline == "priority" and patience == "none":

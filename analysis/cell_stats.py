@@ -30,7 +30,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-import numpy as np
 import pandas as pd
 
 from analysis.backlog import Growth, verdict
@@ -38,8 +37,10 @@ from analysis.behaviours import checks_inputs, little_applies
 from analysis.estimate import Estimate, mean_ci
 from analysis.inputs import InputCheck, input_checks
 from analysis.load import Run, data_rows
-from analysis.quantiles import LATENCY_METRICS, Sample, estimates, run_samples, sectioning
+from analysis.quantiles import LATENCY_METRICS, estimates, kept_share_waiting, run_samples
 from analysis.theory import fluid_slope
+from analysis.warmup import Truncation
+from bench.digest import Digest
 
 __all__ = [
     "CellStats", "LITTLE_TOLERANCE", "Little", "METRICS", "SteadyState", "cell_stats", "little",
@@ -186,7 +187,7 @@ def cell_stats(run: Run, cell: int) -> CellStats:
     if samples:
         latency, cut = estimates(samples, LATENCY_METRICS)
         metrics.update({m: latency[m].estimate for m in LATENCY_METRICS})
-        steady = _steady(samples, latency["wait_mean"].estimate, cut.index, cut.settled)
+        steady = _steady(samples, latency["wait_mean"].estimate, cut)
     grow = verdict(every, params)
     censored = mean_ci((rows["n_put"] - rows["n_got"]).to_numpy(dtype=float))
     check = little(rows, grow.verdict == "overloaded" or not little_applies(params))
@@ -220,15 +221,11 @@ def steady_state(run: Run, cell: int) -> SteadyState:
     """
     samples = run_samples(run, cell, ["wait_mean"])
     found, cut = estimates(samples, ["wait_mean"])
-    return _steady(samples, found["wait_mean"].estimate, cut.index, cut.settled)
+    return _steady(samples, found["wait_mean"].estimate, cut)
 
 
-def _steady(samples: list[Sample], wait: Estimate, cut: int, settled: bool) -> SteadyState:
-    """The steady state from a cell's samples, their mean wait and their warm-up cut."""
-    kept = [s.columns["wait"][cut:] for s in samples]
-    kept = [k[~np.isnan(k)] for k in kept]
-    pooled = np.concatenate(kept) if kept else np.empty(0)
-    share = float(np.mean(pooled > 0)) if len(pooled) else math.nan
-    p_wait = sectioning(share, np.array([float(np.mean(k > 0)) if len(k) else math.nan for k in kept]))
-    truncation = Estimate(float(cut), float(cut), float(cut), len(samples))
-    return SteadyState(wait, p_wait, truncation, settled)
+def _steady(samples: list[Digest], wait: Estimate, cut: Truncation) -> SteadyState:
+    """The steady state from a cell's digests, their mean wait and their warm-up cut."""
+    p_wait = kept_share_waiting(samples, cut)
+    truncation = Estimate(float(cut.index), float(cut.index), float(cut.index), len(samples))
+    return SteadyState(wait, p_wait, truncation, cut.settled)

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.estimate import Estimate, mean_ci
-from analysis.load import Run, data_rows, read_items
+from analysis.load import Run, data_rows, has_items, read_items
 
 __all__ = ["GROUP_METRICS", "group_key", "group_stats", "group_values", "metric_values", "split_metric"]
 
@@ -68,7 +68,7 @@ def group_values(run: Run, cell: int) -> pd.DataFrame:
     params = run.params.loc[cell].to_dict()
     key = group_key(params)
     columns = ["replication", "group", *GROUP_METRICS]
-    if key is None:
+    if key is None or not has_items(run, cell):  # a summary run keeps no items to group
         return pd.DataFrame(columns=columns)
     rows = data_rows(run.cells)
     reps = sorted(int(r) for r in rows.loc[rows["cell"] == cell, "replication"])

@@ -27,7 +27,7 @@ estimate, and the intervals of B - A and B/A come from the per-replication secti
 replication id, or Welch) centred on the pooled figures. Paired needs all of: neither side on a scaled or real clock
 (not reproducible); the same seed; the same arrival, service and maxsize specs (the random streams
 are keyed by them); the same replication ids; and, in every replication, identical put times and
-service times of the first :data:`CRN_ITEMS` items (read from ``items/``). The header says which
+service times of the first :data:`CRN_ITEMS` items (kept in every replication's digest). The header says which
 test each pair got and why. A metric may be a class's (or a pusher's): ``wait_p99[high]`` compares
 the p99 wait of the class ``high`` (:mod:`analysis.classes`), replication by replication, paired or
 not as the cells are; so a FIFO run and a priority run of one seed show each class's change with
@@ -46,11 +46,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow.dataset as ds
 
 from analysis.classes import GROUP_METRICS, group_values, metric_values, split_metric
 from analysis.estimate import Estimate, bootstrap_ratio, difference, mean_ci
-from analysis.load import ResultsError, Run, open_run, read_items
+from analysis.load import ResultsError, Run, open_run, read_digests
 from analysis.plots import (
     POINTS,
     backlog_band,
@@ -61,6 +60,7 @@ from analysis.plots import (
 )
 from analysis.quantiles import LATENCY_METRICS, Steady, estimates, ratio, run_samples, section_difference
 from analysis.tables import Rows, to_csv, to_markdown, to_text
+from bench.digest import HEAD
 
 __all__ = [
     "AXES", "COMPARABLE", "CRN_ITEMS", "CompareResult", "DEFAULT_METRICS", "MetricComparison", "SETTINGS", "Selection",
@@ -89,7 +89,7 @@ _LOWER_BETTER = {"depth_mean", "depth_max", "depth_final", "backlog_slope", "aba
 _HIGHER_BETTER = {"throughput", "goodput"}
 
 #: Leading items of every replication whose put and service times must agree for a paired test.
-CRN_ITEMS = 20
+CRN_ITEMS = HEAD
 
 #: Run settings the header compares between the two sides.
 SETTINGS = ("items", "duration", "seed", "clock", "engine", "loop", "replications", "max_backlog")
@@ -314,20 +314,18 @@ def _pairing(run_a: Run, cell_a: int, ra: pd.DataFrame, run_b: Run, cell_b: int,
     return True, f"paired t: same seed, specs and replications; first {CRN_ITEMS} items identical"
 
 
-def _first_items(run: Run, cell: int) -> pd.DataFrame:
-    """Put and service times of the first :data:`CRN_ITEMS` items of every replication, in order."""
-    first = ds.field("item") < CRN_ITEMS
-    items = read_items(run, cells=[cell], columns=["item", "t_put", "service"], where=first, join=False)
-    return items.sort_values(["replication", "item"]).reset_index(drop=True)
+def _first_items(run: Run, cell: int) -> dict[int, np.ndarray]:
+    """Put and service times of the first :data:`CRN_ITEMS` items of every replication, from the
+    digests (every record level keeps them), by replication."""
+    return {d.replication: np.concatenate((d.head_put, d.head_service)) for d in read_digests(run, cell)}
 
 
 def _same_items(run_a: Run, cell_a: int, run_b: Run, cell_b: int) -> bool:
     """Whether two cells' first items agree on replication, item, put time and service time (to 1 ns)."""
     ia, ib = _first_items(run_a, cell_a), _first_items(run_b, cell_b)
-    if len(ia) == 0 or len(ia) != len(ib):
+    if not ia or sorted(ia) != sorted(ib):
         return False
-    ids = all(np.array_equal(ia[c].to_numpy(), ib[c].to_numpy()) for c in ("replication", "item"))
-    return ids and all(_close(ia[c].to_numpy(dtype=float), ib[c].to_numpy(dtype=float)) for c in ("t_put", "service"))
+    return all(_close(ia[r], ib[r]) for r in ia)
 
 
 def _close(a: np.ndarray, b: np.ndarray) -> bool:

@@ -21,7 +21,8 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from bench.encoding import decode_depth, decode_items, stored_columns
+from bench.digest import Digest
+from bench.encoding import decode_depth, decode_digests, decode_items, stored_columns
 from bench.errors import InputError
 from bench.results_format import (
     CELLS,
@@ -29,6 +30,7 @@ from bench.results_format import (
     DATA_STATUSES,
     DEPTH,
     DEPTH_SCHEMA,
+    DIGESTS,
     ITEMS,
     ITEMS_SCHEMA,
     MANIFEST,
@@ -44,7 +46,7 @@ from bench.results_format import (
 
 __all__ = [
     "DATA_STATUSES", "PARAMETERS", "ResultsError", "Run", "SCHEMA_VERSION", "STATUSES", "data_rows", "open_run",
-    "read_depth", "read_items",
+    "has_items", "read_depth", "read_digests", "read_items", "record_level",
 ]  # fmt: skip
 
 #: Columns of ``cells.parquet``: every column of the format; a file without one is refused.
@@ -267,6 +269,30 @@ def read_items(
         ResultsError: a file has another schema version or is not readable.
     """
     return _read(run, ITEMS, cells, replications, columns, where, join)
+
+
+def has_items(run: Run, cell: int) -> bool:
+    """Whether the run kept item records of ``cell`` (record level ``items`` or ``sample:F``)."""
+    return (run.path / ITEMS / cell_name(int(cell))).exists()
+
+
+def record_level(run: Run) -> str:
+    """What the run kept of its items: ``items``, ``sample:F`` or ``summary`` (the grid's ``record``)."""
+    return str((run.manifest.get("grid") or {}).get("record") or "items")
+
+
+def read_digests(run: Run, cell: int) -> list[Digest]:
+    """The digests of one cell's replications (:mod:`bench.digest`), in replication order; none
+    when the cell has no digest file (it failed).
+
+    Raises:
+        ResultsError: the file has another schema version or is not readable.
+    """
+    file = run.path / DIGESTS / cell_name(int(cell))
+    if not file.exists():
+        return []
+    table = _check_file(file, pq.read_table)
+    return [Digest.from_row(row) for row in sorted(decode_digests(table), key=lambda r: r["replication"])]
 
 
 def read_depth(

@@ -59,6 +59,7 @@ from analysis.estimate import Estimate
 from analysis.quantiles import Sample, Steady, estimates
 from analysis.tables import Rows, to_text
 from analysis.theory import erlang_c, stable_workers, wait_quantile
+from bench.digest import Digest
 from bench.results_format import Target
 
 __all__ = [
@@ -263,7 +264,7 @@ class Plan:
 # -- evaluating one candidate ------------------------------------------------------------------------
 
 
-def evaluate(samples: Sequence[Sample], targets: Sequence[Target], confidence: float, workers: int,
+def evaluate(samples: Sequence[Sample | Digest], targets: Sequence[Target], confidence: float, workers: int,
              scale: float = 1.0) -> Candidate:  # fmt: skip
     """The verdict of one candidate from its replications (see the module docstring).
 

@@ -26,8 +26,11 @@ from analysis.backlog import sample_depth
 from analysis.behaviours import behaviour_label
 from analysis.cell_stats import CellStats
 from analysis.estimate import LEVEL
-from analysis.load import ResultsError, Run, data_rows, read_depth, read_items
+from analysis.load import ResultsError, Run, data_rows, read_depth, read_digests, read_items
 from analysis.student_t import t_quantile
+from bench.digest import Digest
+from bench.replication_stats import SLOTS, slot_value
+from bench.results_format import cell_name
 
 __all__ = [
     "CHARTS", "TARGETS_CHART", "backlog_band", "panel_grid", "plot_backlog", "plot_cdf", "plot_heatmap", "plot_latency",
@@ -159,7 +162,11 @@ def backlog_band(run: Run, cell: int, times: np.ndarray) -> tuple[np.ndarray, np
     rows = data_rows(run.cells)
     reps = rows.loc[rows["cell"] == cell, "replication"].unique()
     curves = []
-    for rep in reps:
+    if not (run.path / "depth" / cell_name(int(cell))).exists():  # a summary or sample run: the digests'
+        for digest in read_digests(run, int(cell)):  # mean queue per time bin
+            if digest.replication in set(int(r) for r in reps):
+                curves.append(_binned_depth(digest, times))
+    for rep in reps if not curves else ():
         depth = read_depth(run, cells=[cell], replications=[int(rep)], columns=["t", "depth"])
         curves.append(sample_depth(depth["t"].to_numpy(), depth["depth"].to_numpy(), times))
     values = np.array(curves) if curves else np.zeros((0, len(times)))
@@ -168,6 +175,28 @@ def backlog_band(run: Run, cell: int, times: np.ndarray) -> tuple[np.ndarray, np
         return mean, mean, mean
     half = t_quantile(0.5 + LEVEL / 2.0, len(values) - 1) * values.std(axis=0, ddof=1) / math.sqrt(len(values))
     return mean, mean - half, mean + half
+
+
+def _binned_depth(digest: Digest, times: np.ndarray) -> np.ndarray:
+    """A replication's mean queue size in the time bin holding each of ``times`` (NaN past its end)."""
+    means = np.diff(digest.queue) / digest.bin_width
+    slot = np.minimum((times / digest.bin_width).astype(np.int64), len(means) - 1)
+    return np.where(times <= digest.t_end, means[slot], np.nan)
+
+
+def _digest_sojourns(run: Run, cell: int) -> tuple[np.ndarray, np.ndarray]:
+    """The cell's sojourn distribution from its digests: bin centres and their cumulative shares."""
+    found = read_digests(run, cell)
+    if not found:
+        return np.empty(0), np.empty(0)
+    tallies = np.zeros(SLOTS)
+    for d in found:
+        tallies += np.bincount(d.keys["sojourn"] % SLOTS, weights=d.tallies["sojourn"], minlength=SLOTS)
+    slots = np.flatnonzero(tallies)
+    if not len(slots):
+        return np.empty(0), np.empty(0)
+    cumulative = np.cumsum(tallies[slots]) / tallies[slots].sum()
+    return np.array([slot_value(int(k)) for k in slots]), cumulative
 
 
 def plot_backlog(run: Run, stats: list[CellStats], folder: Path) -> list[Path]:
@@ -273,13 +302,17 @@ def plot_cdf(run: Run, stats: list[CellStats], folder: Path, sample: int = 20_00
     for ax, pair in zip(axes, pairs):
         heavy = False
         for s in _group(stats, pair):
-            values = read_items(run, cells=[s.cell], columns=["sojourn"], join=False)["sojourn"].dropna().to_numpy()
-            values = np.sort(values[np.linspace(0, len(values) - 1, min(sample, len(values))).astype(int)])
+            if (run.path / "items" / cell_name(s.cell)).exists():
+                values = read_items(run, cells=[s.cell], columns=["sojourn"], join=False)["sojourn"].dropna().to_numpy()
+                values = np.sort(values[np.linspace(0, len(values) - 1, min(sample, len(values))).astype(int)])
+                shares = np.arange(1, len(values) + 1) / max(len(values), 1)
+            else:  # a summary run: the digests' histogram
+                values, shares = _digest_sojourns(run, s.cell)
             if len(values) == 0:
                 continue
-            ax.plot(values, np.arange(1, len(values) + 1) / len(values), color=worker_colour(s.params["workers"]),
-                    label=_workers(s.params["workers"]))  # fmt: skip
-            heavy |= np.quantile(values, 0.99) > 20 * max(np.median(values), 1e-9)
+            ax.plot(values, shares, color=worker_colour(s.params["workers"]), label=_workers(s.params["workers"]))
+            median, p99 = np.interp(0.5, shares, values), np.interp(0.99, shares, values)
+            heavy |= p99 > 20 * max(median, 1e-9)
         if heavy:
             ax.set_xscale("log")
         label_panel(ax, _title(pair), "sojourn (model s)" + (", log" if heavy else ""), "fraction of finished items")

@@ -51,14 +51,16 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from analysis.estimate import LEVEL, Estimate, bootstrap_ratio
-from analysis.load import Run, data_rows, read_items
+from analysis.load import Run, data_rows, read_digests
 from analysis.student_t import t_quantile
-from analysis.warmup import Truncation, truncate_ensemble
+from analysis.warmup import Truncation, mser_of_means
+from bench.digest import Digest, merge_pairs
+from bench.replication_stats import SLOTS, rank_slot, slot_value
 from bench.results_format import Target
 
 __all__ = [
-    "COLUMNS", "LATENCY_METRICS", "Sample", "Steady", "columns_for", "estimate", "estimates", "ratio",
-    "run_samples", "sectioning", "section_difference", "warmup",
+    "COLUMNS", "LATENCY_METRICS", "Sample", "Steady", "columns_for", "digests", "estimate", "estimates",
+    "first_kept_item", "kept_share_waiting", "ratio", "run_samples", "sectioning", "section_difference", "warmup",
 ]  # fmt: skip
 
 #: The item columns the estimator reads.
@@ -84,11 +86,16 @@ class Sample:
     replication: int
     workers: int
     columns: dict[str, np.ndarray] = field(repr=False)
+    digest: Digest | None = field(default=None, repr=False, compare=False)
 
     @property
     def items(self) -> int:
         """Items put."""
         return len(self.columns["wait"])
+
+    def digested(self) -> Digest:
+        """The replication's digest: the one recorded beside it, else made from its columns."""
+        return self.digest if self.digest is not None else Digest.of(self.columns, self.workers, self.replication)
 
 
 @dataclass(frozen=True)
@@ -142,17 +149,46 @@ def _level(metric: str) -> float | None:
     return Target(metric, "<=", 0.0).level
 
 
-def warmup(samples: Sequence[Sample]) -> Truncation:
-    """The MSER-5 warm-up cut of a cell, found on the ensemble of its wait series (censored waits,
-    a suffix in a FIFO queue, left out)."""
-    series = [_known(s.columns["wait"]) for s in samples]
-    return truncate_ensemble(series)
+def digests(samples: Sequence[Sample | Digest]) -> list[Digest]:
+    """The digests of a cell's replications (:class:`Sample` or :class:`~bench.digest.Digest`)."""
+    return [s if isinstance(s, Digest) else s.digested() for s in samples]
 
 
-def _known(values: np.ndarray) -> np.ndarray:
-    """``values`` without NaNs (censored items), copied only when there are some."""
-    missing = np.isnan(values)
-    return values[~missing] if missing.any() else values
+def warmup(samples: Sequence[Sample | Digest]) -> Truncation:
+    """The MSER warm-up cut of a cell, found on the ensemble of its wait series (censored waits left
+    out): the replications' warm-up batch means (:mod:`bench.digest`), brought to the coarsest
+    batch among them, averaged batch by batch over the replications. ``index`` counts known waits."""
+    found = digests(samples)
+    if not found:
+        return Truncation(0, False, math.nan)
+    size = max(d.mser_batch for d in found)
+    series = [_coarsen(d.mser_sums, d.mser_batch, size) / size for d in found]
+    length = min(len(x) for x in series)
+    if length < 4:  # too few batches to look for a warm-up: keep everything
+        total = sum(float(c.sum()) for d in found for c in (d.counts["wait"],))
+        mean = sum(float(d.sums["wait"].sum()) for d in found) / total if total else math.nan
+        return Truncation(0, total > 0, mean)
+    ensemble = np.mean([x[:length] for x in series], axis=0)
+    stat = mser_of_means(ensemble)
+    d = int(np.argmin(stat))
+    return Truncation(d * size, d < len(stat) - 1, float(ensemble[d:].mean()))
+
+
+def _coarsen(sums: np.ndarray, size: int, target: int) -> np.ndarray:
+    """Batch sums of ``size`` merged in pairs until their batches hold ``target``."""
+    while size < target:
+        sums, size = merge_pairs(sums), size * 2
+    return sums
+
+
+def _first_kept(digest: Digest, cut: int) -> int:
+    """The first segment a replication keeps after a cut of ``cut`` known waits: the segment
+    holding the item of the cut's first kept wait, rounded up to a segment start."""
+    if cut <= 0:
+        return 0
+    batch = cut // digest.mser_batch
+    item = int(digest.mser_first[batch]) if batch < len(digest.mser_first) else digest.items
+    return -(-item // digest.segment)
 
 
 def sectioning(point: float, sections: np.ndarray, level: float = LEVEL) -> Estimate:
@@ -174,43 +210,58 @@ def sectioning(point: float, sections: np.ndarray, level: float = LEVEL) -> Esti
     return Estimate(point, point - half, point + half, r, level)
 
 
-def _statistic(values: np.ndarray, level: float | None) -> float:
-    if len(values) == 0:
-        return math.nan
-    if level is None:
-        return float(values.mean())
-    return float(np.quantile(values, level, method="inverted_cdf"))
+def first_kept_item(sample: Sample | Digest, cut: Truncation) -> int:
+    """The index of the first item a replication keeps after the warm-up cut ``cut``: the cut's
+    first kept wait, rounded up to the start of a segment of the replication's digest."""
+    digest = digests([sample])[0]
+    return _first_kept(digest, cut.index) * digest.segment
 
 
-def _window(sample: Sample, cut: int) -> tuple[float, float]:
-    """The replication's window after the warm-up: from the put of its first kept item to its last put."""
-    t_put = sample.columns["t_put"]
-    if cut >= len(t_put):
+def _histogram(digest: Digest, kind: str, first: int) -> tuple[np.ndarray, np.ndarray]:
+    """The sparse histogram (sorted slots, tallies) of ``kind`` over segments ``first`` on."""
+    keys, tallies = digest.keys[kind], digest.tallies[kind]
+    keep = keys >= first * SLOTS
+    slots, inverse = np.unique(keys[keep] % SLOTS, return_inverse=True)
+    return slots, np.bincount(inverse, weights=tallies[keep], minlength=len(slots)).astype(np.int64)
+
+
+def _quantile(slots: np.ndarray, tallies: np.ndarray, level: float) -> float:
+    return slot_value(rank_slot(slots, tallies, level)) if tallies.sum() else math.nan
+
+
+def _pooled(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    if not parts:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+    slots, inverse = np.unique(np.concatenate([p[0] for p in parts]), return_inverse=True)
+    tallies = np.bincount(inverse, weights=np.concatenate([p[1] for p in parts]), minlength=len(slots))
+    return slots, tallies.astype(np.int64)
+
+
+def _ratio(top: float, bottom: float) -> float:
+    return top / bottom if bottom else math.nan
+
+
+def _at(digest: Digest, cumulative: np.ndarray, t: float) -> float:
+    """A cumulative integral at time ``t``, linear between the time bins' boundaries."""
+    return float(np.interp(t, np.arange(len(cumulative)) * digest.bin_width, cumulative))
+
+
+def _window_sums(digest: Digest, quantity: str, first: int) -> tuple[float, float]:
+    """(numerator, denominator) of a window statistic of one replication: from the put of its first
+    kept item to its last put, busy worker-seconds over workers x window (``utilisation``) or
+    queued item-seconds over the window (``depth``)."""
+    if first >= len(digest.seg_first_t):
         return math.nan, math.nan
-    return float(t_put[cut]), float(np.nanmax(t_put))
-
-
-def _occupied(start: np.ndarray, end: np.ndarray, a: float, b: float) -> float:
-    """Seconds of the intervals [start, end) inside [a, b]; a missing end (censored) is b."""
-    end = np.where(np.isnan(end), b, end)
-    inside = np.minimum(end, b) - np.maximum(start, a)
-    return float(np.sum(inside[~np.isnan(inside) & (inside > 0)]))
-
-
-def _window_sums(sample: Sample, quantity: str, cut: int) -> tuple[float, float]:
-    """(numerator, denominator) of a window statistic of one replication."""
-    a, b = _window(sample, cut)
+    a, b = float(digest.seg_first_t[first]), digest.last_put
     if not b > a:
         return math.nan, math.nan
-    cols = sample.columns
     if quantity == "depth":
-        return _occupied(cols["t_put"], cols["t_get"], a, b), b - a
-    started = ~np.isnan(cols["t_get"])
-    busy = _occupied(cols["t_get"][started], cols["t_done"][started], a, b)
-    return busy, sample.workers * (b - a)
+        return _at(digest, digest.queue, b) - _at(digest, digest.queue, a), b - a
+    return _at(digest, digest.busy, b) - _at(digest, digest.busy, a), digest.workers * (b - a)
 
 
-def estimate(samples: Sequence[Sample], metric: str, cut: Truncation | None = None, level: float = LEVEL) -> Steady:
+def estimate(samples: Sequence[Sample | Digest], metric: str, cut: Truncation | None = None,
+             level: float = LEVEL) -> Steady:  # fmt: skip
     """The steady-state estimate of ``metric`` from a cell's replications (module docstring).
 
     Args:
@@ -220,60 +271,77 @@ def estimate(samples: Sequence[Sample], metric: str, cut: Truncation | None = No
         cut: the warm-up (default: :func:`warmup` of ``samples``).
         level: confidence level of the interval.
     """
-    truncation = warmup(samples) if cut is None else cut
+    found = digests(samples)
+    truncation = warmup(found) if cut is None else cut
     d = truncation.index
-    ids = np.array([s.replication for s in samples], dtype=np.int64)
+    ids = np.array([x.replication for x in found], dtype=np.int64)
+    first = [_first_kept(x, d) for x in found]
     quantity, stat = _quantity(metric), _level(metric)
-    if quantity in ("wait", "sojourn", "service", "abandon"):
-        column = "abandoned" if quantity == "abandon" else quantity  # 1 for an abandoned item, 0 otherwise
-        kept = [_known(s.columns[column][d:]) for s in samples]
-        sections = np.array([_statistic(k, stat) for k in kept])
-        pooled = np.concatenate(kept) if kept else np.empty(0)
-        point, count = _statistic(pooled, stat), len(pooled)
+    if quantity in ("wait", "sojourn", "service"):
+        if stat is None:
+            sums = [
+                (float(x.sums[quantity][k:].sum()), float(x.counts[quantity][k:].sum())) for x, k in zip(found, first)
+            ]
+            sections = np.array([_ratio(a, b) for a, b in sums])
+            count = int(sum(b for _, b in sums))
+            point = _ratio(sum(a for a, _ in sums), count)
+        else:
+            hists = [_histogram(x, quantity, k) for x, k in zip(found, first)]
+            sections = np.array([_quantile(*h, stat) for h in hists])
+            pooled = _pooled(hists)
+            point, count = _quantile(*pooled, stat), int(pooled[1].sum())
+    elif quantity == "abandon":
+        sums = [(float(x.seg_abandoned[k:].sum()), float(x.seg_items[k:].sum())) for x, k in zip(found, first)]
+        sections = np.array([_ratio(a, b) for a, b in sums])
+        count = int(sum(b for _, b in sums))
+        point = _ratio(sum(a for a, _ in sums), count)
     else:
-        sums = np.array([_window_sums(s, quantity, d) for s in samples]).reshape(-1, 2)
+        pairs = np.array([_window_sums(x, quantity, k) for x, k in zip(found, first)]).reshape(-1, 2)
         with np.errstate(invalid="ignore", divide="ignore"):
-            sections = sums[:, 0] / sums[:, 1]
+            sections = pairs[:, 0] / pairs[:, 1]
         good = ~np.isnan(sections)
-        total = float(sums[good, 1].sum())
-        point = float(sums[good, 0].sum()) / total if total > 0 else math.nan
-        count = int(sum(max(s.items - d, 0) for s in samples))
+        total = float(pairs[good, 1].sum())
+        point = float(pairs[good, 0].sum()) / total if total > 0 else math.nan
+        count = int(sum(max(x.items - k * x.segment, 0) for x, k in zip(found, first)))
     return Steady(sectioning(point, sections, level), sections, ids, d, truncation.settled, count)
 
 
+def kept_share_waiting(samples: Sequence[Sample | Digest], cut: Truncation) -> Estimate:
+    """The share of kept items that waited (a wait above zero) after the warm-up cut, pooled, with
+    its sectioning interval: the steady-state probability of waiting."""
+    found = digests(samples)
+    shares = []
+    for x in found:
+        slots, tallies = _histogram(x, "wait", _first_kept(x, cut.index))
+        total = int(tallies.sum())
+        zero = int(tallies[slots == 0].sum())
+        shares.append((total - zero, total))
+    sections = np.array([_ratio(a, b) for a, b in shares])
+    return sectioning(_ratio(sum(a for a, _ in shares), sum(b for _, b in shares)), sections)
+
+
 def estimates(
-    samples: Sequence[Sample], metrics: Iterable[str], level: float = LEVEL
+    samples: Sequence[Sample | Digest], metrics: Iterable[str], level: float = LEVEL
 ) -> tuple[dict[str, Steady], Truncation]:
     """:func:`estimate` of several metrics under one warm-up cut; returns them and the cut."""
     cut = warmup(samples)
     return {m: estimate(samples, m, cut, level) for m in metrics}, cut
 
 
-def run_samples(run: Run, cell: int, metrics: Iterable[str] = LATENCY_METRICS) -> list[Sample]:
-    """A cell's replications with data (status ``ok``, ``capped`` or ``lagged``) read from ``items/``,
-    with the columns ``metrics`` need, in put order.
+def run_samples(run: Run, cell: int, metrics: Iterable[str] = LATENCY_METRICS) -> list[Digest]:
+    """The digests of a cell's replications with data (status ``ok``, ``capped`` or ``lagged``),
+    as the run recorded them in ``digests/`` (every record level keeps them).
 
     Args:
         run: an opened run.
         cell: the cell id.
-        metrics: the metrics to be estimated (they decide the columns read).
+        metrics: the metrics to be estimated (every digest serves them all).
     """
-    columns = list(columns_for(metrics))
-    read = ["status" if c == "abandoned" else c for c in columns]
     rows = data_rows(run.cells)
-    keep = sorted(int(r) for r in rows.loc[rows["cell"] == cell, "replication"])
+    keep = {int(r) for r in rows.loc[rows["cell"] == cell, "replication"]}
     if not keep:
         return []
-    items = read_items(run, cells=[cell], replications=keep, columns=["item", *read], join=False)
-    if "abandoned" in columns:
-        items["abandoned"] = (items.pop("status") == "abandoned").astype(np.float64)
-    items = items.sort_values(["replication", "item"], kind="stable")
-    workers = int(run.params.loc[cell, "workers"])
-    samples = []
-    for rep, group in items.groupby("replication", sort=True):
-        cols = {c: group[c].to_numpy(dtype=np.float64) for c in columns}
-        samples.append(Sample(int(rep), workers, cols))
-    return samples
+    return [d for d in read_digests(run, cell) if d.replication in keep]
 
 
 def section_difference(a: Steady, b: Steady, *, paired: bool, level: float = LEVEL) -> Estimate:

@@ -29,7 +29,7 @@ from analysis.behaviour_agreement import behaviour_theory
 from analysis.behaviour_plots import plot_classes, plot_outcomes
 from analysis.cell_stats import LITTLE_TOLERANCE, CellStats, summarize
 from analysis.inputs import CHECK_LEVEL, ROUNDING
-from analysis.load import ResultsError, Run, open_run
+from analysis.load import ResultsError, Run, open_run, record_level
 from analysis.outcomes import class_rows, outcome_rows
 from analysis.plan import RunAnswer, run_answers, run_targets
 from analysis.plots import (
@@ -70,11 +70,16 @@ METHOD = [
     "threshold (for wait_p99<=5: the interval's upper end is at most 5 s). Only the counts the run holds are judged; "
     "a count below the answer that was not run is named. Counts at or below the offered load (lam E[S]) have no "
     "steady state and fail every target.",
-    "Latency figures (mean, p50, p95, p99 of wait and sojourn) are steady-state estimates from every item: the "
-    "warm-up found by MSER-5 on the item-by-item mean of the replications' waits is dropped from each replication, "
-    "the kept items of all replications are pooled for the point estimate (a percentile is the smallest value with "
-    "at least that share of items at or below it), and the 95% interval comes from sectioning: the same statistic "
-    "on each replication alone, Student t with R - 1 degrees of freedom, the spread taken around the pooled figure. "
+    "Latency figures (mean, p50, p95, p99 of wait and sojourn) are steady-state estimates from every item, read "
+    "from each replication's digest (kept whatever the run's record level, so a summary run and an items run of "
+    "the same seed show the same figures): the warm-up found by MSER on the replications' batch means of the wait "
+    "(batches of 5 waits, doubled as a run passes 5,120 of them) is dropped from each replication, rounded up to "
+    "the start of one of its 16 to 32 segments; the kept items of all replications are pooled for the point "
+    "estimate (a percentile is the smallest value with at least that share of items at or below it, reported as "
+    "the centre of the log-histogram bin that holds it: within 0.115%; means, P(wait) and shares are exact sums), "
+    "and the 95% interval comes from sectioning: the same statistic on each replication alone, Student t with "
+    "R - 1 degrees of freedom, the spread taken around the pooled figure. Utilisation and the mean queue length "
+    "come from integrals kept at 512 time-bin boundaries per replication, linear between them. "
     "(The mean of per-replication percentiles of runs started empty, which cells.parquet also holds, is biased "
     "low.) '(unsettled)' marks a cell whose warm-up never ended (no steady state: an overloaded cell); its latency "
     "figures cover the second half of each run. Residual bias shrinks as runs get longer.",
@@ -283,10 +288,26 @@ def _parameters(run: Run) -> Rows:
         "clock": m.get("clock", ""), "versions": json.dumps(m.get("versions", {}), default=str),
         "platform": json.dumps(m.get("platform", ""), default=str).strip('"'), "git commit": m.get("git_commit", ""),
         "wall time (s)": str(total), "cells": str(len(run.params)), "replications": str(len(run.cells)),
+        "record": _record_note(record_level(run)),
     }  # fmt: skip
     return [
         {"field": k, "value": str(v if not isinstance(v, list) else " ".join(map(str, v)))} for k, v in fields.items()
     ]
+
+
+def _record_note(record: str) -> str:
+    """What the run kept of its items, and so which figures are exact."""
+    if record == "summary":
+        return ("summary: no item or depth files; every figure comes from the replications' digests as in any run "
+                "(percentiles within 0.115%, the rest exact sums); the backlog chart shows mean queue sizes per time "
+                "bin and the sojourn CDF the digests' histogram; per-class and per-pusher tables and the "
+                "behaviour theory rows that need single items are left out")  # fmt: skip
+    if record.startswith("sample:"):
+        share = float(record.partition(":")[2])
+        return (f"{record}: items/ holds a seeded {share:.4g} of the items (no depth/ files); every figure but the "
+                "per-class and per-pusher tables comes from the digests of all items, as in any run; those tables "
+                "and the sojourn CDF use the sample")  # fmt: skip
+    return "items: every item and queue-size change kept (items/, depth/); figures from the digests"
 
 
 def _figures_md(charts: dict[str, str]) -> str:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["BATCH", "Truncation", "mser", "truncate", "truncate_ensemble"]
+__all__ = ["BATCH", "Truncation", "mser", "mser_of_means", "truncate", "truncate_ensemble"]
 
 #: Batch size of MSER-5.
 BATCH = 5
@@ -56,7 +56,16 @@ def mser(series: np.ndarray, batch: int = BATCH) -> np.ndarray:
     """
     x = np.asarray(series, dtype=np.float64)
     m = len(x) // batch
-    y = x[: m * batch].reshape(m, batch).mean(axis=1)
+    return mser_of_means(x[: m * batch].reshape(m, batch).mean(axis=1))
+
+
+def mser_of_means(y: np.ndarray) -> np.ndarray:
+    """MSER statistic for each truncation ``d = 0 .. m/2`` of the batch means ``y``.
+
+    Args:
+        y: the means of consecutive batches of the output series, in output order.
+    """
+    m = len(y)
     tail_sum = np.cumsum(y[::-1])[::-1]
     tail_sq = np.cumsum((y * y)[::-1])[::-1]
     d = np.arange(m // 2 + 1)

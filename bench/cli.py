@@ -210,6 +210,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--max-backlog", type=_number(_int), help="stop a cell whose queue reaches N items (default 1000000)"
     )
+    run.add_argument(
+        "--record",
+        metavar="LEVEL",
+        help="what to keep of the items: 'items' (every one, the default), 'sample:F' (a seeded fraction F, "
+        "e.g. sample:0.01) or 'summary' (none: only each replication's digest, enough for report and compare)",
+    )
     _behaviour_flags(run)
     run.add_argument("--jobs", type=_positive_int, help="worker processes (default: all cores)")
     run.add_argument("--executor", choices=("local", "dask"), default="local", help="local processes (default) or Dask")
@@ -357,6 +363,7 @@ def _grid_from_args(args: argparse.Namespace):
         failure=args.failure,
         attempts=args.attempts,
         backoff=args.backoff,
+        record=getattr(args, "record", None),
     )
     return make_grid(merged)
 
@@ -431,6 +438,7 @@ _GRID_FLAGS = (
     "failure",
     "attempts",
     "backoff",
+    "record",
     "force",
 )
 
@@ -818,7 +826,8 @@ def _cmd_plan(args: argparse.Namespace) -> int:
         for (arrival, service, maxsize), model in zip(rows, models):
 
             def simulate(count: int, scale: float, replications: range, a=arrival, s=service, m=maxsize):
-                return [Sample(r, count, cols) for r, cols in sampler.sample(a, s, m, count, scale, replications)]
+                found = sampler.sample(a, s, m, count, scale, replications)
+                return [Sample(r, count, cols, d) for r, cols, d in found]
 
             if workers is None:
                 plan = plan_workers(model, targets, simulate, confidence=args.confidence, max_workers=args.max_workers,

@@ -36,8 +36,8 @@ from bench.item_status import ITEM_STATUSES
 from bench.model_time import seconds, to_ns
 
 __all__ = [
-    "DEPTH_FILE_SCHEMA", "ITEMS_FILE_SCHEMA", "WRITER_OPTIONS", "decode_depth", "decode_items", "encode_depth",
-    "encode_items", "int64s", "rows_table", "stored_columns",
+    "DEPTH_FILE_SCHEMA", "DIGEST_FILE_SCHEMA", "DIGEST_WRITER_OPTIONS", "ITEMS_FILE_SCHEMA", "WRITER_OPTIONS", "decode_depth", "decode_digests",
+    "decode_items", "encode_depth", "encode_digests", "encode_items", "int64s", "rows_table", "stored_columns",
 ]  # fmt: skip
 
 _STATUS = pa.dictionary(pa.int8(), pa.string())
@@ -348,3 +348,64 @@ def decode_depth(table: pa.Table, columns: list[str]) -> dict[str, Any]:
         else:
             out[name] = table.column(name).cast(pa.int64())
     return out
+
+
+# -- digests ----------------------------------------------------------------------------------------
+
+#: A digest file (``digests/``) holds one row per replication: these scalars, and lists (below).
+DIGEST_SCALARS = (("cell", pa.int32()), ("replication", pa.int32()), ("workers", pa.int64()), ("items", pa.int64()),
+                  ("t_end", pa.float64()), ("last_put", pa.float64()), ("mser_batch", pa.int64()),
+                  ("segment", pa.int64()), ("bin_width", pa.float64()))  # fmt: skip
+_KINDS = ("wait", "sojourn", "service")
+DIGEST_LISTS = (
+    ("mser_sums", pa.float64()), ("mser_first", pa.int64()), ("seg_first_t", pa.float64()), ("seg_items", pa.int64()),
+    ("seg_abandoned", pa.int64()),
+    *((f"counts_{k}", pa.int64()) for k in _KINDS), *((f"sums_{k}", pa.float64()) for k in _KINDS),
+    *((f"keys_{k}", pa.int64()) for k in _KINDS), *((f"tallies_{k}", pa.int64()) for k in _KINDS),
+    ("busy", pa.float64()), ("queue", pa.float64()), ("depth_max", pa.int64()), ("depth_last", pa.int64()),
+    ("head_put", pa.float64()), ("head_service", pa.float64()),
+)  # fmt: skip
+#: Writer options of a digest file: the histograms' sorted keys delta-encoded, the rest as usual.
+DIGEST_WRITER_OPTIONS: dict[str, Any] = {
+    "compression": "zstd",
+    "use_dictionary": [name for name, _ in (*DIGEST_SCALARS, *DIGEST_LISTS) if not name.startswith("keys_")],
+    "column_encoding": {f"keys_{k}": "DELTA_BINARY_PACKED" for k in _KINDS},
+}
+DIGEST_FILE_SCHEMA = pa.schema([*DIGEST_SCALARS, *((name, pa.large_list(kind)) for name, kind in DIGEST_LISTS)])
+
+
+def encode_digests(rows: list[dict[str, Any]], cell: int) -> pa.Table:
+    """Digests (as :meth:`bench.digest.Digest.to_row` gives them) of one cell, one row each."""
+    arrays = [_numbers(pa.int32(), np.full(len(rows), cell, dtype=np.int32))]
+    for name, kind in DIGEST_SCALARS[1:]:
+        dtype = np.float64 if kind == pa.float64() else np.int64
+        values = np.array([row[name] for row in rows], dtype=dtype)
+        arrays.append(_numbers(kind, values) if dtype is np.int64 else _floats(values))
+    for name, kind in DIGEST_LISTS:
+        dtype = np.float64 if kind == pa.float64() else np.int64
+        parts = [np.asarray(row[name], dtype=dtype) for row in rows]
+        offsets = np.zeros(len(parts) + 1, dtype=np.int64)
+        np.cumsum([len(p) for p in parts], out=offsets[1:])
+        flat = np.concatenate(parts) if parts else np.empty(0, dtype=dtype)
+        values = _floats(flat) if dtype is np.float64 else _numbers(pa.int64(), flat)
+        arrays.append(pa.LargeListArray.from_arrays(_numbers(pa.int64(), offsets), values))
+    return pa.Table.from_arrays(arrays, schema=DIGEST_FILE_SCHEMA)
+
+
+def _floats(values: np.ndarray) -> pa.Array:
+    return pa.Array.from_buffers(pa.float64(), len(values), [None, _buffer(values, np.float64)])
+
+
+def decode_digests(table: pa.Table) -> list[dict[str, Any]]:
+    """The rows of a digest file, arrays as numpy (the inverse of :func:`encode_digests`)."""
+    rows: list[dict[str, Any]] = [{} for _ in range(table.num_rows)]
+    for name, _ in DIGEST_SCALARS:
+        for row, value in zip(rows, table.column(name).to_pylist()):
+            row[name] = value
+    for name, _ in DIGEST_LISTS:
+        column = table.column(name).combine_chunks()
+        offsets = column.offsets.to_numpy()
+        flat = column.values.to_numpy()
+        for i, row in enumerate(rows):
+            row[name] = flat[offsets[i] : offsets[i + 1]]
+    return rows

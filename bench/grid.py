@@ -15,6 +15,8 @@ A grid file holds axes (lists) and settings (scalars)::
                                             # or "auto" (recurrence where it is exact, else asyncio)
     loop = "asyncio"                        # the real loop of scaled and real clocks, or "uvloop"
     slo = ["wait_p99<=5"]                   # targets (all must hold): the report says which cells meet them
+    record = "items"                        # keep every item, "sample:0.01" a seeded 1%, or "summary" none
+                                            # (every level keeps each replication's digest: report, compare)
 
 Scenario and behaviour axes and settings (the README has the grammar)::
 
@@ -75,7 +77,7 @@ from bench.distributions import Distribution, SpecError, Stream, parse
 from bench.errors import InputError
 from bench.loop import CLOCK_RANGE, RESOLUTION
 from bench.replication import ENGINES
-from bench.results_format import parse_targets
+from bench.results_format import parse_record, parse_targets
 from bench.scenario import DEFAULT_PROGRAM, Scenario
 from bench.scenarios import ProgramRef, resolve
 
@@ -86,7 +88,7 @@ __all__ = [
 
 AXES = ("workers", "arrival", "service", "maxsize", "scenario", "discipline", "patience", "batch", "failure")
 SETTINGS = ("items", "duration", "replications", "seed", "clock", "max_backlog", "engine", "loop", "slo", "classes",
-            "linger", "setup", "attempts", "backoff")  # fmt: skip
+            "linger", "setup", "attempts", "backoff", "record")  # fmt: skip
 #: What a grid's ``engine`` may say: an engine's name, or ``auto`` (:func:`choose_engine`).
 ENGINE_CHOICES = (*ENGINES, "auto")
 #: Real event loops for scaled and real clocks.
@@ -151,6 +153,7 @@ _DEFAULTS: dict[str, Any] = {
     "engine": "asyncio",
     "loop": "asyncio",
     "slo": [],
+    "record": "items",
 }
 
 
@@ -238,6 +241,7 @@ class Grid:
     setup: Distribution | None = None
     attempts: int = 3
     backoff: Backoff = NO_BACKOFF
+    record: str = "items"  # what is kept of the items: items, sample:F or summary (results_format.RECORD_LEVELS)
 
     @property
     def scale(self) -> float | None:
@@ -320,7 +324,16 @@ class Grid:
             "setup": self.setup.spec if self.setup is not None else "none",
             "attempts": self.attempts,
             "backoff": self.backoff.spec,
+            "record": self.record,
         }
+
+
+def _record(value: Any) -> str:
+    """The grid's record level, canonical (``results_format.parse_record``)."""
+    try:
+        return parse_record(value)
+    except InputError as err:
+        raise GridError(str(err)) from None
 
 
 def loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop]:
@@ -457,7 +470,7 @@ def make_grid(raw: dict[str, Any]) -> Grid:
     slo = _targets(values["slo"])
     behaviours = _behaviours(values)
     grid = Grid(workers, arrival, service, maxsize, items, duration, replications, seed, clock, max_backlog, engine,
-                loop, slo, **behaviours)  # fmt: skip
+                loop, slo, **behaviours, record=_record(values["record"]))  # fmt: skip
     _check_behaviours(grid)
     if values["engine"] == "auto" and grid.engine == "recurrence" and any(_plain(grid, c) for c in grid.cells()):
         grid = dataclasses.replace(grid, engine="asyncio")  # a behaviour the recurrences do not model

@@ -11,50 +11,68 @@ import math
 
 import numpy as np
 
-__all__ = ["LogHistogram", "ReplicationStats"]
+__all__ = ["LogHistogram", "ReplicationStats", "SLOTS", "log_slots", "rank_slot", "slot_value"]
+
+
+#: The log-histograms' range and resolution: bins 10**(1/1000) wide from 1e-9 to 1e10 s, zero in
+#: a slot of its own; a quantile is its bin's geometric centre, within 0.115% of the true value.
+LOW, HIGH, PER_DECADE = 1e-9, 1e10, 1000
+_LOG_LOW = math.log10(LOW)
+SLOTS = int(round((math.log10(HIGH) - _LOG_LOW) * PER_DECADE)) + 1  # slot 0 holds exact zeros
+
+
+def log_slots(values: np.ndarray) -> np.ndarray:
+    """The histogram slot of each finite value >= 0 (values outside the range go to the end bins)."""
+    with np.errstate(divide="ignore"):  # log10(0) = -inf lands in slot 0, the zeros' own bin
+        raw = np.log10(values)
+    raw -= _LOG_LOW
+    raw *= PER_DECADE
+    np.floor(raw, out=raw)
+    np.clip(raw, 0, SLOTS - 2, out=raw)
+    index = raw.astype(np.int64)
+    index += 1
+    if values.size and not values.min() > 0:
+        index[values <= 0] = 0
+    return index
+
+
+def slot_value(slot: int) -> float:
+    """The value a quantile falling in ``slot`` is reported as: the geometric centre of its bin."""
+    return 0.0 if slot == 0 else 10 ** (_LOG_LOW + (slot - 0.5) / PER_DECADE)
+
+
+def rank_slot(slots: np.ndarray, counts: np.ndarray, q: float) -> int:
+    """The slot holding the ``q``-quantile (0 < q <= 1) of a histogram given as sorted slots and
+    their counts: the first slot whose cumulative count reaches ``ceil(q * total)``."""
+    total = int(counts.sum())
+    rank = max(1, math.ceil(q * total))
+    return int(slots[int(np.searchsorted(np.cumsum(counts), rank))])
 
 
 class LogHistogram:
     """Counts of non-negative values in log-spaced bins, for quantiles in bounded memory.
 
-    Bins are ``10**(1/per_decade)`` wide between ``low`` and ``high``; zero has a bin of its own,
-    and values outside the range are clamped to the end bins. A quantile is reported as the
-    geometric centre of its bin, so its relative error is at most half a bin (0.115% by default).
+    Bins are ``10**(1/PER_DECADE)`` wide between ``LOW`` and ``HIGH`` (:func:`log_slots`); zero has a
+    bin of its own, and values outside the range are clamped to the end bins. A quantile is reported
+    as the geometric centre of its bin, so its relative error is at most half a bin (0.115%).
     """
 
-    def __init__(self, low: float = 1e-9, high: float = 1e10, per_decade: int = 1000) -> None:
-        self._low = math.log10(low)
-        self._per_decade = per_decade
-        self._nbins = int(round((math.log10(high) - self._low) * per_decade))
-        self._counts = np.zeros(self._nbins + 1, dtype=np.int64)  # slot 0 holds exact zeros
+    def __init__(self) -> None:
+        self._counts = np.zeros(SLOTS, dtype=np.int64)
         self.count = 0
 
     def add(self, values: np.ndarray) -> None:
         """Add an array of finite values >= 0."""
         if values.size == 0:
             return
-        with np.errstate(divide="ignore"):  # log10(0) = -inf lands in slot 0, the zeros' own bin
-            raw = np.log10(values)
-        raw -= self._low
-        raw *= self._per_decade
-        np.floor(raw, out=raw)
-        np.clip(raw, 0, self._nbins - 1, out=raw)
-        index = raw.astype(np.int64)
-        index += 1
-        if not values.min() > 0:
-            index[values <= 0] = 0  # exact zeros have slot 0
-        self._counts += np.bincount(index, minlength=self._counts.size)
+        self._counts += np.bincount(log_slots(values), minlength=SLOTS)
         self.count += values.size
 
     def quantile(self, q: float) -> float:
         """Return the ``q``-quantile (0 < q <= 1), NaN when empty."""
         if self.count == 0:
             return math.nan
-        rank = max(1, math.ceil(q * self.count))
-        slot = int(np.searchsorted(np.cumsum(self._counts), rank))
-        if slot == 0:
-            return 0.0
-        return 10 ** (self._low + (slot - 0.5) / self._per_decade)
+        return slot_value(rank_slot(np.arange(SLOTS), self._counts, q))
 
 
 class _Latency:

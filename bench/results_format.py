@@ -10,6 +10,8 @@ Layout of a run folder::
     cells.parquet            CELLS: one row per (cell, replication), CELLS_SCHEMA
     items/cell-NNNNN.parquet ITEMS: every item of a cell, ITEMS_SCHEMA
     depth/cell-NNNNN.parquet DEPTH: every change of queue size, DEPTH_SCHEMA
+    digests/cell-NNNNN.parquet DIGESTS: each replication's digest (bench.digest), what the
+                             steady-state estimator, the report and compare read
     parts/cell-NNNNN.parquet PARTS: a finished cell's rows of cells.parquet (its presence marks it finished)
     report/                  REPORT: REPORT_DOCUMENTS and each chart of REPORT_CHARTS as PNG and SVG
                              (``targets`` only in a run with targets)
@@ -38,11 +40,11 @@ from bench.errors import InputError
 from bench.item_status import ITEM_STATUSES, TERMINAL
 
 __all__ = [
-    "CELLS", "CELLS_SCHEMA", "CELL_DIRS", "DATA_STATUSES", "DEPTH", "DEPTH_SCHEMA", "FILES_KEY", "FORMAT", "ITEMS",
-    "ITEMS_SCHEMA", "ITEM_STATUSES", "LOCK", "MANIFEST", "MANIFEST_KEYS", "METADATA",
-    "PARAMETERS", "PARTS", "PLAN_KEY", "REPORT", "REPORT_CHARTS", "REPORT_DOCUMENTS", "SCHEMA_KEY", "SCHEMA_VERSION",
+    "CELLS", "CELLS_SCHEMA", "CELL_DIRS", "DATA_STATUSES", "DEPTH", "DEPTH_SCHEMA", "DIGESTS", "FILES_KEY", "FORMAT",
+    "ITEMS", "ITEMS_SCHEMA", "ITEM_STATUSES", "LOCK", "MANIFEST", "MANIFEST_KEYS", "METADATA", "PARAMETERS", "PARTS",
+    "PLAN_KEY", "RECORD_LEVELS", "REPORT", "REPORT_CHARTS", "REPORT_DOCUMENTS", "SCHEMA_KEY", "SCHEMA_VERSION",
     "STATUSES", "TARGET_METRICS", "TERMINAL", "Target", "TargetError", "cell_id", "cell_name", "foreign_entries",
-    "is_run", "is_tmp", "parse_target", "parse_targets", "tmp_name",
+    "is_run", "is_tmp", "parse_record", "parse_target", "parse_targets", "sample_fraction", "tmp_name",
 ]  # fmt: skip
 
 #: The manifest's ``format`` marker: a folder is a qbench run when its manifest says this.
@@ -64,9 +66,12 @@ FILES_KEY = b"qbench.files"
 
 MANIFEST = "manifest.json"
 CELLS = "cells.parquet"
-ITEMS, DEPTH, PARTS = "items", "depth", "parts"
+ITEMS, DEPTH, PARTS, DIGESTS = "items", "depth", "parts", "digests"
 #: Folders holding one file per cell, named by :func:`cell_name`.
-CELL_DIRS = (ITEMS, DEPTH, PARTS)
+CELL_DIRS = (ITEMS, DEPTH, PARTS, DIGESTS)
+#: What a run records of its items (the grid's ``record``): every item (``items``), a seeded
+#: fraction F of them (``sample:F``), or none (``summary``); every level writes ``digests/``.
+RECORD_LEVELS = ("items", "sample:F", "summary")
 REPORT = "report"
 #: The documents of a report, and the stems of its charts (each written as ``.png`` and ``.svg``).
 REPORT_DOCUMENTS = ("index.html", "report.md")
@@ -81,6 +86,29 @@ PLAN_KEY = "plan"
 
 _CELL_FILE = re.compile(r"cell-(\d{5,})\.parquet")
 _TMP_FILE = re.compile(r"(manifest\.json|cells\.parquet|cell-\d{5,}\.parquet)\.\d+\.tmp")
+
+
+def parse_record(text: object) -> str:
+    """The canonical form of a record level (:data:`RECORD_LEVELS`): ``items``, ``summary`` or
+    ``sample:F`` with 0 < F < 1 (e.g. ``sample:0.01``).
+
+    Raises:
+        InputError: anything else; the message is one line.
+    """
+    value = str(text).strip().lower()
+    if value in ("items", "summary"):
+        return value
+    kind, _, fraction = value.partition(":")
+    if kind == "sample" and _PLAIN_NUMBER.fullmatch(fraction) and 0 < float(fraction) < 1:
+        return f"sample:{float(fraction)!r}"
+    raise InputError(f"bad record level {text!r}: use items, summary or sample:F with 0 < F < 1 (e.g. sample:0.01)")
+
+
+def sample_fraction(record: str) -> float | None:
+    """The fraction of items a record level keeps in ``items/``: 1.0, F, or None (no item files)."""
+    if record == "items":
+        return 1.0
+    return float(record.partition(":")[2]) if record.startswith("sample:") else None
 
 
 def cell_name(cell: int) -> str:

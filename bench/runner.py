@@ -170,12 +170,13 @@ def run_cell(run: Path, grid: Grid, cell: Cell, on_progress: Callable[[int], Non
     (as :class:`bench.store.DiskFull`: the run stops, no cell is marked failed for want of room).
     """
     try:
-        writer = store.CellWriter(run, cell.id)
+        writer = store.CellWriter(run, cell.id, grid.record, grid.seed)
         rows = []
         try:
             for replication in range(grid.replications):
-                writer.start_replication(replication)
+                writer.start_replication(replication, cell.workers)
                 stats = replicate(grid, cell, replication, writer, on_progress)
+                writer.end_replication(stats["t_end"])
                 rows.append({**row_params(grid, cell, replication), **stats})
             files = writer.commit()
         except Exception as err:

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from bench import store
+from bench.digest import Digest, Digester
 from bench.distributions import Distribution, Stream, scaled
 from bench.grid import HORIZON, Cell, Grid, generators
 from bench.replication import engine
@@ -125,8 +126,9 @@ class Sampler:
                                    patience=grid.patience[0], batch=grid.batch[0], failure=grid.failure[0])  # fmt: skip
 
     def sample(self, arrival: Distribution, service: Distribution, maxsize: int, workers: int, scale: float,
-               replications: range) -> list[tuple[int, dict[str, np.ndarray]]]:  # fmt: skip
-        """Run ``replications`` of a cell; return ``(replication id, item columns)`` for each, in order.
+               replications: range) -> list[tuple[int, dict[str, np.ndarray], Digest]]:  # fmt: skip
+        """Run ``replications`` of a cell; return ``(replication id, item columns, digest)`` for each,
+        in order (the digest is the one a run of the cell records, :mod:`bench.digest`).
 
         Args:
             arrival: the arrival distribution at scale 1 (its streams are the ones drawn from).
@@ -147,23 +149,27 @@ class Sampler:
             inputs = (Stream(cell.arrival, rng_a), Stream(service, rng_s))
             collect = _Collect(self.columns)
             if self.evidence is None:
-                done = self._run(self.grid.scenario(cell), *inputs, collect)
+                digester = Digester(workers, replication)
+                done = self._run(self.grid.scenario(cell), *inputs, _Tee(collect, digester))
                 if done.t_end >= HORIZON:
                     raise OverflowError(f"model time passed {HORIZON:.4g} s, half the virtual clock's range")
+                digest = digester.finish(done.t_end)
             else:
-                self._record(cell, replication, collect, inputs)
-            out.append((replication, collect.table()))
+                digest = self._record(cell, replication, collect, inputs)
+            out.append((replication, collect.table(), digest))
         return out
 
-    def _record(self, cell: Cell, replication: int, collect: _Collect, inputs: tuple[Stream, Stream]) -> None:
-        """Run one replication into the evidence folder (and ``collect``) and keep its summary row."""
+    def _record(self, cell: Cell, replication: int, collect: _Collect, inputs: tuple[Stream, Stream]) -> Digest:
+        """Run one replication into the evidence folder (and ``collect``), keep its summary row and
+        return its digest."""
         assert self.evidence is not None
         writer = self._writers.get(cell.id)
         if writer is None:
-            writer = self._writers[cell.id] = store.CellWriter(self.evidence, cell.id)
-        writer.start_replication(replication)
+            writer = self._writers[cell.id] = store.CellWriter(self.evidence, cell.id, self.grid.record, self.grid.seed)
+        writer.start_replication(replication, cell.workers)
         stats = replicate(self.grid, cell, replication, _Tee(collect, writer), inputs=inputs)
         self._rows.setdefault(cell.id, []).append({**row_params(self.grid, cell, replication), **stats})
+        return writer.end_replication(stats["t_end"])
 
     # -- the evidence folder ---------------------------------------------------------------------------
 

@@ -21,11 +21,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from bench.digest import Digest, Digester
 from bench.encoding import (
     DEPTH_FILE_SCHEMA,
+    DIGEST_WRITER_OPTIONS,
     ITEMS_FILE_SCHEMA,
     WRITER_OPTIONS,
     encode_depth,
+    encode_digests,
     encode_items,
     int64s,
     rows_table,
@@ -36,6 +39,7 @@ from bench.results_format import (
     CELLS,
     CELLS_SCHEMA,
     DEPTH,
+    DIGESTS,
     FILES_KEY,
     ITEMS,
     LOCK,
@@ -48,6 +52,7 @@ from bench.results_format import (
     foreign_entries,
     is_run,
     is_tmp,
+    sample_fraction,
     tmp_name,
 )
 
@@ -128,48 +133,85 @@ def _atomic_replace(tmp: Path, final: Path) -> None:
 
 
 class CellWriter:
-    """Streams one cell's items and depth changes to ``items/`` and ``depth/`` (all replications).
+    """Streams one cell's records (all replications): its digests to ``digests/`` always, and its
+    items and depth changes to ``items/`` and ``depth/`` as the record level says.
 
     Args:
         run: the results folder.
         cell: the cell id.
+        record: the grid's record level: ``items`` (every item and depth change), ``sample:F`` (a
+            seeded fraction F of the items, no depth changes) or ``summary`` (digests only).
+        seed: the grid's root seed (it seeds the sample).
 
-    Use :meth:`start_replication` to set the replication of the batches that follow, and :meth:`commit`
-    once the cell is complete: only then do the files appear under their final names.
+    Use :meth:`start_replication` before a replication's batches and :meth:`end_replication` after
+    them, and :meth:`commit` once the cell is complete: only then do the files appear under their
+    final names.
     """
 
-    def __init__(self, run: Path, cell: int) -> None:
-        self._cell = cell
+    def __init__(self, run: Path, cell: int, record: str = "items", seed: int = 0) -> None:
+        self._run, self._cell, self._seed = run, cell, seed
+        self._fraction = sample_fraction(record)
         self._replication = 0
-        self._paths = []
-        self._writers = {}
-        for kind, schema in ((ITEMS, ITEMS_FILE_SCHEMA), (DEPTH, DEPTH_FILE_SCHEMA)):
+        self._digester: Digester | None = None
+        self._digests: list[dict[str, Any]] = []
+        self._keep: np.random.Generator | None = None
+        self._paths: dict[str, tuple[Path, Path]] = {}
+        self._writers: dict[str, Any] = {}
+        kinds = {1.0: (ITEMS, DEPTH), None: ()}.get(self._fraction, (ITEMS,))
+        for kind in (*kinds, DIGESTS):
             final = run / kind / cell_name(cell)
-            tmp = tmp_name(final)
-            self._paths.append((tmp, final))
-            self._writers[kind] = pq.ParquetWriter(tmp, schema.with_metadata(METADATA), **WRITER_OPTIONS[kind])
+            self._paths[kind] = (tmp_name(final), final)
+        for kind, schema in ((ITEMS, ITEMS_FILE_SCHEMA), (DEPTH, DEPTH_FILE_SCHEMA)):
+            if kind in kinds:
+                tmp = self._paths[kind][0]
+                self._writers[kind] = pq.ParquetWriter(tmp, schema.with_metadata(METADATA), **WRITER_OPTIONS[kind])
 
-    def start_replication(self, replication: int) -> None:
-        """Tag the batches that follow with ``replication``."""
+    def start_replication(self, replication: int, workers: int = 1) -> None:
+        """Tag the batches that follow with ``replication`` (run with ``workers`` workers)."""
         self._replication = replication
+        self._digester = Digester(workers, replication)
+        if self._fraction is not None and self._fraction < 1.0:
+            key = np.random.SeedSequence(self._seed, spawn_key=(_SAMPLE_KEY, self._cell, replication))
+            self._keep = np.random.default_rng(key)
+
+    def end_replication(self, t_end: float) -> Digest:
+        """Close the replication that ended at ``t_end``; return its digest."""
+        if self._digester is None:
+            raise RuntimeError("end_replication without start_replication")
+        digest = self._digester.finish(t_end)
+        self._digests.append(digest.to_row())
+        self._digester = None
+        return digest
 
     def items(self, columns: dict[str, np.ndarray]) -> None:
-        """Write a batch of item rows (in the stored form, :mod:`bench.encoding`)."""
+        """Digest a batch of item rows and write it (or its sample) in the stored form."""
+        if self._digester is not None:
+            self._digester.items(columns)
+        if ITEMS not in self._writers:
+            return
+        if self._keep is not None:
+            chosen = self._keep.random(len(columns["item"])) < (self._fraction or 0.0)
+            columns = {name: np.asarray(values)[chosen] for name, values in columns.items()}
         batch = encode_items(columns, self._cell, self._replication)
         self._writers[ITEMS].write_batch(batch.replace_schema_metadata(METADATA))
 
     def depth(self, columns: dict[str, np.ndarray]) -> None:
-        """Write a batch of depth changes."""
-        batch = encode_depth(columns, self._cell, self._replication)
-        self._writers[DEPTH].write_batch(batch.replace_schema_metadata(METADATA))
+        """Digest a batch of depth changes and write it (record level ``items`` only)."""
+        if self._digester is not None:
+            self._digester.depth(columns)
+        if DEPTH in self._writers:
+            batch = encode_depth(columns, self._cell, self._replication)
+            self._writers[DEPTH].write_batch(batch.replace_schema_metadata(METADATA))
 
     def commit(self) -> dict[str, dict[str, Any]]:
         """Close the files and move them to their final names; return each file's size and sha256
         (by kind), which :func:`write_part` records so that a resume can tell a damaged file."""
         for writer in self._writers.values():
             writer.close()
+        table = encode_digests(self._digests, self._cell).replace_schema_metadata(METADATA)
+        pq.write_table(table, self._paths[DIGESTS][0], **DIGEST_WRITER_OPTIONS)
         checks = {}
-        for (tmp, final), kind in zip(self._paths, (ITEMS, DEPTH)):
+        for kind, (tmp, final) in self._paths.items():
             checks[kind] = _fingerprint(tmp)
             _atomic_replace(tmp, final)
         return checks
@@ -181,8 +223,12 @@ class CellWriter:
                 writer.close()
             except Exception:
                 pass
-        for tmp, _ in self._paths:
+        for tmp, _ in self._paths.values():
             tmp.unlink(missing_ok=True)
+
+
+#: The spawn-key tag of the sample's random stream (apart from every simulation stream's key).
+_SAMPLE_KEY = 0x53414D50
 
 
 def _rows_table(rows: list[dict[str, Any]]) -> pa.Table:
@@ -246,10 +292,10 @@ def finished_cells(run: Path) -> set[int]:
 
 
 def _files_intact(run: Path, cell: int, metadata: dict[bytes, bytes] | None) -> bool:
-    """Whether a finished cell's item and depth files are those its part recorded (size and sha256);
-    a part written before fingerprints were recorded only needs the files to exist."""
+    """Whether a finished cell's files are those its part recorded (size and sha256), every kind
+    it recorded; a part without fingerprints needs its item and depth files to exist."""
     recorded = json.loads(metadata[FILES_KEY]) if metadata and FILES_KEY in metadata else None
-    for kind in (ITEMS, DEPTH):
+    for kind in (ITEMS, DEPTH) if recorded is None else [k for k in recorded if k in CELL_DIRS]:
         path = run / kind / cell_name(cell)
         if not path.is_file():
             return False

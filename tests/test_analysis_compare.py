@@ -87,13 +87,13 @@ def test_a_different_maxsize_is_not_paired(reference):
 def test_first_items_that_differ_are_not_paired(reference, base, column):
     """Same seed and specs on paper, but one item's put or service time differs: no shared numbers."""
     changed = shutil.copytree(reference, base / f"changed-{column}")
-    file = changed / "items" / "cell-00001.parquet"
+    file = changed / "digests" / "cell-00001.parquet"  # every record level keeps the first items' times there
     stored = pq.read_table(file)
-    items = stored.to_pandas()
-    # the put time is stored as t_put_ns, the service as the offset of t_done (done_ns): shift one
-    items.loc[(items["replication"] == 1) & (items["item"] == 5), "t_put_ns" if column == "t_put" else "done_ns"] += (
-        250_000_000)  # fmt: skip
-    pq.write_table(pa.Table.from_pandas(items, schema=stored.schema, preserve_index=False), file)
+    rows = stored.to_pylist()
+    name = "head_put" if column == "t_put" else "head_service"
+    row = next(r for r in rows if r["replication"] == 1)
+    row[name][5] += 0.25
+    pq.write_table(pa.Table.from_pylist(rows, schema=stored.schema), file)
     result = compare_runs(f"{reference}:workers=2,maxsize=0", f"{changed}:workers=2,maxsize=0", metrics=["wait_mean"])
     assert not result.rows[0].paired
     assert list(result.tests.values()) == ["Welch t: the first 20 items' put or service times differ"]

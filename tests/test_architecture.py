@@ -23,6 +23,7 @@ RANK = {
     "bench.scenarios": 3,
     "bench.replication": 4,
     "bench.replication_stats": 4,
+    "bench.digest": 4,
     "bench.asyncio_engine": 5,
     "bench.recurrence": 5,
     "bench.grid": 6,
@@ -37,9 +38,11 @@ RANK = {
     "bench.cli": 10,
     "bench.__main__": 10,
 }
-#: What the analysis may import of bench: the results format (its layout and its encoding, with the
-#: model time it is written in) and the error type, nothing that runs.
-ANALYSIS_MAY_IMPORT = {"bench.errors", "bench.results_format", "bench.encoding", "bench.model_time"}
+#: What the analysis may import of bench: the results format (its layout, its encoding, the model
+#: time it is written in, the digests and their histograms) and the error type, nothing that runs.
+ANALYSIS_MAY_IMPORT = {
+    "bench.errors", "bench.results_format", "bench.encoding", "bench.model_time", "bench.digest", "bench.replication_stats",
+}  # fmt: skip
 
 
 def _modules() -> list[tuple[str, Path]]:

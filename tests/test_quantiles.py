@@ -11,11 +11,21 @@ import pytest
 from analysis.cell_stats import cell_stats
 from analysis.compare import compare_runs
 from analysis.load import open_run
-from analysis.quantiles import Sample, estimate, estimates, run_samples, section_difference, sectioning, warmup
+from analysis.quantiles import (
+    Sample,
+    estimate,
+    estimates,
+    first_kept_item,
+    run_samples,
+    section_difference,
+    sectioning,
+    warmup,
+)
 from analysis.student_t import t_quantile
 from analysis.theory import erlang_c, mmc_wait_quantile
 from bench.grid import make_grid, streams
 from bench.replication import engine
+from bench.replication_stats import log_slots, slot_value
 
 COLUMNS = ("wait", "sojourn", "service", "t_put", "t_get", "t_done")
 
@@ -55,16 +65,24 @@ def _within(est, exact: float, level: float = 0.999) -> bool:
     return abs(est.mean - exact) <= scale * est.half_width
 
 
+def _bin_centre(value: float) -> float:
+    """Where the digests' log-histogram reports a quantile that is ``value``: its bin's geometric centre."""
+    return slot_value(int(log_slots(np.array([value]))[0]))
+
+
 def test_pooled_point_and_sectioning_interval_by_their_definitions():
     rng = np.random.default_rng(1)
     samples = [Sample(r, 2, {"wait": rng.exponential(1.0 + r / 10, 400)}) for r in range(6)]
-    found = estimate(samples, "wait_p95", warmup(samples))
-    cut = found.cut
-    pooled = np.concatenate([s.columns["wait"][cut:] for s in samples])
-    point = float(np.quantile(pooled, 0.95, method="inverted_cdf"))  # the smallest value with >= 95% at or below
-    sections = [float(np.quantile(s.columns["wait"][cut:], 0.95, method="inverted_cdf")) for s in samples]
+    cut = warmup(samples)
+    found = estimate(samples, "wait_p95", cut)
+    kept = [s.columns["wait"][first_kept_item(s, cut) :] for s in samples]
+    pooled = np.concatenate(kept)
+    exact = float(np.quantile(pooled, 0.95, method="inverted_cdf"))  # the smallest value with >= 95% at or below
+    point = _bin_centre(exact)
+    sections = [_bin_centre(float(np.quantile(k, 0.95, method="inverted_cdf"))) for k in kept]
     half = t_quantile(0.975, 5) * math.sqrt(sum((x - point) ** 2 for x in sections) / 5) / math.sqrt(6)
     assert found.estimate.mean == point and list(found.sections) == sections
+    assert point == pytest.approx(exact, rel=0.00116)  # half a bin: the histogram's stated resolution
     assert found.estimate.low == pytest.approx(point - half) and found.estimate.high == pytest.approx(point + half)
     assert found.estimate.n == 6 and found.count == len(pooled)
 
@@ -79,10 +97,13 @@ def test_the_warm_up_is_cut_from_every_replication():
     rng = np.random.default_rng(2)
     level = 10 * (1 - np.exp(-np.arange(5000) / 200))
     samples = [Sample(r, 1, {"wait": level + rng.normal(0, 1, 5000)}) for r in range(8)]
-    found = estimate(samples, "wait_mean")
+    cut = warmup(samples)
+    found = estimate(samples, "wait_mean", cut)
     assert 300 <= found.cut <= 2000 and found.settled
-    assert found.estimate.mean == pytest.approx(np.mean([s.columns["wait"][found.cut :] for s in samples]))
-    assert _within(found.estimate, float(level[found.cut :].mean()))  # the kept part's true mean
+    start = first_kept_item(samples[0], cut)
+    assert found.cut <= start < found.cut + 5000 / 16  # rounded up to a segment (at least 16 per run)
+    assert found.estimate.mean == pytest.approx(np.mean([s.columns["wait"][start:] for s in samples]))
+    assert _within(found.estimate, float(level[start:].mean()))  # the kept part's true mean
 
 
 def test_censored_waits_are_left_out():

@@ -28,7 +28,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from bench.encoding import encode_depth, encode_items
+from bench.digest import Digest, Digester
+from bench.encoding import encode_depth, encode_digests, encode_items
 
 VERSION = 4
 META = {b"qbench.schema_version": str(VERSION).encode(), b"qbench.run": b"synthetic"}
@@ -295,7 +296,7 @@ def write_run(
 
 def _simulate_cell(folder: Path, params: dict, replications: int, seed: int | str, max_backlog: int) -> list[dict]:
     """Simulate every replication of one cell, write its items and depth files, return its rows."""
-    items_all, depth_all, cell_rows = [], [], []
+    items_all, depth_all, cell_rows, digests = [], [], [], []
     cell, workers = params["cell"], params["workers"]
     for r in range(replications):
         rep = replicate(params["arrival"], params["service"], workers, params["duration"], seed, r,
@@ -303,9 +304,24 @@ def _simulate_cell(folder: Path, params: dict, replications: int, seed: int | st
         cell_rows.append({**params, "replication": r, **_stats(rep, workers)})
         items_all.append(rep.items.assign(cell=cell))
         depth_all.append(rep.depth.assign(cell=cell))
+        digests.append(_digest(rep, workers, r))
     _write_records(items_all, cell, folder / "items" / f"cell-{cell:05d}.parquet", encode_items)
     _write_records(depth_all, cell, folder / "depth" / f"cell-{cell:05d}.parquet", encode_depth)
+    (folder / "digests").mkdir(parents=True, exist_ok=True)
+    table = encode_digests([d.to_row() for d in digests], cell)
+    pq.write_table(table.replace_schema_metadata(META), folder / "digests" / f"cell-{cell:05d}.parquet")
     return cell_rows
+
+
+def _digest(rep: Replication, workers: int, replication: int) -> Digest:
+    """The replication's digest, as a run records it (:mod:`bench.digest`)."""
+    digester = Digester(workers, replication)
+    columns = {c: rep.items[c].to_numpy(dtype=float) for c in ("item", "wait", "sojourn", "service", "t_put", "t_get",
+                                                               "t_done")}  # fmt: skip
+    columns["item"] = rep.items["item"].to_numpy(dtype=np.int64)
+    digester.items(columns)
+    digester.depth({"t": rep.depth["t"].to_numpy(), "depth": rep.depth["depth"].to_numpy()})
+    return digester.finish(rep.t_end)
 
 
 def _write_records(frames: list[pd.DataFrame], cell: int, path: Path, encode) -> None:
