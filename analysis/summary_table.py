@@ -178,10 +178,20 @@ def summary_table(run: Path) -> str:
         parts.append("warnings:\n" + "\n".join(f"  warning: {line}" for line in warnings))
     targets, confidence = run_targets(opened)
     if targets:
-        lines = [f"  {a.arrival} / {a.service}" + (f" / maxsize {a.maxsize}" if a.maxsize else "") + ": "
-                 + (f"{a.meeting} workers ({a.meeting_note})" if a.meeting is not None else a.meeting_note)
-                 for a in run_answers(opened, stats)]  # fmt: skip
-        head = f"how many workers meet {', '.join(map(str, targets))} (steady state, {confidence:.0%} intervals):"
+        lines = []
+        for a in run_answers(opened, stats):
+            said = [f"{a.meeting} workers ({a.meeting_note})" if a.meeting is not None else a.meeting_note]
+            fixed = next((c for c in a.candidates if c.workers == a.meeting), None)
+            if fixed is not None and fixed.cost is not None and a.elastic:
+                said[0] += f", {fixed.cost.format()} worker-s"
+            said += [f"elastic {c.label} {c.verdict} {', '.join(c.failing() or c.undecided())}".rstrip()
+                     + (f", {c.cost.format()} worker-s" if c.cost is not None else "") for c in a.elastic]  # fmt: skip
+            lines.append(f"  {a.arrival} / {a.service}" + (f" / maxsize {a.maxsize}" if a.maxsize else "") + ": "
+                         + "; ".join(w for w in said if w))  # fmt: skip
+        kind = (
+            "steady state" if all(s.stationary for s in stats) else "steady state, or the whole run where arrivals vary"
+        )
+        head = f"how many workers meet {', '.join(map(str, targets))} ({kind}, {confidence:.0%} intervals):"
         parts.append(head + "\n" + "\n".join(lines))
     return "\n\n".join(parts)
 

@@ -48,7 +48,7 @@ from analysis.backlog import step_slope
 from analysis.cell_stats import CellStats
 from analysis.estimate import LEVEL, Estimate, mean_ci
 from analysis.load import Run, data_rows, read_depth, read_events, read_items
-from analysis.quantiles import sectioning
+from analysis.quantiles import estimate, run_samples, sectioning
 from analysis.theory import allen_cunneen, mmc
 
 __all__ = [
@@ -189,7 +189,7 @@ def cell_windows(run: Run, stats: CellStats, width: float | None = None, level: 
     counts, censored = np.zeros(n, dtype=int), np.zeros(n, dtype=int)
     worker_steps = []
     drains = []
-    target = _drain_target(stats)
+    target = _drain_target(run, stats)
     for i, rep in enumerate(reps):
         mine = items[items["replication"] == rep]
         t_end = float(rows.loc[rows["replication"] == rep, "t_end"].iloc[0])
@@ -290,14 +290,15 @@ def fluid_backlog(t: np.ndarray, rate: np.ndarray, mean_s: float, workers: int, 
     return grid, q
 
 
-def _drain_target(stats: CellStats) -> int:
-    """The depth a backlog at 0 drains to: the floor of the steady-state time-average depth for a
-    stationary cell (after the warm-up cut), 0 otherwise."""
-    stationary = stats.params.get("stationary")
-    if stationary is not None and not pd.isna(stationary) and not bool(stationary):
+def _drain_target(run: Run, stats: CellStats) -> int:
+    """The depth a backlog at 0 drains to: the floor of the steady-state time-average depth (the
+    estimator of :mod:`analysis.quantiles`, after its warm-up cut, which drops the backlog's drain)
+    for a stationary cell, 0 otherwise."""
+    if not stats.stationary or not int(stats.params.get("backlog0") or 0):
         return 0
-    depth = stats.metrics.get("depth_mean")
-    return int(math.floor(depth.mean)) if depth is not None and math.isfinite(depth.mean) else 0
+    samples = run_samples(run, stats.cell, ["depth_mean"])
+    depth = estimate(samples, "depth_mean").estimate.mean if samples else math.nan
+    return int(math.floor(depth)) if math.isfinite(depth) else 0
 
 
 def drain_time(t: np.ndarray, depth: np.ndarray, target: int) -> float:
@@ -339,7 +340,8 @@ def piece_theory(run: Run, stats: CellStats, windows: CellWindows, level: float 
                                   "mean), per replication"))  # fmt: skip
     steps = windows.rate_steps
     stationary = p.get("stationary")
-    if steps is None or scv_s is None or stationary is None or pd.isna(stationary) or bool(stationary):
+    schedule = str(p["arrival"]).startswith("schedule:")  # pieces of constant rate (a cycle's are samples)
+    if steps is None or scv_s is None or stationary is None or pd.isna(stationary) or bool(stationary) or not schedule:
         return rows
     t, rate = steps
     data = data_rows(run.cells)
@@ -348,6 +350,7 @@ def piece_theory(run: Run, stats: CellStats, windows: CellWindows, level: float 
     bounds = np.append(t, horizon)
     reps = sorted(int(r) for r in data.loc[data["cell"] == stats.cell, "replication"])
     items = read_items(run, cells=[stats.cell], replications=reps, columns=["t_put", "wait"], join=False)
+    depths: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     seen: set[float] = set()
     for k in range(len(t)):
         start, stop, lam = float(bounds[k]), float(min(bounds[k + 1], horizon)), float(rate[k])
@@ -382,10 +385,14 @@ def piece_theory(run: Run, stats: CellStats, windows: CellWindows, level: float 
                                   measured, f"items put in the second half of the piece(s) at {lam:g}/s "
                                   f"({len(occurrences)} of them; each lasts >= {LONG_PIECE} relaxation times)"))  # fmt: skip
         else:
+            if stop - start < LONG_PIECE * mean_s:
+                continue
             slopes = []
             for rep in reps:
-                depth = read_depth(run, cells=[stats.cell], replications=[rep], columns=["t", "depth"])
-                dt, dd = _depth_steps(depth)
+                if rep not in depths:
+                    depths[rep] = _depth_steps(read_depth(run, cells=[stats.cell], replications=[rep],
+                                                          columns=["t", "depth"]))  # fmt: skip
+                dt, dd = depths[rep]
                 inside = (dt >= start) & (dt < stop)
                 level_at = dd[max(int(np.searchsorted(dt, start, "right")) - 1, 0)]
                 tt = np.concatenate(([0.0], dt[inside] - start))  # the level at the piece's start, then its changes

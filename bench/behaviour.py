@@ -212,10 +212,10 @@ class ElasticError(BehaviourError):
     """An elastic workers spec (``auto:...``) that cannot be used; one line naming it."""
 
 
-#: The rules an elastic pool scales up on (any of them, joined by ``|``) and down on.
-UP_RULES = ("depth", "wait")
-DOWN_RULES = ("idle",)
-_RULE = re.compile(r"\s*(?P<what>[a-z]+)\s*>\s*(?P<value>[^|]+?)\s*")
+#: The rules an elastic pool scales up on (any of them, joined by ``|``) and down on, with their comparison.
+UP_RULES = {"depth": ">", "wait": ">"}
+DOWN_RULES = {"idle": ">", "busy": "<"}
+_RULE = re.compile(r"\s*(?P<what>[a-z]+)\s*(?P<op>[<>])\s*(?P<value>[^|]+?)\s*")
 _ELASTIC_KEYS = ("min", "max", "init", "up", "down", "start", "cool", "every", "step")
 
 
@@ -229,7 +229,9 @@ class Elastic:
         init: workers at t = 0 (default ``min``), ready at once.
         up: scale-up rules, ``(what, threshold)``: ``depth`` (items waiting) or ``wait`` (the oldest
             waiting item's wait, s); any one that holds (strictly above) fires.
-        down: the idle time after which a worker is retired, s (None: never retired).
+        down: the idle time after which a worker is retired, s (None: no such rule).
+        busy: retire one idle worker per look while the share of workers busy is below this (None:
+            no such rule).
         start: the start-up delay: seconds from the decision to add a worker until it takes items.
         cool: seconds after a scale-up before the next may happen (default ``start``).
         every: seconds between two looks of the controller at the queue.
@@ -241,6 +243,7 @@ class Elastic:
     init: int
     up: tuple[tuple[str, float], ...]
     down: float | None = None
+    busy: float | None = None
     start: float = 0.0
     cool: float = 0.0
     every: float = 1.0
@@ -252,7 +255,9 @@ class Elastic:
         words = [f"min={self.low}", f"max={self.high}"]
         words += [f"init={self.init}"] if self.init != self.low else []
         words.append("up=" + "|".join(f"{what}>{_show(value)}" for what, value in self.up))
-        words += [f"down=idle>{_show(self.down)}"] if self.down is not None else []
+        downs = [f"idle>{_show(self.down)}"] if self.down is not None else []
+        downs += [f"busy<{_show(self.busy)}"] if self.busy is not None else []
+        words += ["down=" + "|".join(downs)] if downs else []
         words += [f"start={_show(self.start)}"] if self.start else []
         words += [f"cool={_show(self.cool)}"] if self.cool != self.start else []
         words += [f"every={_show(self.every)}"] if self.every != 1.0 else []
@@ -317,7 +322,7 @@ def parse_elastic(text: str, max_workers: int) -> Elastic:
 
     def seconds(key: str, word: str, positive: bool = False) -> float:
         if not _NUMBER.fullmatch(word):
-            unit = " of items" if key == "depth" else " of seconds"
+            unit = {"depth": " of items", "busy": ""}.get(key, " of seconds")
             raise ElasticError(f"workers {text!r}: {key} must be a number{unit}, got {word!r}")
         number = float(word)
         if not math.isfinite(number) or number < 0 or (positive and number == 0):
@@ -332,20 +337,25 @@ def parse_elastic(text: str, max_workers: int) -> Elastic:
     if not low <= init <= high:
         raise ElasticError(f"workers {text!r}: init {init} must lie in [min, max] = [{low}, {high}]")
     up = tuple(_rule(text, part, UP_RULES, seconds) for part in values["up"].split("|"))
-    down = _rule(text, values["down"], DOWN_RULES, seconds)[1] if "down" in values else None
+    downs = (
+        dict(_rule(text, part, DOWN_RULES, seconds) for part in values["down"].split("|")) if "down" in values else {}
+    )
+    down, busy = downs.get("idle"), downs.get("busy")
+    if busy is not None and not 0 < busy <= 1:
+        raise ElasticError(f"workers {text!r}: busy<F needs a share of workers F in (0, 1], got {_show(busy)}")
     start = seconds("start", values["start"]) if "start" in values else 0.0
     cool = seconds("cool", values["cool"]) if "cool" in values else start
     every = seconds("every", values["every"], positive=True) if "every" in values else 1.0
     step = whole("step", 1) if "step" in values else 1
-    return Elastic(low, high, init, up, down, start, cool, every, step)
+    return Elastic(low, high, init, up, down, busy, start, cool, every, step)
 
 
-def _rule(text: str, part: str, known: tuple[str, ...], seconds: Callable[..., float]) -> tuple[str, float]:
+def _rule(text: str, part: str, known: dict[str, str], seconds: Callable[..., float]) -> tuple[str, float]:
     match = _RULE.fullmatch(part)
-    if match is None or match.group("what") not in known:
-        said = match.group("what") if match else part.strip()
+    if match is None or known.get(match.group("what")) != match.group("op"):
+        said = part.strip()
         raise ElasticError(f"workers {text!r}: unknown rule {said!r}; rules are "
-                           f"{' or '.join(f'{k}>VALUE' for k in known)}")  # fmt: skip
+                           f"{' or '.join(f'{k}{op}VALUE' for k, op in known.items())}")  # fmt: skip
     return match.group("what"), seconds(match.group("what"), match.group("value").strip())
 
 

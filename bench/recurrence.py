@@ -13,6 +13,10 @@ records, item by item, from the same random streams:
 * ``t_get[i] = max(t_put[i], earliest time a worker is free)`` (a heap of server-free times;
   Lindley's recurrence, vectorised with numpy, for one worker and an unbounded queue);
   ``t_done[i] = t_get[i] + s[i]``;
+* a backlog at t = 0 (``backlog0``): items ``0 .. backlog0 - 1`` arrive and are put at 0 (gaps of 0),
+  the arrival process's first item at its ``lead``; their puts at 0 come before any get at 0, as the
+  pusher puts them all before a worker runs;
+* an arrival process that runs out (a trace) ends the items: the item after its last gap is the last;
 * ``duration`` runs keep events strictly before ``T`` (the asyncio engine's main task wakes first
   at ``T`` and cancels everything before any other event at ``T`` is recorded); an item whose
   pusher was still blocked in ``put`` at ``T`` is dropped, as the recorder drops it.
@@ -130,6 +134,9 @@ class _Engine:
         # (0 between backlog items, the lead after the last) drawn before the stream's own
         self.ended: int | None = None  # items generated when the arrival process ran out (None: it did not)
         backlog, lead = scenario.backlog0, arrivals.lead
+        # The pusher puts the backlog (and a first arrival at 0) without yielding to the workers, so
+        # those puts come before any get at t = 0: items below ``burst`` are put first at their instant.
+        self.burst = backlog + (1 if lead == 0 else 0)
         lead_ns = _ns(np.array([lead]))[:1] if math.isfinite(lead) else np.empty(0, dtype=np.int64)
         if backlog:
             self._carry = (np.concatenate((np.zeros(backlog - 1, dtype=np.int64), lead_ns)), empty)
@@ -515,6 +522,12 @@ class _Engine:
         t[old + 1 : old + 2 * m : 2], step[old + 1 : old + 2 * m : 2] = t_get[old:], -1
         t[old + 2 * m :], step[old + 2 * m :] = t_put[m:], 1
         order = np.argsort(t, kind="stable")
+        if np_ and first < self.burst:  # the backlog's puts at t = 0 come before any get there (see __init__)
+            j = np.arange(min(np_, self.burst - first))
+            burst = j[t_put[j] == 0]
+            rank = np.arange(t.size)
+            rank[np.where(burst < m, old + 2 * burst, old + m + burst)] = -1
+            order = np.lexsort((rank, t))
         step = step[order]
         depth = self.depth + np.cumsum(step, dtype=np.int64)
         at_put = depth[step == 1]  # puts come out in item order

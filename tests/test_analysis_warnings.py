@@ -18,9 +18,9 @@ from analysis.cell_stats import summarize
 from analysis.inputs import ROUNDING, input_checks
 from analysis.load import ResultsError, open_run
 from analysis.plots import CHARTS
-from analysis.time_plots import TIME_CHARTS
 from analysis.report import write_report
 from analysis.summary_table import summary_table
+from analysis.time_plots import TIME_CHARTS
 
 HEAVY = (1, "exp:1", "pareto:2.5:1.0001")  # mean 2.5 s, but sample means near 0.002 s
 LIGHT = [(1, "exp:1", "exp:0.5"), (2, "uniform:0:2", "uniform:0:3")]
@@ -151,7 +151,9 @@ def test_summary_table_lists_the_failed_cell_with_its_error(with_failure):
 def test_report_of_a_run_where_every_cell_failed_still_writes(tmp_path, write_run):
     path = write_run(tmp_path / "none", [(1, "exp:1", "exp:0.5")], duration=100.0, replications=2, failed={0: "boom"})
     index = write_report(path, progress=False)
-    assert all((index.parent / f"{name}.png").exists() for name in CHARTS if name not in (*BEHAVIOUR_CHARTS, *TIME_CHARTS))
+    assert all(
+        (index.parent / f"{name}.png").exists() for name in CHARTS if name not in (*BEHAVIOUR_CHARTS, *TIME_CHARTS)
+    )
     assert "| 0 | workers=1 arrival=exp:1 service=exp:0.5 maxsize=0 | 2 of 2 | boom |" in (
         index.parent / "report.md").read_text(encoding="utf-8")  # fmt: skip
 

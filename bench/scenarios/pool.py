@@ -36,7 +36,9 @@ Written as an asyncio user writes a worker pool, with the behaviours of :mod:`be
   workers (up to ``max``), each taking items after a start-up delay ``start``; it retires workers
   idle for more than ``idle`` seconds (down to ``min``) by cancelling them while they wait in
   ``queue.get()``, so a worker is never retired holding an item (cancelling a waiting getter leaves
-  the queue's items where they are). Every change of the count is recorded (``workers``).
+  the queue's items where they are), and, with ``busy<F``, one idle worker per look (at most one
+  per ``cool`` seconds) while fewer than that share of the workers are busy. Every change of the
+  count is recorded (``workers``).
 
 With none of them (one pusher, fifo, no classes) this coroutine records exactly what
 :func:`bench.scenario.run_scenario` does (tested); the asyncio engine runs that one then, as it is
@@ -318,7 +320,7 @@ async def pool(ctx: ScenarioContext) -> None:
         for _ in range(e.init):
             start(next(names))
         report()
-        cool_until = -math.inf
+        cool_until = down_until = -math.inf
         while True:
             await sleep(e.every)
             t = now()
@@ -343,16 +345,22 @@ async def pool(ctx: ScenarioContext) -> None:
                         start(w)
                 cool_until = t + e.cool
                 changed = True
+            waiting_workers = sorted((since, w) for w, since in idle.items() if w in active)  # longest idle first
+            spare = len(active) - e.low
             if e.down is not None:
-                spare = len(active) - e.low
-                for w, since in sorted(idle.items(), key=lambda pair: (pair[1], pair[0])):
-                    if spare <= 0:
-                        break
-                    if t - since > e.down and w in active:
-                        active.pop(w).cancel()  # it waits in queue.get(): no item is lost
-                        del idle[w]
-                        spare -= 1
-                        changed = True
+                while waiting_workers and spare > 0 and t - waiting_workers[0][0] > e.down:
+                    _, w = waiting_workers.pop(0)
+                    active.pop(w).cancel()  # it waits in queue.get(): no item is lost
+                    del idle[w]
+                    spare -= 1
+                    changed = True
+            if e.busy is not None and waiting_workers and spare > 0 and t >= down_until:
+                if (len(active) - len(waiting_workers)) / len(active) < e.busy:
+                    _, w = waiting_workers.pop(0)
+                    active.pop(w).cancel()
+                    del idle[w]
+                    down_until = t + e.cool
+                    changed = True
             if changed:
                 report()
 
