@@ -244,6 +244,10 @@ def over_time_lines(run, stats: list[CellStats], windows: dict | None = None) ->
         if elastic(s.params) is not None:
             said.append(f"{s.metrics['worker_seconds'].format()} worker-s, peak {s.metrics['workers_peak'].format()} "
                         "workers")  # fmt: skip
+        ended = [float(v) for v in run.cells.loc[run.cells["cell"] == s.cell, "arrivals_end"].dropna()]
+        if ended:
+            said.append(f"its arrivals ran out at t={min(ended):.6g} s in {len(ended)} of {s.replications} "
+                        "replications (a trace shorter than the run)")  # fmt: skip
         if found.drain is not None:
             said.append(f"drains its backlog0 of {int(s.params['backlog0'])} to <= {found.drain_target} waiting in "
                         f"{found.drain.format()} s")  # fmt: skip

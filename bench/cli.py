@@ -32,6 +32,14 @@ examples:
 distributions: const:V uniform:LOW:HIGH exp:MEAN erlang:K:MEAN gamma:MEAN:CV lognormal:MEAN:CV
                weibull:MEAN:CV pareto:MEAN:ALPHA hyperexp:MEAN:CV empirical:PATH[#COLUMN]
                A+B (arrival only): one pusher per part, e.g. exp:2+exp:3
+arrival processes (rates in items/s): schedule:RATE@T,RATE@T,...[:PERIOD]  sine:RATE:AMPLITUDE:PERIOD[:PEAK]
+               bursts:RATE_ON:RATE_OFF:MEAN_ON:MEAN_OFF  trace:PATH[#COLUMN][:xSCALE]
+
+traffic over time and elastic workers:
+  qbench run bench/grids/daily.toml --out results/daily --report
+  qbench run --out results/outage --workers 3 --arrival exp:1 --service exp:2.5 --backlog0 500 --duration 20000
+  qbench run --out results/step --workers 4,auto:min=2,max=10,up=wait>3,down=busy<0.35,start=20,step=2 \
+             --arrival schedule:1@0,4@2000 --service exp:1 --duration 5000 --replications 10
 
 behaviours (each flag a list where it is an axis):
   qbench run --out results/prio --workers 1,2 --arrival exp:1.25 --service exp:1 --items 50000 \
@@ -60,6 +68,8 @@ examples:
   qbench plan --arrival exp:1 --service lognormal:2.5:1.5 --slo 'wait_p99<=15' --workers 4 --find max-load
   qbench plan grid.toml --slo 'wait_p95<=10' --out results/plan --report   # one answer per row of a grid
   qbench plan --arrival exp:1 --service empirical:durations.csv --slo 'wait_p99<=2' --budget 60s
+  qbench plan --arrival sine:0.5:0.6:86400 --service exp:10 --slo 'wait_p99<=300' \
+              --workers auto:min=3,max=10,up=wait>60,down=busy<0.6,start=120,every=10
 
 targets (--slo, repeatable; all must hold): METRIC<=VALUE, or METRIC>=VALUE for utilisation:
   wait_pP, sojourn_pP   a percentile (0 < P < 100) of the steady-state wait or sojourn, seconds:
@@ -69,7 +79,10 @@ targets (--slo, repeatable; all must hold): METRIC<=VALUE, or METRIC>=VALUE for 
   depth_mean            the time-average number of items waiting
 A target meets when its 95% interval (--confidence) lies on its side of the threshold.
 A grid file gives the arrival, service and maxsize axes, seed, engine and slo; its workers,
-items, duration and replications are the plan's to choose.
+items, duration and replications are the plan's to choose. An arrival whose rate changes over time
+is planned over its horizon (a period, a trace; --duration S otherwise): the targets are over every
+item of it, not a steady state. --workers auto:... candidates are judged beside the answer, with
+their cost in worker-seconds.
 exit status: 0 with an answer, 1 when no count up to --max-workers meets the targets, 2 bad input.
 """
 

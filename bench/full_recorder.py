@@ -5,7 +5,9 @@ The plain pusher/puller program (:mod:`bench.scenario`) records through
 and users' own scenarios (:mod:`bench.scenarios`) record through :class:`FullRecorder`: the same
 four hooks with the same arguments (``arrive``, ``put``, ``get``, ``done``), plus those a richer
 queue needs (``requeue`` for a retry, ``fail`` for a failed attempt, ``abandon`` for an item that
-gave up waiting, ``tag`` for its class and pusher). It is a side channel in Python: the C log and
+gave up waiting, ``tag`` for its class and pusher), ``exhausted`` when the arrival process ran out
+(a trace shorter than the run) and ``workers`` for every change of an elastic pool's worker count
+(sent to the sink's optional ``events`` method, and integrated into the worker-seconds it costs). It is a side channel in Python: the C log and
 its twin :class:`~bench.recorder.PyLog` are untouched, and the plain program keeps its speed.
 
 It sends the sink the same batches as :class:`~bench.recorder.Recorder` (items in item order once a

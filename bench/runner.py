@@ -414,9 +414,10 @@ def _run_locked(
             warned.append((cell.id, next(r["error"] for r in rows if r["status"] in ("capped", "lagged"))))
         ended = [r["arrivals_end"] for r in rows if r.get("arrivals_end") is not None]
         if ended:
+            when = f"{min(ended):.6g}" + (f"..{max(ended):.6g}" if max(ended) > min(ended) else "")
             notes.append((cell.id, f"its arrival process ran out before the run's end in {len(ended)} of {len(rows)} "
-                                   f"replication(s), at t={min(ended):.6g}..{max(ended):.6g}s (a trace shorter than "
-                                   "the run): no item arrived after that"))  # fmt: skip
+                                   f"replication(s), at t={when} s (a trace shorter than the run): no item arrived "
+                                   "after that"))  # fmt: skip
         bar_cells.update(1)
 
     owned = executor is None

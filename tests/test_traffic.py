@@ -149,7 +149,7 @@ def test_a_trace_shorter_than_the_run_ends_the_arrivals_and_the_run_says_so(tmp_
     assert main(argv) == 0
     said = capsys.readouterr().out
     assert (
-        f"note: cell 0: its arrival process ran out before the run's end in 2 of 2 replication(s), at t={stamps[-1]:g}"
+        f"note: cell 0: its arrival process ran out before the run's end in 2 of 2 replication(s), at t={stamps[-1]:g} s"
         in said
     )
     cells = pd.read_parquet(out / "cells.parquet")
