@@ -125,7 +125,8 @@ def _atomic_replace(tmp: Path, final: Path) -> None:
 
 
 class CellWriter:
-    """Streams one cell's items and depth changes to ``items/`` and ``depth/`` (all replications).
+    """Streams one cell's items, depth changes and events to ``items/``, ``depth/`` and ``events/``
+    (all replications).
 
     Args:
         run: the results folder.
