@@ -36,6 +36,11 @@ biased low). What is left is the warm-up MSER misses and the finite run: the est
 the runs get longer (a plan chooses their length from the theory's relaxation time; a report takes
 the run it is given).
 
+**Non-stationary arrivals** (a schedule, a daily cycle, a trace: the cell's ``stationary`` is false)
+have no steady state: there the same figures are taken over the whole run (no warm-up cut; every
+item of every replication pooled, the same sectioning interval), which is what a plan of a day
+asks (the p99 over the day's items), and the analysis says so.
+
 Items never taken (still queued at the end of a ``duration`` run) have no wait: they are dropped,
 as are unfinished items from sojourn figures; in a stable queue they are the last few items of a
 replication (a bias of the order of the backlog over the run's length). A plan's runs put a fixed
@@ -77,13 +82,20 @@ class Sample:
     Attributes:
         replication: the replication id (common random numbers: the same id sees the same
             arrivals and services whatever the worker count).
-        workers: the worker count it ran with.
+        workers: the worker count it ran with (elastic workers: their most).
         columns: item columns by name (any of :data:`COLUMNS`; ``wait`` always), NaN where censored.
+        stationary: the arrival process is stationary (else no warm-up is cut: the whole run counts).
+        worker_seconds: the workers' cost over the replication (elastic workers: provisioned), or None.
+        workers_mean: the average number of workers over the replication (``worker_seconds / t_end``;
+            elastic workers' utilisation divides by it), or None for fixed workers.
     """
 
     replication: int
     workers: int
     columns: dict[str, np.ndarray] = field(repr=False)
+    stationary: bool = True
+    worker_seconds: float | None = None
+    workers_mean: float | None = None
 
     @property
     def items(self) -> int:
@@ -144,8 +156,12 @@ def _level(metric: str) -> float | None:
 
 def warmup(samples: Sequence[Sample]) -> Truncation:
     """The MSER-5 warm-up cut of a cell, found on the ensemble of its wait series (censored waits,
-    a suffix in a FIFO queue, left out)."""
+    a suffix in a FIFO queue, left out); no cut for a non-stationary arrival process (the whole run
+    counts: there is no steady state to warm up to)."""
     series = [_known(s.columns["wait"]) for s in samples]
+    if any(not s.stationary for s in samples):
+        known = np.concatenate(series) if series else np.empty(0)
+        return Truncation(0, True, float(known.mean()) if len(known) else float("nan"))
     return truncate_ensemble(series)
 
 
@@ -207,7 +223,8 @@ def _window_sums(sample: Sample, quantity: str, cut: int) -> tuple[float, float]
         return _occupied(cols["t_put"], cols["t_get"], a, b), b - a
     started = ~np.isnan(cols["t_get"])
     busy = _occupied(cols["t_get"][started], cols["t_done"][started], a, b)
-    return busy, sample.workers * (b - a)
+    workers = sample.workers if sample.workers_mean is None else sample.workers_mean  # elastic: their average
+    return busy, workers * (b - a)
 
 
 def estimate(samples: Sequence[Sample], metric: str, cut: Truncation | None = None, level: float = LEVEL) -> Steady:
@@ -269,10 +286,19 @@ def run_samples(run: Run, cell: int, metrics: Iterable[str] = LATENCY_METRICS) -
         items["abandoned"] = (items.pop("status") == "abandoned").astype(np.float64)
     items = items.sort_values(["replication", "item"], kind="stable")
     workers = int(run.params.loc[cell, "workers"])
+    flag = run.params.loc[cell].get("stationary")
+    stationary = bool(flag) if flag is not None and not (isinstance(flag, float) and math.isnan(flag)) else True
+    mine = rows[rows["cell"] == cell]
+    costs = dict(zip(mine["replication"].astype(int), mine["worker_seconds"].astype(float)))
+    ends = dict(zip(mine["replication"].astype(int), mine["t_end"].astype(float)))
+    elastic = run.params.loc[cell].get("elastic")
+    moving = isinstance(elastic, str) and bool(elastic)
     samples = []
     for rep, group in items.groupby("replication", sort=True):
         cols = {c: group[c].to_numpy(dtype=np.float64) for c in columns}
-        samples.append(Sample(int(rep), workers, cols))
+        cost, end = costs.get(int(rep)), ends.get(int(rep))
+        average = cost / end if moving and cost is not None and end else None
+        samples.append(Sample(int(rep), workers, cols, stationary, cost, average))
     return samples
 
 

@@ -10,6 +10,7 @@ Layout of a run folder::
     cells.parquet            CELLS: one row per (cell, replication), CELLS_SCHEMA
     items/cell-NNNNN.parquet ITEMS: every item of a cell, ITEMS_SCHEMA
     depth/cell-NNNNN.parquet DEPTH: every change of queue size, DEPTH_SCHEMA
+    events/cell-NNNNN.parquet EVENTS: the arrival rate in force and the worker count over time, EVENTS_SCHEMA
     parts/cell-NNNNN.parquet PARTS: a finished cell's rows of cells.parquet (its presence marks it finished)
     report/                  REPORT: REPORT_DOCUMENTS and each chart of REPORT_CHARTS as PNG and SVG
                              (``targets`` only in a run with targets)
@@ -38,7 +39,8 @@ from bench.errors import InputError
 from bench.item_status import ITEM_STATUSES, TERMINAL
 
 __all__ = [
-    "CELLS", "CELLS_SCHEMA", "CELL_DIRS", "DATA_STATUSES", "DEPTH", "DEPTH_SCHEMA", "FILES_KEY", "FORMAT", "ITEMS",
+    "CELLS", "CELLS_SCHEMA", "CELL_DIRS", "DATA_STATUSES", "DEPTH", "DEPTH_SCHEMA", "EVENTS", "EVENTS_SCHEMA",
+    "EVENT_KINDS", "FILES_KEY", "FORMAT", "ITEMS",
     "ITEMS_SCHEMA", "ITEM_STATUSES", "LOCK", "MANIFEST", "MANIFEST_KEYS", "METADATA", "NULLABLE_FLOATS",
     "PARAMETERS", "PARTS", "PLAN_KEY", "REPORT", "REPORT_CHARTS", "REPORT_DOCUMENTS", "SCHEMA_KEY", "SCHEMA_VERSION",
     "STATUSES", "TARGET_METRICS", "TERMINAL", "Target", "TargetError", "cell_id", "cell_name", "foreign_entries",
@@ -50,7 +52,11 @@ FORMAT = "qbench-results"
 #: The version of this format; bumped whenever a reader of the old one could misread the new one.
 #: Version 3 adds the item columns status, class, pusher, attempts and t_leave, the scenario and
 #: behaviour parameters of a cell and its served / abandoned / given-up counts (``results/README.md``).
-SCHEMA_VERSION = 3
+#: Version 4 adds ``events/`` (the arrival rate in force, the worker count, when the arrivals ran
+#: out), the parameters ``backlog0``, ``elastic`` and ``stationary`` and the statistics
+#: ``worker_seconds``, ``workers_peak`` and ``arrivals_end``; a reader of version 3 would take a
+#: non-stationary or elastic cell for a steady one, so version 3 folders are refused.
+SCHEMA_VERSION = 4
 #: The parquet schema-metadata key holding the version, and the metadata every file carries.
 SCHEMA_KEY = b"qbench.schema_version"
 METADATA = {SCHEMA_KEY: str(SCHEMA_VERSION).encode()}
@@ -63,12 +69,15 @@ FILES_KEY = b"qbench.files"
 MANIFEST = "manifest.json"
 CELLS = "cells.parquet"
 ITEMS, DEPTH, PARTS = "items", "depth", "parts"
+#: Version 4: per cell, every change of the arrival rate in force and of the worker count.
+EVENTS = "events"
 #: Folders holding one file per cell, named by :func:`cell_name`.
-CELL_DIRS = (ITEMS, DEPTH, PARTS)
+CELL_DIRS = (ITEMS, DEPTH, PARTS, EVENTS)
 REPORT = "report"
 #: The documents of a report, and the stems of its charts (each written as ``.png`` and ``.svg``).
 REPORT_DOCUMENTS = ("index.html", "report.md")
-REPORT_CHARTS = ("backlog", "latency", "sojourn_cdf", "heatmap", "theory", "classes", "outcomes", "targets")
+REPORT_CHARTS = ("backlog", "latency", "sojourn_cdf", "heatmap", "theory", "classes", "outcomes", "over_time",
+                 "workers", "window_p99", "targets")  # fmt: skip
 #: The lock file of a folder being written (see :mod:`bench.store`).
 LOCK = ".lock"
 #: Keys every qbench manifest has had since version 1 (version 2 adds ``format`` and ``inputs``).
@@ -114,7 +123,7 @@ PARAMETERS = (
     "workers", "arrival", "service", "maxsize", "arrival_mean", "arrival_cv", "service_mean",
     "service_cv", "offered_load", "rho", "items_target", "duration", "clock", "engine", "seed",
     "scenario", "discipline", "patience", "batch", "failure", "classes", "linger", "setup", "attempts", "backoff",
-    "pushers", "patience_mean", "setup_mean",
+    "pushers", "patience_mean", "setup_mean", "backlog0", "elastic", "stationary",
 )  # fmt: skip
 #: Item columns that are null for items still queued or in service at the end of a duration run
 #: (and, for ``t_get`` .. ``sojourn``, for items abandoned before a worker took them).
@@ -176,6 +185,24 @@ DEPTH_SCHEMA = pa.schema(
 )
 
 
+#: The kinds of row in ``events/`` (version 4): ``rate`` (the arrival rate in force from ``t`` on,
+#: items/s), ``workers`` (workers taking items from ``t`` on), ``provisioned`` (workers paid for from
+#: ``t`` on: those taking items and those still starting) and ``arrivals_end`` (the arrival process
+#: ran out at ``t``, its last put; ``value`` is the items put).
+EVENT_KINDS = ("rate", "workers", "provisioned", "arrivals_end")
+
+EVENTS_SCHEMA = pa.schema(
+    [
+        ("cell", pa.int64()),
+        ("replication", pa.int64()),
+        ("t", pa.float64()),
+        ("kind", pa.string()),
+        ("value", pa.float64()),
+    ],
+    metadata=METADATA,
+)
+
+
 def _fields(kind, names: str) -> list[tuple[str, pa.DataType]]:
     return [(name, kind) for name in names.split()]
 
@@ -202,7 +229,11 @@ CELLS_SCHEMA = pa.schema(
     + [("setup", pa.string()), ("attempts", pa.int64()), ("backoff", pa.string()), ("pushers", pa.int64())]
     + _fields(pa.float64(), "patience_mean setup_mean")
     + _fields(pa.int64(), "n_served n_abandoned n_gave_up n_attempts")
-    + _fields(pa.float64(), "goodput abandon_rate"),
+    + _fields(pa.float64(), "goodput abandon_rate")
+    # version 4: a backlog at t = 0, elastic workers, non-stationary arrivals (parameters); the cost
+    # in worker-seconds, the peak worker count, when the arrivals ran out (statistics)
+    + [("backlog0", pa.int64()), ("elastic", pa.string()), ("stationary", pa.bool_())]
+    + [("worker_seconds", pa.float64()), ("workers_peak", pa.int64()), ("arrivals_end", pa.float64())],
     metadata=METADATA,
 )
 

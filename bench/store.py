@@ -28,6 +28,8 @@ from bench.results_format import (
     CELLS_SCHEMA,
     DEPTH,
     DEPTH_SCHEMA,
+    EVENTS,
+    EVENTS_SCHEMA,
     FILES_KEY,
     ITEMS,
     ITEMS_SCHEMA,
@@ -123,7 +125,8 @@ def _atomic_replace(tmp: Path, final: Path) -> None:
 
 
 class CellWriter:
-    """Streams one cell's items and depth changes to ``items/`` and ``depth/`` (all replications).
+    """Streams one cell's items, depth changes and events to ``items/``, ``depth/`` and ``events/``
+    (all replications).
 
     Args:
         run: the results folder.
@@ -138,7 +141,7 @@ class CellWriter:
         self._replication = 0
         self._paths = []
         self._writers = {}
-        for kind, schema in ((ITEMS, ITEMS_SCHEMA), (DEPTH, DEPTH_SCHEMA)):
+        for kind, schema in ((ITEMS, ITEMS_SCHEMA), (DEPTH, DEPTH_SCHEMA), (EVENTS, EVENTS_SCHEMA)):
             final = run / kind / cell_name(cell)
             tmp = tmp_name(final)
             self._paths.append((tmp, final))
@@ -171,13 +174,19 @@ class CellWriter:
         arrays = self._ids(n) + [columns["t"], columns["depth"], columns["event"]]
         self._writers[DEPTH].write_batch(pa.record_batch(arrays, schema=DEPTH_SCHEMA))
 
+    def events(self, columns: dict[str, np.ndarray]) -> None:
+        """Write a batch of events (``t``, ``kind``, ``value``): the arrival rate in force, the worker count."""
+        n = len(columns["t"])
+        arrays = self._ids(n) + [columns["t"], pa.array(columns["kind"], type=pa.string()), columns["value"]]
+        self._writers[EVENTS].write_batch(pa.record_batch(arrays, schema=EVENTS_SCHEMA))
+
     def commit(self) -> dict[str, dict[str, Any]]:
         """Close the files and move them to their final names; return each file's size and sha256
         (by kind), which :func:`write_part` records so that a resume can tell a damaged file."""
         for writer in self._writers.values():
             writer.close()
         checks = {}
-        for (tmp, final), kind in zip(self._paths, (ITEMS, DEPTH)):
+        for (tmp, final), kind in zip(self._paths, (ITEMS, DEPTH, EVENTS)):
             checks[kind] = _fingerprint(tmp)
             _atomic_replace(tmp, final)
         return checks
@@ -241,10 +250,10 @@ def finished_cells(run: Path) -> set[int]:
 
 
 def _files_intact(run: Path, cell: int, metadata: dict[bytes, bytes] | None) -> bool:
-    """Whether a finished cell's item and depth files are those its part recorded (size and sha256);
+    """Whether a finished cell's item, depth and event files are those its part recorded (size and sha256);
     a part written before fingerprints were recorded only needs the files to exist."""
     recorded = json.loads(metadata[FILES_KEY]) if metadata and FILES_KEY in metadata else None
-    for kind in (ITEMS, DEPTH):
+    for kind in (ITEMS, DEPTH, EVENTS):
         path = run / kind / cell_name(cell)
         if not path.is_file():
             return False

@@ -60,13 +60,14 @@ def test_run_writes_a_results_folder_matching_the_contract(tmp_path):
         "attempts",
         "t_leave",
     }
-    for kind, columns in (("items", items_cols), ("depth", {"cell", "replication", "t", "depth"})):
+    for kind, columns in (("items", items_cols), ("depth", {"cell", "replication", "t", "depth"}),
+                          ("events", {"cell", "replication", "t", "kind", "value"})):  # fmt: skip
         files = sorted((out / kind).glob("*.parquet"))
         assert [f.name for f in files] == ["cell-00000.parquet", "cell-00001.parquet"]
         schema = pq.read_schema(files[0])
         assert columns <= set(schema.names)
-        assert schema.metadata[b"qbench.schema_version"] == b"3"
-        assert str(schema.field("t" if kind == "depth" else "t_put").type) == "double"
+        assert schema.metadata[b"qbench.schema_version"] == b"4"
+        assert str(schema.field("t_put" if kind == "items" else "t").type) == "double"
     cells = pd.read_parquet(out / "cells.parquet")
     assert len(cells) == 4 and set(cells.status) == {"ok"}
     assert not list(out.rglob("*.tmp"))
