@@ -12,7 +12,8 @@ Every formula here is for an unbounded queue fed at the offered rate, so cells w
 (``maxsize > 0``, whose pusher blocks when it is full) and cells without data get no row; nor do
 cells whose behaviours change the queue (patience, batches, failures, a user's own scenario:
 :func:`analysis.behaviours.fifo_theory_applies`), whose rows come from
-:mod:`analysis.behaviour_agreement`.
+:mod:`analysis.behaviour_agreement`, nor cells with a non-stationary arrival process or elastic
+workers (no steady state of one M/M/c: :mod:`analysis.windows` gives a schedule's pieces theirs).
 
 The last two are limits as the horizon grows (finite runs differ by ``O(1/t_end)``), so they are
 marked not exact, like the labelled approximations (``approx.``). Two judgements are given:
@@ -30,7 +31,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from analysis.behaviours import fifo_theory_applies
+from analysis.backlog import stationary
+from analysis.behaviours import elastic, fifo_theory_applies
 from analysis.cell_stats import CellStats, steady_state
 from analysis.estimate import Estimate
 from analysis.load import Run
@@ -109,6 +111,8 @@ def compare_theory(run: Run, stats: CellStats) -> list[Agreement]:
     rows: list[Agreement] = []
     if int(p.get("maxsize") or 0) > 0 or stats.replications == 0 or not fifo_theory_applies(p):
         return rows
+    if not stationary(p) or elastic(p) is not None:
+        return rows  # no steady state (analysis.windows compares theory per piece), or a varying worker count
     rho = float(p["rho"])
     if "utilisation" in stats.metrics:
         rows.append(Agreement(stats.cell, "utilisation", "long-run identity min(rho, 1)", False,

@@ -48,6 +48,11 @@ first rule that applies decides:
 6. A bounded queue that rule 5 calls *stable* but whose blocked fraction is not confidently below
    ``PRACTICAL`` (interval ``high >= PRACTICAL``) is *inconclusive*: it may be stable only because
    the pusher was held back.
+
+A cell whose arrival process is not stationary (``stationary`` false: a schedule, a daily cycle, a
+trace) has no steady state and no single growth rate: after rules 1-3 its verdict is
+*non-stationary*, with the slope shown for information; its figures over time
+(:mod:`analysis.windows`) say what the backlog does.
 """
 
 from __future__ import annotations
@@ -65,7 +70,7 @@ from analysis.load import data_rows
 
 __all__ = [
     "DEPTH_TARGET", "LAG_FRACTION", "PRACTICAL", "Growth", "Throttling", "deterministic", "growth", "identical",
-    "sample_depth", "step_slope", "throttling", "verdict",
+    "sample_depth", "stationary", "step_slope", "throttling", "verdict",
 ]  # fmt: skip
 
 #: The practical threshold for growth, as a fraction of the arrival rate; also the blocked
@@ -114,7 +119,8 @@ class Growth:
 
     Attributes:
         slope: mean slope across the replications with data, with its CI, items/s.
-        verdict: ``stable``, ``overloaded``, ``throttled``, ``inconclusive``, ``unreliable`` or ``failed``.
+        verdict: ``stable``, ``overloaded``, ``throttled``, ``inconclusive``, ``unreliable``, ``failed`` or
+            ``non-stationary``.
         threshold: the practical threshold ``delta`` used, items/s.
         time_to_target: model seconds from empty to a depth of :data:`DEPTH_TARGET` at the measured
             rate (an Estimate whose bounds come from the slope's bounds), or None unless overloaded.
@@ -181,6 +187,16 @@ def identical(values: np.ndarray) -> bool:
     x = np.asarray(values, dtype=np.float64)
     x = x[~np.isnan(x)]
     return len(x) >= 2 and float(np.ptp(x)) <= 1e-12 * max(float(np.max(np.abs(x))), 1e-300)
+
+
+def stationary(params: Mapping[str, Any]) -> bool:
+    """Whether a cell's arrival process is stationary (the ``stationary`` parameter; True where absent).
+
+    Args:
+        params: the cell's parameters.
+    """
+    value = params.get("stationary")
+    return True if value is None or pd.isna(value) else bool(value)
 
 
 def deterministic(params: Mapping[str, Any]) -> bool:
@@ -279,6 +295,9 @@ def verdict(rows: pd.DataFrame, params: Mapping[str, Any], practical: float = PR
     if (status == "capped").any():
         note = f"hit the backlog cap (max_backlog) in {int((status == 'capped').sum())} of {len(data)} replications"
         return Growth(slope.slope, "overloaded", slope.threshold, _time_to(slope.slope), note, held)
+    if not stationary(params):
+        return _with(slope, "non-stationary", "the arrival rate changes over time: no steady state or single "
+                     "slope; see the figures per window", held)  # fmt: skip
     if held is not None and held.state == "throttled":
         return _with(slope, "throttled", held.describe(), held)
     if held is not None and slope.verdict == "stable" and held.state == "undecided":

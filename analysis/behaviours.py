@@ -25,8 +25,8 @@ from typing import Any
 import pandas as pd
 
 __all__ = [
-    "BEHAVIOUR_AXES", "behaviour_label", "builtin", "checks_inputs", "fifo_theory_applies", "has_behaviours",
-    "is_plain", "little_applies",
+    "BEHAVIOUR_AXES", "behaviour_label", "builtin", "checks_inputs", "elastic", "fifo_theory_applies",
+    "has_behaviours", "is_plain", "little_applies", "workers_label",
 ]  # fmt: skip
 
 #: Behaviour axes of a grid and their defaults (the plain pool).
@@ -71,9 +71,27 @@ def little_applies(params: Mapping[str, Any]) -> bool:
 
 
 def checks_inputs(params: Mapping[str, Any]) -> tuple[bool, bool]:
-    """Whether the measured (arrival, service) means can be checked against their specs."""
+    """Whether the measured (arrival, service) means can be checked against their specs (not the
+    arrival of a non-stationary process: over a run its mean gap is not the long-run one)."""
     mine = builtin(params)
-    return mine, mine and int(_number(params, "batch", 1)) == 1 and _text(params, "setup") == "none"
+    steady = params.get("stationary")
+    arrival = mine and (steady is None or pd.isna(steady) or bool(steady))
+    return arrival, mine and int(_number(params, "batch", 1)) == 1 and _text(params, "setup") == "none"
+
+
+def elastic(params: Mapping[str, Any]) -> str | None:
+    """The cell's elastic workers spec (``auto:...``), or None for fixed workers."""
+    value = params.get("elastic")
+    return None if value is None or (not isinstance(value, str) and pd.isna(value)) or not value else str(value)
+
+
+def workers_label(params: Mapping[str, Any]) -> str:
+    """``3`` for fixed workers, ``auto 2-16`` for elastic ones (their min and max)."""
+    spec = elastic(params)
+    if spec is None:
+        return str(params["workers"])
+    words = dict(part.split("=", 1) for part in spec[len("auto:") :].split(",") if "=" in part)
+    return f"auto {words.get('min', '?')}-{words.get('max', params['workers'])}"
 
 
 def behaviour_label(params: Mapping[str, Any]) -> str:
@@ -100,4 +118,10 @@ def behaviour_label(params: Mapping[str, Any]) -> str:
     pushers = int(_number(params, "pushers", 1))
     if pushers > 1:
         words.append(f"{pushers} pushers")
+    backlog = int(_number(params, "backlog0", 0))
+    if backlog:
+        words.append(f"backlog0 {backlog}")
+    spec = elastic(params)
+    if spec is not None:
+        words.append(spec)
     return "; ".join(words)

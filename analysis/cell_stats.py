@@ -14,7 +14,9 @@ Only rows with data count (status ``ok``, ``capped`` or ``lagged``: :data:`analy
   part of the depth, and their count is reported per cell (``censored``): wait and sojourn figures
   are over items that were taken or finished, so for an overloaded cell they are lower bounds;
 * **steady state** (:func:`steady_state`): the mean wait and the share of items that wait, by the
-  same estimator and warm-up cut; the truncation point is reported with it, the raw data is untouched;
+  same estimator and warm-up cut; the truncation point is reported with it, the raw data is untouched.
+  A cell whose arrival process is not stationary (``stationary`` false) has none: its latency
+  figures cover the whole run (no warm-up cut) and its verdict is *non-stationary*;
 * **Little's law** (:func:`little`): the time-average number waiting ``L`` (``depth_mean``)
   against ``lam * W`` with ``lam = n_put / t_end`` and ``W = wait_mean``, paired per replication.
   It holds when the interval of ``L - lam W`` contains 0 or the relative gap is under
@@ -32,15 +34,14 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from analysis.backlog import Growth, verdict
-from analysis.behaviours import checks_inputs, little_applies
+from analysis.backlog import Growth, stationary, verdict
+from analysis.behaviours import checks_inputs, little_applies, workers_label
 from analysis.estimate import Estimate, mean_ci
 from analysis.inputs import InputCheck, input_checks
 from analysis.load import Run, data_rows
-from analysis.quantiles import LATENCY_METRICS, estimates, kept_share_waiting, run_samples
+from analysis.quantiles import LATENCY_METRICS, Sample, estimates, kept_share_waiting, run_samples
 from analysis.theory import fluid_slope
 from analysis.warmup import Truncation
-from bench.digest import Digest
 
 __all__ = [
     "CellStats", "LITTLE_TOLERANCE", "Little", "METRICS", "SteadyState", "cell_stats", "little",
@@ -51,6 +52,7 @@ __all__ = [
 METRICS = (
     "wait_mean", "wait_p50", "wait_p95", "wait_p99", "sojourn_mean", "sojourn_p50", "sojourn_p95",
     "sojourn_p99", "throughput", "utilisation", "depth_mean", "depth_max", "backlog_slope", "goodput", "abandon_rate",
+    "worker_seconds", "workers_peak",
 )  # fmt: skip
 
 #: Relative gap under which Little's law counts as holding even when the CI excludes 0.
@@ -128,6 +130,11 @@ class CellStats:
         return self.steady is None or self.steady.settled
 
     @property
+    def stationary(self) -> bool:
+        """The arrival process is stationary (else no steady state: figures cover the whole run)."""
+        return stationary(self.params)
+
+    @property
     def warnings(self) -> list[InputCheck]:
         """The input checks that failed: the spec's mean outside the measured mean's interval."""
         return [check for check in self.inputs if not check.ok]
@@ -147,7 +154,7 @@ class CellStats:
         """A short label such as ``c=2 const:1 / uniform:0:5`` (``, maxsize 5`` for a bounded queue)."""
         bound = int(self.params.get("maxsize") or 0)
         tail = f", maxsize {bound}" if bound else ""
-        return f"c={self.params['workers']} {self.params['arrival']} / {self.params['service']}{tail}"
+        return f"c={workers_label(self.params)} {self.params['arrival']} / {self.params['service']}{tail}"
 
 
 def little(rows: pd.DataFrame, overloaded: bool) -> Little:
@@ -224,8 +231,8 @@ def steady_state(run: Run, cell: int) -> SteadyState:
     return _steady(samples, found["wait_mean"].estimate, cut)
 
 
-def _steady(samples: list[Digest], wait: Estimate, cut: Truncation) -> SteadyState:
-    """The steady state from a cell's digests, their mean wait and their warm-up cut."""
+def _steady(samples: list[Sample], wait: Estimate, cut: Truncation) -> SteadyState:
+    """The steady state from a cell's replications (their digests), their mean wait and their warm-up cut."""
     p_wait = kept_share_waiting(samples, cut)
     truncation = Estimate(float(cut.index), float(cut.index), float(cut.index), len(samples))
     return SteadyState(wait, p_wait, truncation, cut.settled)

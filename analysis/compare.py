@@ -68,7 +68,8 @@ __all__ = [
 ]  # fmt: skip
 
 #: Grid axes on which cells are matched.
-AXES = ("workers", "arrival", "service", "maxsize", "scenario", "discipline", "patience", "batch", "failure")
+AXES = ("workers", "arrival", "service", "maxsize", "scenario", "discipline", "patience", "batch", "failure",
+        "backlog0", "elastic")  # fmt: skip
 
 #: Metrics compared when none are named.
 DEFAULT_METRICS = (
@@ -377,7 +378,7 @@ def compare_runs(a: str, b: str, *, metrics: list[str] | None = None) -> Compare
 
 
 #: Axes added with scenarios and behaviours: a pair's key names them only where they vary.
-_BEHAVIOUR_AXES = ("scenario", "discipline", "patience", "batch", "failure")
+_BEHAVIOUR_AXES = ("scenario", "discipline", "patience", "batch", "failure", "backlog0", "elastic")
 
 
 def _varies(run_a: Run, cells_a: list[int], run_b: Run, cells_b: list[int], axis: str) -> bool:

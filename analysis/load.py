@@ -3,7 +3,7 @@
 :func:`open_run` reads the small parts of a run (``manifest.json`` and ``cells.parquet``, or the
 per-cell ``parts/`` of an interrupted run) and checks the schema version. The large parts, the
 per-item records and the queue-depth events, are read on demand by :func:`read_items` and
-:func:`read_depth`: only the files of the requested cells are opened, only the requested columns
+:func:`read_depth` (and the arrival rate in force and the worker count over time by :func:`read_events`): only the files of the requested cells are opened, only the requested columns
 are decoded and replication / item filters are pushed down to parquet, so plotting one cell of a
 10M-row run reads one cell.
 """
@@ -31,6 +31,8 @@ from bench.results_format import (
     DEPTH,
     DEPTH_SCHEMA,
     DIGESTS,
+    EVENTS,
+    EVENTS_SCHEMA,
     ITEMS,
     ITEMS_SCHEMA,
     MANIFEST,
@@ -46,7 +48,7 @@ from bench.results_format import (
 
 __all__ = [
     "DATA_STATUSES", "PARAMETERS", "ResultsError", "Run", "SCHEMA_VERSION", "STATUSES", "data_rows", "open_run",
-    "has_items", "read_depth", "read_digests", "read_items", "record_level",
+    "has_items", "read_depth", "read_digests", "read_events", "read_items", "record_level",
 ]  # fmt: skip
 
 #: Columns of ``cells.parquet``: every column of the format; a file without one is refused.
@@ -137,8 +139,9 @@ def _read_manifest(folder: Path) -> dict:
 def _check_version(version: object, where: Path) -> None:
     """Raise :class:`ResultsError` unless ``version`` is :data:`SCHEMA_VERSION`."""
     if str(version) != str(SCHEMA_VERSION):
+        again = " (re-run it with this qbench)" if str(version).isdigit() and int(str(version)) < SCHEMA_VERSION else ""
         raise ResultsError(
-            f"{str(where)!r} has qbench.schema_version {version}, this analysis reads version {SCHEMA_VERSION}"
+            f"{str(where)!r} has qbench.schema_version {version}, this analysis reads version {SCHEMA_VERSION}{again}"
         )
 
 
@@ -212,7 +215,7 @@ def _read(
         _check_file(file)
     if not files:
         return _empty(run, kind, columns, join)
-    names = list((ITEMS_SCHEMA if kind == ITEMS else DEPTH_SCHEMA).names) if columns is None else columns
+    names = list(_SCHEMAS[kind].names) if columns is None else columns
     wanted = list(dict.fromkeys(["cell", "replication", *names]))
     dataset = ds.dataset([str(f) for f in files], format="parquet")
     condition = where
@@ -220,12 +223,18 @@ def _read(
         reps = ds.field("replication").isin([int(r) for r in replications])
         condition = reps if condition is None else condition & reps
     try:
-        table = dataset.to_table(columns=stored_columns(wanted), filter=condition)
+        table = dataset.to_table(columns=wanted if kind == EVENTS else stored_columns(wanted), filter=condition)
     except (pa.ArrowInvalid, pa.ArrowKeyError, KeyError) as exc:  # e.g. a filter on a column not stored
         raise ResultsError(f"cannot read {kind} of {str(run.path)!r}: {exc}".splitlines()[0]) from None
+    if kind == EVENTS:  # stored as read: a few rows per change of rate or workers
+        return table.to_pandas()
     decoded = (decode_items if kind == ITEMS else decode_depth)(table, wanted)
     frame = pd.DataFrame({name: _pandas(values) for name, values in decoded.items()})
     return _join(run, frame) if join else frame
+
+
+#: The columns a reader gets of each kind of per-cell record.
+_SCHEMAS = {ITEMS: ITEMS_SCHEMA, DEPTH: DEPTH_SCHEMA, EVENTS: EVENTS_SCHEMA}
 
 
 def _pandas(values):
@@ -318,3 +327,45 @@ def read_depth(
         ResultsError: a file has another schema version or is not readable.
     """
     return _read(run, DEPTH, cells, replications, columns, where, join)
+
+
+def read_events(run: Run, *, cells: Iterable[int] | None = None, replications: Iterable[int] | None = None,
+                kinds: Iterable[str] | None = None) -> pd.DataFrame:  # fmt: skip
+    """The events of some cells (version 4: the arrival rate in force, the worker count, when the
+    arrivals ran out), columns ``cell``, ``replication``, ``t``, ``kind``, ``value``, sorted by
+    (cell, replication, kind, t). A cell with data but no events file (written by another tool) is
+    taken as a renewal process at ``1 / arrival_mean`` with its fixed ``workers``.
+
+    Args:
+        run: an opened run.
+        cells: cell ids to read (all when None).
+        replications: replication ids to keep (all when None).
+        kinds: the kinds to keep (all when None).
+
+    Raises:
+        ResultsError: a file has another schema version or is not readable.
+    """
+    wanted = list(run.params.index if cells is None else cells)
+    where = None if kinds is None else ds.field("kind").isin(list(kinds))
+    frame = _read(run, EVENTS, wanted, replications, ["t", "kind", "value"], where, False)
+    have = set(frame["cell"].unique()) if len(frame) else set()
+    rows = data_rows(run.cells)
+    made = []
+    for cell in (c for c in wanted if c not in have):
+        reps = rows.loc[rows["cell"] == cell, "replication"]
+        if replications is not None:
+            reps = reps[reps.isin(list(replications))]
+        params = run.params.loc[cell]
+        for rep in reps:
+            for kind, value in (("rate", 1.0 / float(params["arrival_mean"])), ("workers", float(params["workers"])),
+                                ("provisioned", float(params["workers"]))):  # fmt: skip
+                if kinds is None or kind in kinds:
+                    made.append({"cell": int(cell), "replication": int(rep), "t": 0.0, "kind": kind, "value": value})
+    if made:
+        frame = pd.concat([frame, pd.DataFrame(made)], ignore_index=True) if len(frame) else pd.DataFrame(made)
+    if not len(frame):
+        return pd.DataFrame({"cell": pd.Series(dtype="int64"), "replication": pd.Series(dtype="int64"),
+                             "t": pd.Series(dtype="float64"), "kind": pd.Series(dtype="object"),
+                             "value": pd.Series(dtype="float64")})  # fmt: skip
+    frame["kind"] = frame["kind"].astype(str)
+    return frame.sort_values(["cell", "replication", "kind", "t"], kind="stable").reset_index(drop=True)

@@ -37,6 +37,19 @@ arrival times, can produce one) is reported, and so is a verdict out of order.
 reproducible; an items budget is). When it ends undecided the plan says so and gives the
 conservative answer (the fewest count shown to meet every target) and the count left undecided.
 
+**Arrivals that change over time** (a schedule, a daily cycle, a trace: ``Model.stationary``
+false) have no steady state. A plan then sizes for the whole run: each replication puts the
+arrivals of one horizon (a period, the schedule's span, the trace) and drains, and every target is
+judged over all of its items (no warm-up cut), so ``wait_p99<=15`` means the p99 over the day's
+items, the peak hours included, not the mean rate's steady state. Theory's first guess is
+Allen-Cunneen at the peak rate (a Poisson process: a CV of 1); counts below it are simulated, not
+ruled out.
+
+**Elastic workers** (``auto:...`` candidates) are judged beside the answer: each gets the same
+replications (common random numbers) and its verdict, and every candidate's cost in worker-seconds
+(the workers provisioned over each replication, mean with its interval) is shown, so "12 fixed"
+and "auto 4-16" compare on targets and on cost.
+
 **Max load.** For N workers, the largest factor ``s`` by which the arrival rate can be multiplied
 (inter-arrival times divided by ``s``, the same draws scaled: common random numbers across loads)
 with the targets still met: ``s < N / (lam E[S])`` by stability, a first guess from theory, then
@@ -55,16 +68,16 @@ from typing import Any
 
 import numpy as np
 
-from analysis.estimate import Estimate
+from analysis.estimate import Estimate, mean_ci
 from analysis.quantiles import Sample, Steady, estimates
 from analysis.tables import Rows, to_text
 from analysis.theory import erlang_c, stable_workers, wait_quantile
-from bench.digest import Digest
 from bench.results_format import Target
 
 __all__ = [
-    "Budget", "Candidate", "Model", "Plan", "RunAnswer", "Simulate", "TOLERANCE", "Verdict", "answer_line", "evaluate",
-    "items_per_replication", "load_guess", "plan_max_load", "plan_workers", "plan_json", "plan_rows", "plan_table",
+    "Budget", "Candidate", "Model", "Plan", "RunAnswer", "Simulate", "SimulateElastic", "TOLERANCE", "Verdict",
+    "answer_line", "elastic_lines", "evaluate", "items_per_replication", "judge_elastic", "load_guess",
+    "plan_max_load", "plan_workers", "plan_json", "plan_rows", "plan_table",
     "run_answers", "run_length", "run_targets", "target_series", "theory_guess",
 ]  # fmt: skip
 
@@ -97,7 +110,11 @@ class Model:
         scv_s: squared CV of service times (None where undefined).
         service_sample: draws of the service time, for the theory's sojourn guess (optional).
         stability: whether ``c <= lam E[S]`` means no steady state (True for the plain pool and for
-            behaviours that only add work; False where items may leave unserved, e.g. patience).
+            behaviours that only add work; False where items may leave unserved, e.g. patience, and
+            for arrivals that change over time, whose runs are one horizon long).
+        stationary: the arrival process is stationary (False: targets are over the whole run).
+        peak: the arrival process's highest rate, items/s (None for a distribution).
+        horizon: a non-stationary process's span of arrivals per replication, s (None otherwise).
     """
 
     arrival: str
@@ -109,6 +126,9 @@ class Model:
     scv_s: float | None
     service_sample: np.ndarray | None = field(default=None, repr=False, compare=False)
     stability: bool = True
+    stationary: bool = True
+    peak: float | None = None
+    horizon: float | None = None
 
     @property
     def fewest(self) -> int:
@@ -171,6 +191,8 @@ class Candidate:
         items: items simulated.
         cut: the warm-up cut, items per replication.
         settled: the warm-up ended within the runs.
+        cost: worker-seconds per replication (mean, interval), when the replications report them.
+        spec: elastic workers' spec (``auto:...``); None for a fixed count.
     """
 
     workers: int
@@ -181,6 +203,16 @@ class Candidate:
     items: int = 0
     cut: int = 0
     settled: bool = True
+    cost: Estimate | None = None
+    spec: str | None = None
+
+    @property
+    def label(self) -> str:
+        """``12`` for a fixed count, ``auto 4-16`` for elastic workers."""
+        if self.spec is None:
+            return str(self.workers)
+        words = dict(w.split("=", 1) for w in self.spec[len("auto:") :].split(",") if "=" in w)
+        return f"auto {words.get('min', '?')}-{words.get('max', self.workers)}"
 
     @property
     def ceiling(self) -> str:
@@ -253,6 +285,7 @@ class Plan:
     budget_spent: bool = False
     load: float | None = None
     load_interval: tuple[float, float] | None = None
+    elastic: list[Candidate] = field(default_factory=list)
 
     @property
     def exit_status(self) -> int:
@@ -264,7 +297,7 @@ class Plan:
 # -- evaluating one candidate ------------------------------------------------------------------------
 
 
-def evaluate(samples: Sequence[Sample | Digest], targets: Sequence[Target], confidence: float, workers: int,
+def evaluate(samples: Sequence[Sample], targets: Sequence[Target], confidence: float, workers: int,
              scale: float = 1.0) -> Candidate:  # fmt: skip
     """The verdict of one candidate from its replications (see the module docstring).
 
@@ -277,8 +310,11 @@ def evaluate(samples: Sequence[Sample | Digest], targets: Sequence[Target], conf
     """
     found, cut = estimates(samples, [t.metric for t in targets], confidence)
     verdicts = [_judge(t, found[t.metric], cut.settled) for t in targets]
+    costs = [s.worker_seconds for s in samples]
+    cost = mean_ci(np.array(costs, dtype=float), confidence) if costs and None not in costs else None
     candidate = Candidate(workers, scale, targets=verdicts, replications=len(samples),
-                          items=sum(s.items for s in samples), cut=cut.index, settled=cut.settled)  # fmt: skip
+                          items=sum(s.items for s in samples), cut=cut.index, settled=cut.settled,
+                          cost=cost)  # fmt: skip
     said = {v.verdict for v in verdicts}
     candidate.verdict = "fails" if "fails" in said else "undecided" if "undecided" in said else "meets"
     return candidate
@@ -305,15 +341,18 @@ def _predict(model: Model, target: Target, c: int, scale: float = 1.0) -> float 
     """Allen-Cunneen's two-moment prediction of a target's metric at c workers (None where the
     theory has none: an undefined CV, or no steady state)."""
     lam = model.lam * scale
+    scv_a = model.scv_a
+    if not model.stationary and model.peak is not None:  # sized for the peak, Poisson within it
+        lam, scv_a = model.peak * scale, 1.0 if scv_a is None else scv_a
     if target.quantity == "abandon":  # without patience nothing is abandoned; with it, no closed form here
         return 0.0 if model.stability else None
     if lam * model.mean_s >= c:
         return None
     if target.quantity == "utilisation":
         return lam * model.mean_s / c
-    if model.scv_a is None or model.scv_s is None:
+    if scv_a is None or model.scv_s is None:
         return None
-    spread = (model.scv_a + model.scv_s) / 2.0
+    spread = (scv_a + model.scv_s) / 2.0
     p_wait = erlang_c(c, lam * model.mean_s)
     rate = c / model.mean_s - lam
     wq = p_wait * spread / rate
@@ -326,9 +365,9 @@ def _predict(model: Model, target: Target, c: int, scale: float = 1.0) -> float 
         return lam * wq
     assert level is not None  # a percentile of wait or sojourn
     if target.quantity == "wait":
-        return wait_quantile(lam, model.mean_s, c, level, model.scv_a, model.scv_s)
+        return wait_quantile(lam, model.mean_s, c, level, scv_a, model.scv_s)
     if model.service_sample is None or spread <= 0:
-        return wait_quantile(lam, model.mean_s, c, level, model.scv_a, model.scv_s) + model.mean_s
+        return wait_quantile(lam, model.mean_s, c, level, scv_a, model.scv_s) + model.mean_s
     rng = np.random.default_rng(0)  # the guess is reproducible
     service = model.service_sample
     waits = np.where(rng.random(len(service)) < p_wait, rng.exponential(spread / rate, len(service)), 0.0)
@@ -340,7 +379,10 @@ def theory_guess(model: Model, targets: Sequence[Target], max_workers: int) -> i
     for M/M/c), from the fewest stable count up to ``max_workers``; None when the theory has no
     prediction (an undefined CV) or no count up to the limit meets."""
     upper = [t for t in targets if t.op == "<="]
-    for c in range(model.fewest, max_workers + 1):
+    first = model.fewest
+    if not model.stationary and model.peak is not None:  # the guess sizes for the peak rate
+        first = max(first, stable_workers(model.peak, model.mean_s))
+    for c in range(first, max_workers + 1):
         predicted = [_predict(model, t, c) for t in upper]
         if any(p is None for p in predicted):
             return None
@@ -762,6 +804,70 @@ def _conclude_workers(plan: Plan, fewest: int) -> None:
         plan.reason = "undecided within the budget: no count was shown to meet the targets"
 
 
+# -- elastic workers beside the answer -------------------------------------------------------------------
+
+#: simulate_elastic(replications) -> one Sample per replication id, for one elastic candidate.
+SimulateElastic = Callable[[range], list[Sample]]
+
+
+def judge_elastic(plan: Plan, candidates: Sequence[tuple[str, int, SimulateElastic]], *, progress: bool = True,
+                  most: int = 4 * FIRST_REPLICATIONS) -> None:  # fmt: skip
+    """Judge elastic workers beside a plan's answer: each candidate ``(spec, max workers, simulate)``
+    gets :data:`FIRST_REPLICATIONS` replications (the same random numbers as every count), twice as
+    many while a target is undecided (up to ``most``, within the budget), its verdict and its cost;
+    they go into ``plan.elastic``.
+
+    Args:
+        plan: a plan of the workers question (its targets, confidence and budget).
+        candidates: per elastic spec, its most workers and a callback running its replications.
+        progress: show a progress bar.
+        most: the most replications a candidate gets.
+    """
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(candidates), desc="elastic", unit="candidate", disable=not progress, leave=False)
+    for spec, high, simulate in candidates:
+        samples: list[Sample] = []
+        wanted = FIRST_REPLICATIONS
+        candidate = Candidate(high, spec=spec)
+        while len(samples) < wanted:
+            budget = plan.budget
+            if budget.items is not None and samples and plan.spent_items + samples[-1].items > budget.items:
+                plan.notes.append(f"the budget ran out while judging {spec}")
+                break
+            new = simulate(range(len(samples), wanted))
+            plan.spent_items += sum(s.items for s in new)
+            samples.extend(new)
+            candidate = evaluate(samples, plan.targets, plan.confidence, high)
+            candidate.spec = spec
+            if not candidate.undecided() or wanted >= most:
+                break
+            wanted = min(2 * wanted, most)
+        plan.elastic.append(candidate)
+        bar.update()
+    bar.close()
+
+
+def _cost(c: Candidate) -> str:
+    return "-" if c.cost is None else _interval(c.cost)
+
+
+def elastic_lines(plan: Plan) -> list[str]:
+    """One line per elastic candidate: its verdict and figures, and its cost beside the answer's."""
+    if not plan.elastic:
+        return []
+    fixed = next((c for c in plan.candidates if c.workers == plan.answer and c.verdict != "unstable"), None)
+    lines = []
+    for c in plan.elastic:
+        figures = "; ".join(_figure(v) for v in c.targets if v.steady)
+        versus = ""
+        if c.cost is not None and fixed is not None and fixed.cost is not None and fixed.cost.mean:
+            versus = (f" against {_num(fixed.cost.mean)} for {fixed.workers} fixed workers "
+                      f"(x{c.cost.mean / fixed.cost.mean:.2g})")  # fmt: skip
+        lines.append(f"elastic {c.spec}: {_verdict_text(plan, c)} ({figures}); cost {_cost(c)} worker-s{versus}")
+    return lines
+
+
 # -- max load -------------------------------------------------------------------------------------------
 
 
@@ -923,8 +1029,9 @@ def plan_rows(plan: Plan) -> Rows:
     """The candidates tried, one row each: count (or load), replications, each target's estimate with
     its interval, and the verdict."""
     rows = []
-    for c in _ordered(plan):
-        row = {"workers": str(c.workers)}
+    costly = bool(plan.elastic) or not plan.model.stationary
+    for c in [*_ordered(plan), *plan.elastic]:
+        row = {"workers": c.label}
         if plan.question == "max-load":
             row["load"] = f"x{c.scale:.4g}"
         row["reps"] = str(c.replications) if c.verdict != "unstable" else "-"
@@ -933,6 +1040,8 @@ def plan_rows(plan: Plan) -> Rows:
             shown = by_metric.get(target.metric)
             header = f"{target.metric}{_unit(target)}"
             row[header] = _interval(shown.steady.estimate) if shown and shown.steady else "-"
+        if costly:
+            row["worker-s"] = _cost(c)
         row["verdict"] = _verdict_text(plan, c)
         rows.append(row)
     return rows
@@ -987,8 +1096,13 @@ def _load_line(plan: Plan, level: str) -> str:
 
 def plan_table(plan: Plan) -> str:
     """The plan as text: the candidates table, the answer line, then notes (one per line)."""
-    lines = [to_text(plan_rows(plan)), answer_line(plan)]
+    lines = [to_text(plan_rows(plan)), answer_line(plan), *elastic_lines(plan)]
     lines += [f"note: {note}" for note in plan.notes]
+    if not plan.model.stationary:
+        span = f" ({_num(plan.model.horizon)} s of arrivals, then drained)" if plan.model.horizon else ""
+        lines.append(f"note: the arrival rate changes over time: each target is over every item of the run{span}, the "
+                     "peak included, not a steady state (there is none); sized for the whole run, not the mean "
+                     "rate")  # fmt: skip
     if plan.model.maxsize:
         lines.append(f"note: with maxsize {plan.model.maxsize} the pusher blocks in put while the queue is full; the "
                      "time it spends blocked is not part of any wait or sojourn here (keep the evidence with --out "
@@ -1009,17 +1123,23 @@ def plan_json(plan: Plan) -> dict[str, Any]:
     ``candidates`` (per count: replications, each target's estimate, interval and verdict), with the
     question, targets, confidence, budget, run length, theory's guess, notes and, for max-load, the
     load factor and its interval."""
-    candidates = []
-    for c in _ordered(plan):
+
+    def entry_of(c: Candidate) -> dict[str, Any]:
         entry: dict[str, Any] = {"workers": c.workers, "verdict": c.verdict, "replications": c.replications,
                                  "items": c.items, "warmup_cut": c.cut, "settled": c.settled,
                                  "source": "theory" if c.verdict == "unstable" else "simulation"}  # fmt: skip
+        if c.spec is not None:
+            entry["spec"] = c.spec
+        if c.cost is not None:
+            entry["worker_seconds"] = _estimate_json(c.cost)
         if plan.question == "max-load":
             entry["load"] = c.scale
         entry["targets"] = {v.target.metric: {**(_estimate_json(v.steady.estimate) if v.steady else {}),
                                               "threshold": v.target.value, "op": v.target.op, "verdict": v.verdict,
                                               **({"note": v.note} if v.note else {})} for v in c.targets}  # fmt: skip
-        candidates.append(entry)
+        return entry
+
+    candidates = [entry_of(c) for c in _ordered(plan)]
     out: dict[str, Any] = {
         "question": plan.question, "arrival": plan.model.arrival, "service": plan.model.service,
         "maxsize": plan.model.maxsize, "targets": [str(t) for t in plan.targets], "confidence": plan.confidence,
@@ -1029,6 +1149,8 @@ def plan_json(plan: Plan) -> dict[str, Any]:
         "theory_guess": plan.guess, "items_per_replication": plan.items_per_replication,
         "budget": {"items": plan.budget.items, "seconds": plan.budget.seconds},
         "spent": {"items": plan.spent_items, "seconds": round(plan.spent_seconds, 3)},
+        "stationary": plan.model.stationary, "elastic": [entry_of(c) for c in plan.elastic],
+        "elastic_lines": elastic_lines(plan),
     }  # fmt: skip
     if plan.question == "workers":
         out["max_workers"] = plan.max_workers
@@ -1066,6 +1188,7 @@ class RunAnswer:
         meeting: the fewest workers that meet every target (None if none does or no targets).
         meeting_note: what the counts below it got, or why there is no answer.
         candidates: the targets' verdicts per worker count (empty without targets).
+        elastic: the run's elastic cells of the group, with their targets' verdicts and cost.
     """
 
     arrival: str
@@ -1077,6 +1200,7 @@ class RunAnswer:
     meeting: int | None = None
     meeting_note: str = ""
     candidates: list[Candidate] = field(default_factory=list)
+    elastic: list[Candidate] = field(default_factory=list)
 
 
 def run_targets(run: Any) -> tuple[tuple[Target, ...], float]:
@@ -1115,15 +1239,18 @@ def run_answers(
     targets = own if targets is None else tuple(targets)
     confidence = level if confidence is None else confidence
     groups: dict[tuple[str, str, int], list[Any]] = {}
+    moving: dict[tuple[str, str, int], list[Any]] = {}  # elastic cells: judged beside the counts
     for s in stats:
         if s.replications:
             key = (str(s.params["arrival"]), str(s.params["service"]), int(s.params.get("maxsize") or 0))
-            groups.setdefault(key, []).append(s)
+            spec = s.params.get("elastic")
+            elastic = isinstance(spec, str) and bool(spec)
+            (moving if elastic else groups).setdefault(key, []).append(s)
     answers = []
-    for (arrival, service, maxsize), cells in groups.items():
-        cells = sorted(cells, key=lambda s: int(s.params["workers"]))
+    for arrival, service, maxsize in dict.fromkeys([*groups, *moving]):
+        cells = sorted(groups.get((arrival, service, maxsize), []), key=lambda s: int(s.params["workers"]))
         verdicts = {int(s.params["workers"]): s.growth.verdict for s in cells}
-        load = float(cells[0].params["offered_load"])
+        load = float((cells or moving[(arrival, service, maxsize)])[0].params["offered_load"])
         stable = next((c for c, v in verdicts.items() if v == "stable"), None)
         below = [f"{c}: {v}" for c, v in verdicts.items() if stable is None or c < stable]
         if stable is not None and stable - 1 >= 1 and stable - 1 not in verdicts:
@@ -1131,12 +1258,16 @@ def run_answers(
             below.append(f"{stable - 1}: not run" + (f" (unstable by theory: offered load {_num(load)} Erlangs)"
                                                      if unstable else ""))  # fmt: skip
         answer = RunAnswer(arrival, service, maxsize, stable, ", ".join(below), load)
-        if targets:
-            metrics = [t.metric for t in targets]
+        metrics = [t.metric for t in targets] or ["wait_mean"]
+        if targets and cells:
             for s in cells:
                 samples = run_samples(run, s.cell, metrics)
                 answer.candidates.append(evaluate(samples, targets, confidence, int(s.params["workers"])))
             _meeting(answer, load)
+        for s in moving.get((arrival, service, maxsize), []):
+            found = evaluate(run_samples(run, s.cell, metrics), targets, confidence, int(s.params["workers"]))
+            found.spec = str(s.params["elastic"])
+            answer.elastic.append(found)
         answers.append(answer)
     return answers
 

@@ -47,6 +47,10 @@ CHARTS = {
     # drawn only for runs with classes (or several pushers) and with behaviours (analysis/behaviour_plots.py)
     "classes": "Mean and p99 wait per class (or pusher), 95% CI",
     "outcomes": "What became of the items: served, abandoned, gave up; goodput and throughput",
+    # drawn only for runs with cells that vary over time (analysis/time_plots.py)
+    "over_time": "Backlog over time (replication mean, 95% band), fluid backlog dashed, arrival rate on the right axis",
+    "workers": "Elastic workers over time (replication mean, 95% band) and the arrival rate",
+    "window_p99": "p99 wait per window of model time (pooled over replications, 95% sectioning band)",
 }
 
 #: The chart of targets against worker count: drawn by ``qbench plan --out`` and by the report of a
@@ -59,7 +63,7 @@ assert isinstance(_TAB10, ListedColormap)  # a qualitative map: a list of colour
 # matplotlib types a ListedColormap's colours as any array-like; tab10's are a tuple of RGB triples.
 _PALETTE = cast(tuple[tuple[float, float, float], ...], _TAB10.colors)
 _VERDICT_MARK = {"stable": "", "overloaded": "OVERLOADED", "inconclusive": "?", "throttled": "THROTTLED",
-                 "unreliable": "UNRELIABLE", "failed": "FAILED"}  # fmt: skip
+                 "unreliable": "UNRELIABLE", "failed": "FAILED", "non-stationary": "VARYING"}  # fmt: skip
 
 
 def worker_colour(workers: int) -> tuple[float, float, float]:

@@ -36,6 +36,11 @@ biased low). What is left is the warm-up MSER misses and the finite run: the est
 the runs get longer (a plan chooses their length from the theory's relaxation time; a report takes
 the run it is given).
 
+**Non-stationary arrivals** (a schedule, a daily cycle, a trace: the cell's ``stationary`` is false)
+have no steady state: there the same figures are taken over the whole run (no warm-up cut; every
+item of every replication pooled, the same sectioning interval), which is what a plan of a day
+asks (the p99 over the day's items), and the analysis says so.
+
 Items never taken (still queued at the end of a ``duration`` run) have no wait: they are dropped,
 as are unfinished items from sojourn figures; in a stable queue they are the last few items of a
 replication (a bias of the order of the backlog over the run's length). A plan's runs put a fixed
@@ -60,7 +65,8 @@ from bench.results_format import Target
 
 __all__ = [
     "COLUMNS", "LATENCY_METRICS", "Sample", "Steady", "columns_for", "digests", "estimate", "estimates",
-    "first_kept_item", "kept_share_waiting", "ratio", "run_samples", "sectioning", "section_difference", "warmup",
+    "first_kept_item", "kept_share_waiting", "ratio", "run_samples", "sectioning", "section_difference", "stationary",
+    "warmup",
 ]  # fmt: skip
 
 #: The item columns the estimator reads.
@@ -79,19 +85,28 @@ class Sample:
     Attributes:
         replication: the replication id (common random numbers: the same id sees the same
             arrivals and services whatever the worker count).
-        workers: the worker count it ran with.
-        columns: item columns by name (any of :data:`COLUMNS`; ``wait`` always), NaN where censored.
+        workers: the worker count it ran with (elastic workers: their most).
+        columns: item columns by name (any of :data:`COLUMNS`; ``wait`` always unless ``digest`` is
+            given), NaN where censored.
+        stationary: the arrival process is stationary (else no warm-up is cut: the whole run counts).
+        worker_seconds: the workers' cost over the replication (elastic workers: provisioned), or None.
+        workers_mean: the average number of workers over the replication (``worker_seconds / t_end``;
+            elastic workers' utilisation divides by it), or None for fixed workers.
+        digest: the replication's digest as recorded (``digests/``); made from ``columns`` if None.
     """
 
     replication: int
     workers: int
     columns: dict[str, np.ndarray] = field(repr=False)
+    stationary: bool = True
+    worker_seconds: float | None = None
+    workers_mean: float | None = None
     digest: Digest | None = field(default=None, repr=False, compare=False)
 
     @property
     def items(self) -> int:
         """Items put."""
-        return len(self.columns["wait"])
+        return len(self.columns["wait"]) if "wait" in self.columns else self.digested().items
 
     def digested(self) -> Digest:
         """The replication's digest: the one recorded beside it, else made from its columns."""
@@ -161,17 +176,31 @@ def warmup(samples: Sequence[Sample | Digest]) -> Truncation:
     found = digests(samples)
     if not found:
         return Truncation(0, False, math.nan)
+    if not stationary(samples):  # no steady state to warm up to: the whole run counts
+        return Truncation(0, True, _mean(found, "wait", [0] * len(found)))
     size = max(d.mser_batch for d in found)
     series = [_coarsen(d.mser_sums, d.mser_batch, size) / size for d in found]
     length = min(len(x) for x in series)
     if length < 4:  # too few batches to look for a warm-up: keep everything
-        total = sum(float(c.sum()) for d in found for c in (d.counts["wait"],))
-        mean = sum(float(d.sums["wait"].sum()) for d in found) / total if total else math.nan
-        return Truncation(0, total > 0, mean)
+        mean = _mean(found, "wait", [0] * len(found))
+        return Truncation(0, not math.isnan(mean), mean)
     ensemble = np.mean([x[:length] for x in series], axis=0)
     stat = mser_of_means(ensemble)
     d = int(np.argmin(stat))
     return Truncation(d * size, d < len(stat) - 1, float(ensemble[d:].mean()))
+
+
+def stationary(samples: Sequence[Sample | Digest]) -> bool:
+    """Whether a cell's arrival process is stationary (a bare digest is taken to be): else there is
+    no steady state, no warm-up is cut and every item of the run counts."""
+    return all(s.stationary for s in samples if isinstance(s, Sample))
+
+
+def _mean(found: list[Digest], kind: str, first: list[int]) -> float:
+    """The pooled mean of ``kind`` over the segments each digest keeps (``first`` on)."""
+    top = sum(float(x.sums[kind][k:].sum()) for x, k in zip(found, first))
+    bottom = sum(float(x.counts[kind][k:].sum()) for x, k in zip(found, first))
+    return _ratio(top, bottom)
 
 
 def _coarsen(sums: np.ndarray, size: int, target: int) -> np.ndarray:
@@ -246,10 +275,10 @@ def _at(digest: Digest, cumulative: np.ndarray, t: float) -> float:
     return float(np.interp(t, np.arange(len(cumulative)) * digest.bin_width, cumulative))
 
 
-def _window_sums(digest: Digest, quantity: str, first: int) -> tuple[float, float]:
+def _window_sums(digest: Digest, quantity: str, first: int, workers: float) -> tuple[float, float]:
     """(numerator, denominator) of a window statistic of one replication: from the put of its first
-    kept item to its last put, busy worker-seconds over workers x window (``utilisation``) or
-    queued item-seconds over the window (``depth``)."""
+    kept item to its last put, busy worker-seconds over workers x window (``utilisation``; elastic
+    workers: their average) or queued item-seconds over the window (``depth``)."""
     if first >= len(digest.seg_first_t):
         return math.nan, math.nan
     a, b = float(digest.seg_first_t[first]), digest.last_put
@@ -257,7 +286,7 @@ def _window_sums(digest: Digest, quantity: str, first: int) -> tuple[float, floa
         return math.nan, math.nan
     if quantity == "depth":
         return _at(digest, digest.queue, b) - _at(digest, digest.queue, a), b - a
-    return _at(digest, digest.busy, b) - _at(digest, digest.busy, a), digest.workers * (b - a)
+    return _at(digest, digest.busy, b) - _at(digest, digest.busy, a), workers * (b - a)
 
 
 def estimate(samples: Sequence[Sample | Digest], metric: str, cut: Truncation | None = None,
@@ -296,7 +325,8 @@ def estimate(samples: Sequence[Sample | Digest], metric: str, cut: Truncation | 
         count = int(sum(b for _, b in sums))
         point = _ratio(sum(a for a, _ in sums), count)
     else:
-        pairs = np.array([_window_sums(x, quantity, k) for x, k in zip(found, first)]).reshape(-1, 2)
+        workers = [_workers(s, x) for s, x in zip(samples, found)]
+        pairs = np.array([_window_sums(x, quantity, k, w) for x, k, w in zip(found, first, workers)]).reshape(-1, 2)
         with np.errstate(invalid="ignore", divide="ignore"):
             sections = pairs[:, 0] / pairs[:, 1]
         good = ~np.isnan(sections)
@@ -304,6 +334,13 @@ def estimate(samples: Sequence[Sample | Digest], metric: str, cut: Truncation | 
         point = float(pairs[good, 0].sum()) / total if total > 0 else math.nan
         count = int(sum(max(x.items - k * x.segment, 0) for x, k in zip(found, first)))
     return Steady(sectioning(point, sections, level), sections, ids, d, truncation.settled, count)
+
+
+def _workers(sample: Sample | Digest, digest: Digest) -> float:
+    """The workers a replication's utilisation divides by: elastic workers' average, else its count."""
+    if isinstance(sample, Sample) and sample.workers_mean is not None:
+        return sample.workers_mean
+    return float(digest.workers)
 
 
 def kept_share_waiting(samples: Sequence[Sample | Digest], cut: Truncation) -> Estimate:
@@ -328,9 +365,9 @@ def estimates(
     return {m: estimate(samples, m, cut, level) for m in metrics}, cut
 
 
-def run_samples(run: Run, cell: int, metrics: Iterable[str] = LATENCY_METRICS) -> list[Digest]:
-    """The digests of a cell's replications with data (status ``ok``, ``capped`` or ``lagged``),
-    as the run recorded them in ``digests/`` (every record level keeps them).
+def run_samples(run: Run, cell: int, metrics: Iterable[str] = LATENCY_METRICS) -> list[Sample]:
+    """A cell's replications with data (status ``ok``, ``capped`` or ``lagged``), each with its
+    digest as the run recorded it in ``digests/`` (every record level keeps them).
 
     Args:
         run: an opened run.
@@ -341,7 +378,21 @@ def run_samples(run: Run, cell: int, metrics: Iterable[str] = LATENCY_METRICS) -
     keep = {int(r) for r in rows.loc[rows["cell"] == cell, "replication"]}
     if not keep:
         return []
-    return [d for d in read_digests(run, cell) if d.replication in keep]
+    workers = int(run.params.loc[cell, "workers"])
+    flag = run.params.loc[cell].get("stationary")
+    steady = bool(flag) if flag is not None and not (isinstance(flag, float) and math.isnan(flag)) else True
+    mine = rows[rows["cell"] == cell]
+    costs = dict(zip(mine["replication"].astype(int), mine["worker_seconds"].astype(float)))
+    ends = dict(zip(mine["replication"].astype(int), mine["t_end"].astype(float)))
+    elastic = run.params.loc[cell].get("elastic")
+    moving = isinstance(elastic, str) and bool(elastic)
+    samples = []
+    for d in read_digests(run, cell):
+        if d.replication in keep:
+            cost, end = costs.get(d.replication), ends.get(d.replication)
+            average = cost / end if moving and cost is not None and end else None
+            samples.append(Sample(d.replication, workers, {}, steady, cost, average, digest=d))
+    return samples
 
 
 def section_difference(a: Steady, b: Steady, *, paired: bool, level: float = LEVEL) -> Estimate:

@@ -42,8 +42,17 @@ from analysis.plots import (
     plot_targets,
     plot_theory,
 )
-from analysis.summary_table import failed_rows, summary_rows, theory_rows, warning_lines
+from analysis.summary_table import (
+    failed_rows,
+    over_time_lines,
+    stationarity_line,
+    summary_rows,
+    theory_rows,
+    warning_lines,
+)
 from analysis.tables import Rows, to_html, to_markdown
+from analysis.time_plots import plot_over_time, plot_window_p99, plot_workers
+from analysis.windows import CellWindows, cell_windows, piece_theory, time_varying
 from bench.results_format import PLAN_KEY
 
 __all__ = ["BEHAVIOUR_METHOD", "METHOD", "target_panels", "write_report"]
@@ -117,6 +126,16 @@ METHOD = [
     "(Allen-Cunneen, Kingman) and limits (fluid slope, utilisation) are shown for information. Every formula "
     "assumes an unbounded queue, so bounded cells (maxsize > 0) get no theory row.",
     BEHAVIOUR_METHOD,
+    "Over time: cells with a non-stationary arrival process (a schedule, a daily cycle, a trace), elastic workers or "
+    "a backlog at t = 0 get figures per window of model time (a round width giving at least 24 windows): the "
+    "latency of the items put in the window (pooled over replications, sectioning interval), the time-average depth "
+    "and workers, the arrival rate in force and as measured (Student t intervals across replications). A "
+    "non-stationary cell has no steady state: its latency figures cover the whole run (no warm-up cut), its verdict "
+    "is 'non-stationary' and it gets no steady-state theory; a schedule's long pieces get their own M/M/c (or fluid) "
+    "row, and the fluid backlog Q' = lam(t) - c/E[S] (clipped at 0, from backlog0) is dashed on the chart. Elastic "
+    "cells' utilisation and cost use the worker-seconds provisioned (starting workers included); the time to drain "
+    "a backlog at 0 is the first time the depth reaches the cell's steady-state mean depth (0 for a "
+    "non-stationary cell), per replication.",
 ]
 
 
@@ -144,16 +163,22 @@ def write_report(run: Path, *, progress: bool = True) -> Path:
         "theory": lambda: plot_theory(theory, stats, folder),
         "classes": lambda: plot_classes(opened, stats, folder),
         "outcomes": lambda: plot_outcomes(opened, stats, folder),
+        "over_time": lambda: plot_over_time(opened, stats, moving, folder),
+        "workers": lambda: plot_workers(opened, stats, moving, folder),
+        "window_p99": lambda: plot_window_p99(opened, stats, moving, folder),
     }
     if targets:
         charts["targets"] = lambda: plot_targets(target_panels(answers, confidence), folder)
-    steps = tqdm(total=4 + len(charts), desc="report", unit="step", disable=not progress, leave=False)
+    steps = tqdm(total=5 + len(charts), desc="report", unit="step", disable=not progress, leave=False)
     stats = _step(steps, "statistics", lambda: summarize(opened))
+    moving: dict[int, CellWindows] = _step(steps, "windows", lambda: {
+        s.cell: cell_windows(opened, s) for s in stats if s.replications and time_varying(s.params)})  # fmt: skip
     answers = _step(steps, "answers", lambda: run_answers(opened, stats))
-    theory = _step(steps, "theory", lambda: [row for s in stats for row in (*compare_theory(opened, s),
-                                                                              *behaviour_theory(opened, s))])  # fmt: skip
+    theory = _step(steps, "theory", lambda: [row for s in stats for row in (
+        *compare_theory(opened, s), *behaviour_theory(opened, s),
+        *(piece_theory(opened, s, moving[s.cell]) if s.cell in moving else ()))])  # fmt: skip
     drawn = [name for name, draw in charts.items() if _step(steps, f"chart {name}", draw)]
-    _step(steps, "write", lambda: _write(opened, folder, stats, theory, answers, confidence, drawn))
+    _step(steps, "write", lambda: _write(opened, folder, stats, theory, answers, confidence, drawn, moving))
     steps.close()
     return folder / "index.html"
 
@@ -195,7 +220,7 @@ def _step(bar: tqdm, name: str, work: Callable[[], _T]) -> _T:
 
 
 def _write(run: Run, folder: Path, stats: list[CellStats], theory: list[Agreement], answers: list[RunAnswer],
-           confidence: float, drawn: list[str]) -> None:  # fmt: skip
+           confidence: float, drawn: list[str], moving: dict[int, CellWindows] | None = None) -> None:  # fmt: skip
     """Write both documents (showing the charts that were ``drawn``)."""
     for stale in (name for name in CHARTS if name not in drawn):  # a chart this run has none of
         for suffix in (".png", ".svg"):
@@ -203,7 +228,8 @@ def _write(run: Run, folder: Path, stats: list[CellStats], theory: list[Agreemen
     sections = _Sections(summary_rows(stats, detail=True), theory_rows(theory, stats), failed_rows(stats),
                          warning_lines(stats), _answer_rows(answers, confidence), _answer_lines(run, answers),
                          outcome_rows(run, stats), class_rows(run, stats),
-                         {name: CHARTS[name] for name in drawn if name in CHARTS})  # fmt: skip
+                         {name: CHARTS[name] for name in drawn if name in CHARTS},
+                         _over_time(run, stats, moving or {}))  # fmt: skip
     try:
         (folder / "report.md").write_text(_markdown(run, sections), encoding="utf-8")
         (folder / "index.html").write_text(_html(run, sections), encoding="utf-8")
@@ -224,6 +250,7 @@ class _Sections:
     outcomes: Rows = field(default_factory=list)  # what became of the items (cells with behaviours)
     classes: Rows = field(default_factory=list)  # per class or pusher (cells that have them)
     charts: dict[str, str] = field(default_factory=lambda: dict(CHARTS))  # the charts drawn, with captions
+    over_time: list[tuple[str, Rows]] = field(default_factory=list)  # lines, then a table per cell over time
 
 
 _NO_WARNINGS = "None: every measured mean inter-arrival and service time lies within its interval of the spec's mean."
@@ -244,6 +271,12 @@ def _answer_rows(answers: list[RunAnswer], confidence: float) -> Rows:
             row.update({f"fewest workers meeting every target ({confidence:.0%})":
                         str(a.meeting) if a.meeting is not None else "none of those run",
                         "its figures": figures, "one worker fewer": a.meeting_note or "-"})  # fmt: skip
+        if a.elastic:
+            at = next((c for c in a.candidates if c.workers == a.meeting), None)
+            base = f" (fixed {a.meeting}: {at.cost.mean:.3g})" if at is not None and at.cost is not None else ""
+            row["elastic workers: verdict, worker-seconds"] = "; ".join(
+                f"{c.label}: {c.verdict if c.targets else 'no targets'}, "
+                f"{c.cost.format() if c.cost is not None else '-'}" for c in a.elastic) + base  # fmt: skip
         rows.append(row)
     return rows
 
@@ -271,9 +304,31 @@ def _answer_lines(run: Run, answers: list[RunAnswer]) -> list[str]:
 
 
 def _behaviour_sections(sec: _Sections) -> list[tuple[str, Rows]]:
-    """The behaviour tables a run has (none for a run of the plain pool)."""
+    """The behaviour tables a run has (none for a run of the plain pool), then its tables over time."""
     return [(title, rows) for title, rows in (("What became of the items (95% confidence intervals)", sec.outcomes),
-                                              ("Classes (95% confidence intervals)", sec.classes)) if rows]  # fmt: skip
+                                              ("Classes (95% confidence intervals)", sec.classes),
+                                              *sec.over_time) if rows]  # fmt: skip
+
+
+def _over_time(run: Run, stats: list[CellStats], moving: dict[int, CellWindows]) -> list[tuple[str, Rows]]:
+    """The section over time: which cells are steady, one line per cell that varies, then per such cell
+    its table of windows (latency, depth, arrival rate, workers, each with its 95% interval)."""
+    if not moving:
+        return []
+    lines = [line for line in (stationarity_line(stats), *over_time_lines(run, stats, moving)) if line]
+    out: list[tuple[str, Rows]] = [("Over time", [{"what": line.strip()} for line in lines])]
+    for s in stats:
+        found = moving.get(s.cell)
+        if found is None or not found.windows:
+            continue
+        rows = [{"window (s)": f"[{w.start:g}, {w.end:g})", "items put": str(w.items),
+                 "p50 wait (s)": w.latency["wait_p50"].format(), "p99 wait (s)": w.latency["wait_p99"].format(),
+                 "mean wait (s)": w.latency["wait_mean"].format(), "depth": w.depth.format(),
+                 "rate in force (/s)": w.rate.format(), "arrivals (/s)": w.arrivals.format(),
+                 "workers": w.workers.format()} for w in found.windows]  # fmt: skip
+        out.append((f"Cell {s.cell} over time ({s.label}; windows of {found.width:g} s, {found.replications} "
+                    "replications, 95% intervals)", rows))  # fmt: skip
+    return out
 
 
 def _parameters(run: Run) -> Rows:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from analysis.agreement import Agreement
 from analysis.backlog import DEPTH_TARGET
-from analysis.behaviours import behaviour_label
+from analysis.behaviours import behaviour_label, elastic, workers_label
 from analysis.cell_stats import CellStats, summarize
 from analysis.classes import group_stats, group_values
 from analysis.estimate import Estimate
@@ -21,7 +21,8 @@ from analysis.plan import run_answers, run_targets
 from analysis.tables import Rows, to_text
 
 __all__ = [
-    "class_lines", "failed_rows", "summary_rows", "summary_table", "theory_rows", "verdict_text", "warning_lines",
+    "class_lines", "failed_rows", "over_time_lines", "stationarity_line", "summary_rows", "summary_table",
+    "theory_rows", "verdict_text", "warning_lines",
 ]  # fmt: skip
 
 
@@ -62,10 +63,12 @@ def summary_rows(stats: list[CellStats], *, detail: bool = False) -> Rows:
     """
     rows = []
     labelled = any(behaviour_label(s.params) for s in stats)
+    costly = any(elastic(s.params) is not None for s in stats)
     for s in (s for s in stats if s.replications):
         m = s.metrics
         mark = "" if s.settled else " (unsettled)"  # no steady state: the figure covers the runs' second halves
-        row = {"cell": str(s.cell), "workers": str(s.params["workers"]), "arrival": str(s.params["arrival"]),
+        mark = mark if s.stationary else " (whole run)"  # non-stationary arrivals: every item, no warm-up cut
+        row = {"cell": str(s.cell), "workers": workers_label(s.params), "arrival": str(s.params["arrival"]),
                "service": str(s.params["service"]), "maxsize": str(s.params.get("maxsize", 0)),
                "rho": _num(float(s.params["rho"])), "arrivals/s achieved of offered": _arrivals(s),
                "wait mean (s)": m["wait_mean"].format() + mark, "p99 wait (s)": m["wait_p99"].format() + mark,
@@ -80,6 +83,8 @@ def summary_rows(stats: list[CellStats], *, detail: bool = False) -> Rows:
                         "mean depth": m["depth_mean"].format(), "still queued at end": s.censored.format(),
                         "Little L = lam W": s.little.verdict, "replications": f"{s.replications}"
                         + (f" ({s.failed} failed)" if s.failed else "")})  # fmt: skip
+        if costly:
+            row.update({"worker-seconds": m["worker_seconds"].format(), "peak workers": m["workers_peak"].format()})
         rows.append(row)
     return rows
 
@@ -162,17 +167,93 @@ def summary_table(run: Path) -> str:
     classes = class_lines(opened, stats)
     if classes:
         parts.append("classes (mean and p99 wait, 95% CI):\n" + "\n".join(classes))
+    steady = stationarity_line(stats)
+    if steady:
+        parts.append(steady)
+    moving = over_time_lines(opened, stats)
+    if moving:
+        parts.append("over time (per window of model time; 95% intervals across replications):\n" + "\n".join(moving))
     warnings = warning_lines(stats)
     if warnings:
         parts.append("warnings:\n" + "\n".join(f"  warning: {line}" for line in warnings))
     targets, confidence = run_targets(opened)
     if targets:
-        lines = [f"  {a.arrival} / {a.service}" + (f" / maxsize {a.maxsize}" if a.maxsize else "") + ": "
-                 + (f"{a.meeting} workers ({a.meeting_note})" if a.meeting is not None else a.meeting_note)
-                 for a in run_answers(opened, stats)]  # fmt: skip
-        head = f"how many workers meet {', '.join(map(str, targets))} (steady state, {confidence:.0%} intervals):"
+        lines = []
+        for a in run_answers(opened, stats):
+            said = [f"{a.meeting} workers ({a.meeting_note})" if a.meeting is not None else a.meeting_note]
+            fixed = next((c for c in a.candidates if c.workers == a.meeting), None)
+            if fixed is not None and fixed.cost is not None and a.elastic:
+                said[0] += f", {fixed.cost.format()} worker-s"
+            said += [f"elastic {c.label} {c.verdict} {', '.join(c.failing() or c.undecided())}".rstrip()
+                     + (f", {c.cost.format()} worker-s" if c.cost is not None else "") for c in a.elastic]  # fmt: skip
+            lines.append(f"  {a.arrival} / {a.service}" + (f" / maxsize {a.maxsize}" if a.maxsize else "") + ": "
+                         + "; ".join(w for w in said if w))  # fmt: skip
+        kind = (
+            "steady state" if all(s.stationary for s in stats) else "steady state, or the whole run where arrivals vary"
+        )
+        head = f"how many workers meet {', '.join(map(str, targets))} ({kind}, {confidence:.0%} intervals):"
         parts.append(head + "\n" + "\n".join(lines))
     return "\n\n".join(parts)
+
+
+def _cells_text(ids: list[int]) -> str:
+    return ", ".join(str(i) for i in ids)
+
+
+def stationarity_line(stats: list[CellStats]) -> str:
+    """Which cells the steady-state figures apply to, when the run has cells whose arrival process is
+    not stationary (empty otherwise).
+
+    Args:
+        stats: per-cell statistics.
+    """
+    moving = [s.cell for s in stats if s.replications and not s.stationary]
+    if not moving:
+        return ""
+    steady = [s.cell for s in stats if s.replications and s.stationary]
+    head = (f"steady state (stationary arrivals: MSER-5 warm-up cut, verdict by the backlog slope, steady-state "
+            f"theory): cells {_cells_text(steady)}\n" if steady else "")  # fmt: skip
+    return (head + f"whole run (non-stationary arrivals: no steady state, so no warm-up cut, no verdict by slope and "
+            f"no steady-state theory; latency over every item of the run): cells {_cells_text(moving)}")  # fmt: skip
+
+
+def over_time_lines(run, stats: list[CellStats], windows: dict | None = None) -> list[str]:
+    """One line per cell with figures over time (non-stationary arrivals, elastic workers or a backlog
+    at 0): its peak mean backlog and p99 wait per window, its workers' cost and peak, the time to drain.
+
+    Args:
+        run: the opened run.
+        stats: per-cell statistics.
+        windows: their figures over time by cell id (computed here when not given).
+    """
+    from analysis.windows import cell_windows, time_varying
+
+    lines = []
+    for s in (s for s in stats if s.replications and time_varying(s.params)):
+        found = windows[s.cell] if windows is not None and s.cell in windows else cell_windows(run, s)
+        said = []
+        depths = [w.depth for w in found.windows if math.isfinite(w.depth.mean)]
+        if depths:
+            top = max(depths, key=lambda e: e.mean)
+            at = next(w for w in found.windows if w.depth is top)
+            said.append(f"backlog peaks at {top.format()} items in [{at.start:g}, {at.end:g}) s")
+        p99 = [(w, w.latency["wait_p99"]) for w in found.windows if math.isfinite(w.latency["wait_p99"].mean)]
+        if p99:
+            w, top = max(p99, key=lambda pair: pair[1].mean)
+            said.append(f"p99 wait per {found.width:g} s window up to {top.format()} s in [{w.start:g}, {w.end:g})")
+        if elastic(s.params) is not None:
+            said.append(f"{s.metrics['worker_seconds'].format()} worker-s, peak {s.metrics['workers_peak'].format()} "
+                        "workers")  # fmt: skip
+        ended = [float(v) for v in run.cells.loc[run.cells["cell"] == s.cell, "arrivals_end"].dropna()]
+        if ended:
+            said.append(f"its arrivals ran out at t={min(ended):.6g} s in {len(ended)} of {s.replications} "
+                        "replications (a trace shorter than the run)")  # fmt: skip
+        if found.drain is not None:
+            said.append(f"drains its backlog0 of {int(s.params['backlog0'])} to <= {found.drain_target} waiting in "
+                        f"{found.drain.format()} s")  # fmt: skip
+        lines.append(f"  cell {s.cell} ({s.label}{', ' + behaviour_label(s.params) if behaviour_label(s.params) else ''})"
+                     f": {'; '.join(said)}")  # fmt: skip
+    return lines
 
 
 def class_lines(run, stats: list[CellStats]) -> list[str]:

@@ -63,7 +63,8 @@ def run_asyncio(
             n_put=full.n_put, n_got=full.n_got, n_done=full.n_done, t_end=t_end, t_last_put=full.t_last_put,
             busy=full.busy, capped=full.capped, lag_mean=full.lag_mean, lag_max=full.lag_max,
             n_served=full.n_served, n_abandoned=full.n_abandoned, n_gave_up=full.n_gave_up,
-            n_attempts=full.n_attempts,
+            n_attempts=full.n_attempts, arrivals_end=full.arrivals_end, worker_seconds=full.worker_seconds,
+            workers_peak=full.workers_peak,
         )  # fmt: skip
     recorder = Recorder(sink, batch, on_progress, log=None if accelerated else PyLog)
     with asyncio.Runner(loop_factory=loop_factory) as runner:
@@ -79,4 +80,5 @@ def run_asyncio(
         capped=recorder.capped,
         lag_mean=recorder.lag_mean,
         lag_max=recorder.lag_max,
+        arrivals_end=recorder.t_last_put if arrivals.exhausted and recorder.capped is None else None,
     )

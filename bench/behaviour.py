@@ -19,6 +19,7 @@ from __future__ import annotations
 import bisect
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,8 +27,8 @@ from bench.distributions import Distribution, SpecError, parse
 from bench.errors import InputError
 
 __all__ = [
-    "DISCIPLINES", "NO_BACKOFF", "Backoff", "Behaviour", "BehaviourError", "ClassMix", "parse_backoff",
-    "parse_classes", "parse_optional_spec",
+    "DISCIPLINES", "NO_BACKOFF", "Backoff", "Behaviour", "BehaviourError", "ClassMix", "Elastic", "ElasticError",
+    "is_elastic", "parse_backoff", "parse_classes", "parse_elastic", "parse_optional_spec",
 ]  # fmt: skip
 
 #: Queue disciplines: asyncio.Queue, asyncio.LifoQueue, asyncio.PriorityQueue (by class).
@@ -201,7 +202,161 @@ def parse_optional_spec(name: str, value: Any) -> Distribution | None:
         raise BehaviourError(f"{name}: {err}") from None
     if dist.parts:
         raise BehaviourError(f"{name}: {dist.spec!r} merges several streams (A+B), which only an arrival spec may do")
+    if dist.process is not None:
+        raise BehaviourError(f"{name}: {dist.spec!r} is an arrival process (a rate over time), which only an arrival "
+                             "spec may be")  # fmt: skip
     return dist
+
+
+class ElasticError(BehaviourError):
+    """An elastic workers spec (``auto:...``) that cannot be used; one line naming it."""
+
+
+#: The rules an elastic pool scales up on (any of them, joined by ``|``) and down on, with their comparison.
+UP_RULES = {"depth": ">", "wait": ">"}
+DOWN_RULES = {"idle": ">", "busy": "<"}
+_RULE = re.compile(r"\s*(?P<what>[a-z]+)\s*(?P<op>[<>])\s*(?P<value>[^|]+?)\s*")
+_ELASTIC_KEYS = ("min", "max", "init", "up", "down", "start", "cool", "every", "step")
+
+
+@dataclass(frozen=True)
+class Elastic:
+    """Elastic workers: a controller adds workers when a rule fires and retires idle ones.
+
+    Attributes:
+        low: the fewest workers (``min``); never retired below.
+        high: the most workers (``max``), started ones included.
+        init: workers at t = 0 (default ``min``), ready at once.
+        up: scale-up rules, ``(what, threshold)``: ``depth`` (items waiting) or ``wait`` (the oldest
+            waiting item's wait, s); any one that holds (strictly above) fires.
+        down: the idle time after which a worker is retired, s (None: no such rule).
+        busy: retire one idle worker per look while the share of workers busy is below this (None:
+            no such rule).
+        start: the start-up delay: seconds from the decision to add a worker until it takes items.
+        cool: seconds after a scale-up before the next may happen (default ``start``).
+        every: seconds between two looks of the controller at the queue.
+        step: workers added per scale-up.
+    """
+
+    low: int
+    high: int
+    init: int
+    up: tuple[tuple[str, float], ...]
+    down: float | None = None
+    busy: float | None = None
+    start: float = 0.0
+    cool: float = 0.0
+    every: float = 1.0
+    step: int = 1
+
+    @property
+    def spec(self) -> str:
+        """The canonical text, e.g. ``auto:min=2,max=16,up=depth>20,down=idle>60,start=5``."""
+        words = [f"min={self.low}", f"max={self.high}"]
+        words += [f"init={self.init}"] if self.init != self.low else []
+        words.append("up=" + "|".join(f"{what}>{_show(value)}" for what, value in self.up))
+        downs = [f"idle>{_show(self.down)}"] if self.down is not None else []
+        downs += [f"busy<{_show(self.busy)}"] if self.busy is not None else []
+        words += ["down=" + "|".join(downs)] if downs else []
+        words += [f"start={_show(self.start)}"] if self.start else []
+        words += [f"cool={_show(self.cool)}"] if self.cool != self.start else []
+        words += [f"every={_show(self.every)}"] if self.every != 1.0 else []
+        words += [f"step={self.step}"] if self.step != 1 else []
+        return "auto:" + ",".join(words)
+
+    @property
+    def label(self) -> str:
+        """A short label: ``auto 2-16``."""
+        return f"auto {self.low}-{self.high}"
+
+    def delays(self) -> list[float]:
+        """Its delays (start-up, cool-down, the controller's period, the idle limit), seconds."""
+        return [self.start, self.cool, self.every, self.down or 0.0]
+
+    def __str__(self) -> str:
+        return self.spec
+
+
+def is_elastic(value: Any) -> bool:
+    """Whether a ``workers`` value is an elastic spec (text starting ``auto:``)."""
+    return isinstance(value, str) and value.strip().lower().startswith("auto:")
+
+
+def parse_elastic(text: str, max_workers: int) -> Elastic:
+    """Parse ``auto:KEY=VALUE,...`` (keys ``min``, ``max``, ``up`` required; ``init``, ``down``,
+    ``start``, ``cool``, ``every``, ``step`` optional; see the README's grammar).
+
+    Args:
+        text: the spec.
+        max_workers: the most workers a cell may have.
+
+    Raises:
+        ElasticError: an unknown or repeated key, an unknown rule, a bad number, ``min > max``,
+            ``init`` outside [min, max], or no ``up`` rule.
+    """
+    body = text.strip()[len("auto:") :]
+    values: dict[str, str] = {}
+    for entry in body.split(","):
+        key, sep, value = entry.strip().partition("=")
+        key = key.strip().lower()
+        if not sep or not value.strip():
+            raise ElasticError(f"workers {text!r}: bad entry {entry.strip()!r}; write KEY=VALUE, e.g. "
+                               "auto:min=2,max=16,up=depth>20,down=idle>60,start=5")  # fmt: skip
+        if key not in _ELASTIC_KEYS:
+            raise ElasticError(f"workers {text!r}: unknown key {key!r} (known: {', '.join(_ELASTIC_KEYS)})")
+        if key in values:
+            raise ElasticError(f"workers {text!r}: {key!r} is given twice")
+        values[key] = value.strip()
+    for key in ("min", "max", "up"):
+        if key not in values:
+            raise ElasticError(f"workers {text!r}: {key!r} is required (e.g. auto:min=2,max=16,up=depth>20)")
+
+    def whole(key: str, low: int) -> int:
+        word = values[key]
+        if not re.fullmatch(r"[0-9]+", word):
+            raise ElasticError(f"workers {text!r}: {key} must be a whole number, got {word!r}")
+        number = int(word)
+        if not low <= number <= max_workers:
+            raise ElasticError(f"workers {text!r}: {key} must be in {low}..{max_workers:,}, got {number}")
+        return number
+
+    def seconds(key: str, word: str, positive: bool = False) -> float:
+        if not _NUMBER.fullmatch(word):
+            unit = {"depth": " of items", "busy": ""}.get(key, " of seconds")
+            raise ElasticError(f"workers {text!r}: {key} must be a number{unit}, got {word!r}")
+        number = float(word)
+        if not math.isfinite(number) or number < 0 or (positive and number == 0):
+            raise ElasticError(f"workers {text!r}: {key} must be a finite number {'> 0' if positive else '>= 0'}, "
+                               f"got {word}")  # fmt: skip
+        return number
+
+    low, high = whole("min", 0), whole("max", 1)
+    if low > high:
+        raise ElasticError(f"workers {text!r}: min {low} is above max {high}")
+    init = whole("init", 0) if "init" in values else low
+    if not low <= init <= high:
+        raise ElasticError(f"workers {text!r}: init {init} must lie in [min, max] = [{low}, {high}]")
+    up = tuple(_rule(text, part, UP_RULES, seconds) for part in values["up"].split("|"))
+    downs = (
+        dict(_rule(text, part, DOWN_RULES, seconds) for part in values["down"].split("|")) if "down" in values else {}
+    )
+    down, busy = downs.get("idle"), downs.get("busy")
+    if busy is not None and not 0 < busy <= 1:
+        raise ElasticError(f"workers {text!r}: busy<F needs a share of workers F in (0, 1], got {_show(busy)}")
+    start = seconds("start", values["start"]) if "start" in values else 0.0
+    cool = seconds("cool", values["cool"]) if "cool" in values else start
+    every = seconds("every", values["every"], positive=True) if "every" in values else 1.0
+    step = whole("step", 1) if "step" in values else 1
+    return Elastic(low, high, init, up, down, busy, start, cool, every, step)
+
+
+def _rule(text: str, part: str, known: dict[str, str], seconds: Callable[..., float]) -> tuple[str, float]:
+    match = _RULE.fullmatch(part)
+    if match is None or known.get(match.group("what")) != match.group("op"):
+        said = part.strip()
+        raise ElasticError(f"workers {text!r}: unknown rule {said!r}; rules are "
+                           f"{' or '.join(f'{k}{op}VALUE' for k, op in known.items())}")  # fmt: skip
+    return match.group("what"), seconds(match.group("what"), match.group("value").strip())
 
 
 @dataclass(frozen=True)

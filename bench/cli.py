@@ -32,6 +32,14 @@ examples:
 distributions: const:V uniform:LOW:HIGH exp:MEAN erlang:K:MEAN gamma:MEAN:CV lognormal:MEAN:CV
                weibull:MEAN:CV pareto:MEAN:ALPHA hyperexp:MEAN:CV empirical:PATH[#COLUMN]
                A+B (arrival only): one pusher per part, e.g. exp:2+exp:3
+arrival processes (rates in items/s): schedule:RATE@T,RATE@T,...[:PERIOD]  sine:RATE:AMPLITUDE:PERIOD[:PEAK]
+               bursts:RATE_ON:RATE_OFF:MEAN_ON:MEAN_OFF  trace:PATH[#COLUMN][:xSCALE]
+
+traffic over time and elastic workers:
+  qbench run bench/grids/daily.toml --out results/daily --report
+  qbench run --out results/outage --workers 3 --arrival exp:1 --service exp:2.5 --backlog0 500 --duration 20000
+  qbench run --out results/step --workers 4,auto:min=2,max=10,up=wait>3,down=busy<0.35,start=20,step=2 \
+             --arrival schedule:1@0,4@2000 --service exp:1 --duration 5000 --replications 10
 
 behaviours (each flag a list where it is an axis):
   qbench run --out results/prio --workers 1,2 --arrival exp:1.25 --service exp:1 --items 50000 \
@@ -60,6 +68,8 @@ examples:
   qbench plan --arrival exp:1 --service lognormal:2.5:1.5 --slo 'wait_p99<=15' --workers 4 --find max-load
   qbench plan grid.toml --slo 'wait_p95<=10' --out results/plan --report   # one answer per row of a grid
   qbench plan --arrival exp:1 --service empirical:durations.csv --slo 'wait_p99<=2' --budget 60s
+  qbench plan --arrival sine:0.5:0.6:86400 --service exp:10 --slo 'wait_p99<=300' \
+              --workers auto:min=3,max=10,up=wait>60,down=busy<0.6,start=120,every=10
 
 targets (--slo, repeatable; all must hold): METRIC<=VALUE, or METRIC>=VALUE for utilisation:
   wait_pP, sojourn_pP   a percentile (0 < P < 100) of the steady-state wait or sojourn, seconds:
@@ -69,7 +79,10 @@ targets (--slo, repeatable; all must hold): METRIC<=VALUE, or METRIC>=VALUE for 
   depth_mean            the time-average number of items waiting
 A target meets when its 95% interval (--confidence) lies on its side of the threshold.
 A grid file gives the arrival, service and maxsize axes, seed, engine and slo; its workers,
-items, duration and replications are the plan's to choose.
+items, duration and replications are the plan's to choose. An arrival whose rate changes over time
+is planned over its horizon (a period, a trace; --duration S otherwise): the targets are over every
+item of it, not a steady state. --workers auto:... candidates are judged beside the answer, with
+their cost in worker-seconds.
 exit status: 0 with an answer, 1 when no count up to --max-workers meets the targets, 2 bad input.
 """
 
@@ -128,6 +141,39 @@ def _csv(kind: Callable[[str], Any]) -> Callable[[str], list]:
     return split
 
 
+#: Where a list of specs splits: at a comma followed by the next spec's family and a colon (so the
+#: commas inside a schedule, ``schedule:1@0,3@3600``, stay in it), or by the end.
+_SPEC_COMMA = re.compile(r",(?=\s*[A-Za-z][A-Za-z0-9_]*\s*:|\s*$)")
+#: Where a list of worker counts splits: before a count or an ``auto:`` spec (whose own commas stay).
+_WORKERS_COMMA = re.compile(r",(?=\s*(?:auto\s*:|[^=,]*(?:,|$)))")
+
+
+def _split(pattern: re.Pattern[str], kind: Callable[[str], Any]) -> Callable[[str], list]:
+    """A list of values separated by the commas ``pattern`` finds (each checked by ``kind``)."""
+
+    def split(text: str) -> list:
+        parts = [p.strip() for p in pattern.split(text)]
+        if not parts or not all(parts):
+            raise argparse.ArgumentTypeError(f"empty value in list {text!r}")
+        try:
+            return [kind(p) for p in parts]
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(f"bad list {text!r}: {err}") from None
+
+    return split
+
+
+def _worker_value(text: str) -> int | str:
+    """A worker count, or elastic workers ``auto:...`` (checked by the grid)."""
+    return text if text.strip().lower().startswith("auto:") else _int(text)
+
+
+#: ``--arrival`` and ``--service``: specs separated by commas (a schedule's own commas stay in it).
+_SPECS = _split(_SPEC_COMMA, str)
+#: ``--workers``: counts and ``auto:...`` specs, separated by commas.
+_WORKER_LIST = _split(_WORKERS_COMMA, _worker_value)
+
+
 def _positive_int(text: str) -> int:
     try:
         value = _int(text)
@@ -143,7 +189,7 @@ def _behaviour_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scenario", type=_csv(str), help="scenarios: pool (default), FILE.py:NAME or module:NAME")
     parser.add_argument("--discipline", type=_csv(str), help="queue disciplines: fifo (default), lifo, priority")
     parser.add_argument("--classes", help="item classes and their mix, highest priority first, e.g. high:0.2,low:0.8")
-    parser.add_argument("--patience", type=_csv(str), help="patience distributions (none = for ever), e.g. exp:10")
+    parser.add_argument("--patience", type=_SPECS, help="patience distributions (none = for ever), e.g. exp:10")
     parser.add_argument("--batch", type=_csv(_int), help="most items a worker takes at once, e.g. 1,4")
     parser.add_argument("--linger", type=_number(_float), help="seconds a worker waits for a batch to fill (default 0)")
     parser.add_argument("--setup", help="per-batch setup time distribution (default none)")
@@ -180,9 +226,12 @@ def _parser() -> argparse.ArgumentParser:
     target.add_argument(
         "--resume", type=Path, metavar="RUN", help="finish an interrupted run: only missing or failed cells run"
     )
-    run.add_argument("--workers", type=_csv(_int), help="worker counts, e.g. 1,2,4")
-    run.add_argument("--arrival", type=_csv(str), help="inter-arrival distributions, e.g. const:1,exp:1")
-    run.add_argument("--service", type=_csv(str), help="service-time distributions, e.g. uniform:0:5")
+    run.add_argument("--workers", type=_WORKER_LIST,
+                     help="worker counts, e.g. 1,2,4, or elastic workers auto:min=2,max=16,up=depth>20,...")  # fmt: skip
+    run.add_argument("--arrival", type=_SPECS,
+                     help="inter-arrival distributions or arrival processes, e.g. const:1,exp:1,sine:1:0.8:86400")  # fmt: skip
+    run.add_argument("--service", type=_SPECS, help="service-time distributions, e.g. uniform:0:5")
+    run.add_argument("--backlog0", type=_csv(_int), help="items already queued at t = 0, e.g. 0,500")
     run.add_argument("--maxsize", type=_csv(_int), help="queue capacities (0 = unbounded), e.g. 0,5")
     length = run.add_mutually_exclusive_group()
     length.add_argument("--items", type=_number(_int), help="put N items per replication, then drain")
@@ -304,8 +353,8 @@ def _plan_parser(sub: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     plan.add_argument("grid", nargs="?", type=Path, help="grid file (TOML): plan every arrival x service x maxsize")
-    plan.add_argument("--arrival", type=_csv(str), help="inter-arrival distribution(s), e.g. exp:1")
-    plan.add_argument("--service", type=_csv(str), help="service-time distribution(s), e.g. lognormal:2.5:1.5")
+    plan.add_argument("--arrival", type=_SPECS, help="inter-arrival distribution(s) or arrival process(es), e.g. exp:1")
+    plan.add_argument("--service", type=_SPECS, help="service-time distribution(s), e.g. lognormal:2.5:1.5")
     plan.add_argument("--maxsize", type=_csv(_int), help="queue capacity (0 = unbounded, the default)")
     plan.add_argument("--slo", action="append", metavar="TARGET", help="a target, e.g. 'wait_p99<=15' (repeatable)")
     plan.add_argument("--confidence", type=_number(_float), default=0.95, help="interval level (default 0.95)")
@@ -322,10 +371,15 @@ def _plan_parser(sub: Any) -> None:
         help="simulation to spend per row: N items (default 20000000; reproducible) or Ns seconds (e.g. 60s)",
     )
     plan.add_argument("--items", type=_number(_int), help="items per replication (default: from theory)")
+    plan.add_argument("--duration", type=_number(_float),
+                      help="for an arrival process that changes over time: the seconds of arrivals each replication "
+                      "puts (default: a period, the trace, or the schedule's span)")  # fmt: skip
     plan.add_argument("--find", choices=("workers", "max-load"), default="workers",
                       help="workers (default): the fewest that meet the targets; max-load: the largest arrival-rate "
                       "factor --workers N carry")  # fmt: skip
-    plan.add_argument("--workers", type=_number(_int), help="the worker count of --find max-load")
+    plan.add_argument("--workers", type=_WORKER_LIST,
+                      help="the worker count of --find max-load; or elastic candidates auto:... to judge beside the "
+                      "fewest fixed count, with their cost in worker-seconds")  # fmt: skip
     plan.add_argument("--format", choices=("table", "json"), default="table", help="output format")
     plan.add_argument("--out", type=Path, help="keep the evidence as a results folder, with the targets chart")
     plan.add_argument("--force", action="store_true", help="replace an existing --out folder")
@@ -364,6 +418,7 @@ def _grid_from_args(args: argparse.Namespace):
         attempts=args.attempts,
         backoff=args.backoff,
         record=getattr(args, "record", None),
+        backlog0=args.backlog0,
     )
     return make_grid(merged)
 
@@ -439,6 +494,7 @@ _GRID_FLAGS = (
     "attempts",
     "backoff",
     "record",
+    "backlog0",
     "force",
 )
 
@@ -552,6 +608,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         _print_summary(out)
     for cell, reason in result.warned:
         print(f"qbench: warning: cell {cell} {reason}", file=sys.stderr)
+    for cell, note in result.notes:
+        print(f"note: cell {cell}: {note}")
     if args.report:
         _cmd_report(argparse.Namespace(run=out, no_progress=args.no_progress))
     if result.failed:
@@ -742,11 +800,12 @@ def _budget(text: str | None):
 
 def _plan_grid(args: argparse.Namespace):
     """The plan's settings as a grid (validated by the grid), its targets and the rows to plan."""
+    from bench.behaviour import parse_elastic
     from bench.grid import MAX_WORKERS, load_grid, make_grid
     from bench.results_format import parse_targets
 
     raw = load_grid(args.grid) if args.grid is not None else {}
-    used = ("arrival", "service", "maxsize", "seed", "engine", "max_backlog", "slo", *_BEHAVIOURS)
+    used = ("arrival", "service", "maxsize", "seed", "engine", "max_backlog", "slo", "backlog0", *_BEHAVIOURS)
     settings: dict[str, Any] = {k: raw[k] for k in used if k in raw}
     given = {"arrival": args.arrival, "service": args.service, "maxsize": args.maxsize, "seed": args.seed,
              "engine": args.engine or settings.get("engine", "auto"), "slo": args.slo,
@@ -761,13 +820,21 @@ def _plan_grid(args: argparse.Namespace):
         raise PlanError(f"--confidence must be at least 0.5 and below 1, got {args.confidence:g}")
     if not 1 <= args.max_workers <= MAX_WORKERS:
         raise PlanError(f"--max-workers must be in 1..{MAX_WORKERS:,}, got {args.max_workers:,}")
-    if args.find == "max-load" and args.workers is None:
-        raise PlanError("--find max-load needs --workers N: the worker count whose headroom to find")
-    if args.workers is not None:
-        if args.find != "max-load":
-            raise PlanError("--workers N goes with --find max-load (the workers question chooses the count)")
-        if not 1 <= args.workers <= MAX_WORKERS:
-            raise PlanError(f"--workers must be in 1..{MAX_WORKERS:,}, got {args.workers:,}")
+    given_workers = args.workers or []
+    counts = [w for w in given_workers if isinstance(w, int)]
+    autos = [w for w in given_workers if isinstance(w, str)]
+    args.count, args.elastic = None, [parse_elastic(w, MAX_WORKERS) for w in autos]
+    if args.find == "max-load":
+        if len(counts) != 1 or autos:
+            raise PlanError("--find max-load needs --workers N: the worker count whose headroom to find")
+        if not 1 <= counts[0] <= MAX_WORKERS:
+            raise PlanError(f"--workers must be in 1..{MAX_WORKERS:,}, got {counts[0]:,}")
+        args.count = counts[0]
+    elif counts:
+        raise PlanError("--workers N goes with --find max-load (the workers question chooses the count; elastic "
+                        "candidates to judge beside it are written auto:...)")  # fmt: skip
+    if args.duration is not None and not (math.isfinite(args.duration) and args.duration > 0):
+        raise PlanError(f"--duration must be a number of seconds > 0, got {args.duration}")
     if args.items is not None and not 1000 <= args.items <= 10_000_000:
         raise PlanError(f"--items must be in 1000..10,000,000 (items per replication), got {args.items:,}")
     grid = make_grid({**settings, "workers": [1], "items": args.items or 1000, "replications": 1})
@@ -780,7 +847,38 @@ def _plan_grid(args: argparse.Namespace):
         raise PlanError(f"a plan takes one {many[0]} at a time (plan each, or run them as a grid)")
     if args.find == "max-load" and grid.patience[0] is not None:
         raise PlanError("--find max-load: with patience the queue is stable at any load; ask for --find workers")
+    if len(grid.backlog0) > 1:
+        raise PlanError("a plan takes one backlog0 at a time (plan each, or run them as a grid)")
+    moving = [a for a in grid.arrival if not a.stationary]
+    if moving and len(grid.arrival) > 1:
+        raise PlanError(f"a plan takes one arrival at a time when one changes over time ({moving[0].spec!r}); plan "
+                        "each")  # fmt: skip
+    if moving and args.find == "max-load":
+        raise PlanError(f"--find max-load scales a distribution's draws; {moving[0].spec!r} is an arrival process "
+                        "(scale a trace with :xK, or write the schedule's rates higher)")  # fmt: skip
+    if args.elastic and grid.engine == "recurrence" and (args.engine or raw.get("engine")) == "recurrence":
+        raise PlanError("elastic workers run on the asyncio engine only (the recurrences have no controller); use "
+                        "--engine auto or asyncio")  # fmt: skip
     return grid, parse_targets(list(grid.slo))
+
+
+def _span(arrival, duration: float | None) -> float:
+    """The span of arrivals one replication of a plan puts for a process that changes over time: the
+    ``--duration`` given, else a period (a periodic schedule, a cycle), a trace's last timestamp, or
+    a schedule's last change when its last rate is 0."""
+    if duration is not None:
+        return duration
+    family, _, rest = arrival.spec.partition(":")
+    if family == "schedule":
+        pieces, _, period = rest.partition(":")
+        if period:
+            return float(period)
+        if float(pieces.rsplit(",", 1)[-1].partition("@")[0]) == 0:
+            return arrival.horizon
+    elif family in ("sine", "trace"):
+        return arrival.horizon
+    raise PlanError(f"{arrival.spec!r} has no natural end (its last rate goes on for ever): give --duration S, the "
+                    "seconds of arrivals each replication puts")  # fmt: skip
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
@@ -790,7 +888,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 
     import numpy as np
 
-    from analysis.plan import Model, plan_json, plan_max_load, plan_workers, run_length
+    from analysis.plan import Model, judge_elastic, plan_json, plan_max_load, plan_workers, run_length
     from analysis.quantiles import Sample, columns_for
     from bench.distributions import TIME_PARAMETERS
     from bench.grid import make_grid
@@ -801,9 +899,12 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     budget = _budget(args.budget)
     rows = list(itertools.product(grid.arrival, grid.service, grid.maxsize))
     bound = grid.patience[0] is None  # with patience, c <= lam E[S] is stable too: no theory shortcut
+    moving = next((a for a in grid.arrival if not a.stationary), None)  # a plan's only arrival, then
+    span = _span(moving, args.duration) if moving is not None else None
     models = [Model(a.spec, s.spec, m, 1.0 / a.mean, s.mean, a.scv, s.scv, s.sample(np.random.default_rng(0), 20_000),
-                    bound) for a, s, m in rows]  # fmt: skip
-    workers = args.workers if args.find == "max-load" else None
+                    bound and a.stationary, a.stationary, a.peak if a.process is not None else None, span)
+              for a, s, m in rows]  # fmt: skip
+    workers = args.count
     if args.out is not None and workers is not None:
         fixed = [a.spec for a in grid.arrival if a.family not in TIME_PARAMETERS]
         if fixed:
@@ -811,10 +912,15 @@ def _cmd_plan(args: argparse.Namespace) -> int:
                             "evidence folder; drop --out")  # fmt: skip
     lengths = [run_length(m, targets, max_workers=args.max_workers, workers=workers) for m in models]
     items = args.items or max(lengths)
+    bound_items = items
+    if moving is not None and span is not None:  # the arrivals of [0, span), then drained: items only bound them
+        expected = span / moving.mean + grid.backlog0[0]
+        items = max(int(expected), 1)
+        bound_items = int(expected * 1.5 + 10 * math.sqrt(expected) + 1000)
     if budget.items is not None and budget.items < 2 * items:
         raise PlanError(f"--budget {budget.items:,} items pays for fewer than 2 replications of {items:,} items; "
                         "raise it (or lower --items)")  # fmt: skip
-    grid = make_grid({**grid.to_dict(), "items": items, "duration": None})  # the range checks at the run length
+    grid = make_grid({**grid.to_dict(), "items": bound_items, "duration": None})  # the range checks at the run length
     columns = columns_for([t.metric for t in targets]) + (("service",) if any(t.quantity == "sojourn" for t in targets)
                                                           else ())  # fmt: skip
     command = ["qbench", *args.argv]
@@ -822,16 +928,26 @@ def _cmd_plan(args: argparse.Namespace) -> int:
         args.out = Path(os.path.abspath(args.out))
         _prepare_out(args.out, args.force, grid, command)
     plans = []
-    with _stopped_by_signals(), Sampler(grid, columns, args.out, command) as sampler:
+    with _stopped_by_signals(), Sampler(grid, columns, args.out, command, span) as sampler:
         for (arrival, service, maxsize), model in zip(rows, models):
 
             def simulate(count: int, scale: float, replications: range, a=arrival, s=service, m=maxsize):
-                found = sampler.sample(a, s, m, count, scale, replications)
-                return [Sample(r, count, cols, d) for r, cols, d in found]
+                return [Sample(r, count, cols, a.stationary, cost, digest=d)
+                        for r, cols, cost, _, d in sampler.sample(a, s, m, count, scale, replications)]  # fmt: skip
+
+            def elastic_run(e, a=arrival, s=service, m=maxsize):
+                def run(replications: range) -> list[Sample]:
+                    return [Sample(r, e.high, cols, a.stationary, cost, cost / end if end else None, digest=d)
+                            for r, cols, cost, end, d in sampler.sample(a, s, m, e.high, 1.0, replications, e)]  # fmt: skip
+
+                return run
 
             if workers is None:
                 plan = plan_workers(model, targets, simulate, confidence=args.confidence, max_workers=args.max_workers,
                                     budget=budget, items=items, progress=not args.no_progress)  # fmt: skip
+                if args.elastic:
+                    judge_elastic(plan, [(e.spec, e.high, elastic_run(e)) for e in args.elastic],
+                                  progress=not args.no_progress)  # fmt: skip
             else:
                 plan = plan_max_load(model, targets, workers, simulate, confidence=args.confidence, budget=budget,
                                      items=items, progress=not args.no_progress)  # fmt: skip

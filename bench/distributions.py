@@ -10,6 +10,12 @@ Specs joined by ``+`` (``exp:2+exp:3``) are a *merged* arrival spec: one pusher 
 streams merged in the queue. Its ``parts`` are the pushers' distributions and its ``mean`` the
 mean gap of the merged stream (``1 / sum(1 / part means)``); it is drawn per part, never as a whole.
 
+Arrival *processes* whose gaps are not independent draws (a piecewise rate schedule, a sinusoidal
+daily cycle, on/off bursts, a replayed trace: :mod:`bench.processes`) parse here too, into a
+:class:`Distribution` with a ``process``: a :class:`Stream` of one then reads the gaps between its
+successive arrival times, a ``lead`` (the time of its first arrival) first, and may end (a trace
+shorter than the run). Renewal specs keep their convention: the first item arrives at 0.
+
 This module depends only on numpy (and pyarrow, lazily, to read parquet for ``empirical``) and
 :mod:`bench.errors`.
 """
@@ -28,12 +34,14 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
 from bench.errors import InputError
 
 __all__ = [
+    "ArrivalPath",
     "Distribution",
     "SpecError",
     "Stream",
@@ -68,6 +76,13 @@ class Distribution:
         inputs: ``(path, sha256)`` of each file the distribution was read from (``empirical``),
             so a run can record them and refuse to mix two versions of a file.
         parts: the parts of a merged spec (``exp:2+exp:3``: one pusher each); empty otherwise.
+        process: for an arrival process (:mod:`bench.processes`), ``process(rng, until)`` starts one
+            path of it (its arrival times, generated in blocks); None for a distribution of i.i.d. draws.
+        stationary: whether the arrivals form a stationary process (every renewal spec; a schedule,
+            cycle or trace is not): steady-state statistics apply only then.
+        horizon: the latest model time the spec itself names (a schedule's last change or period, a
+            trace's last timestamp), checked against the clock's range; 0 for distributions.
+        peak: the highest arrival rate of a process, items/s (NaN for distributions).
     """
 
     spec: str
@@ -78,6 +93,11 @@ class Distribution:
     high: float = math.inf
     inputs: tuple[tuple[str, str], ...] = ()
     parts: tuple[Distribution, ...] = ()
+    process: Callable[[np.random.Generator, float | None], ArrivalPath] | None = field(default=None, repr=False,
+                                                                              compare=False)  # fmt: skip
+    stationary: bool = True
+    horizon: float = 0.0
+    peak: float = math.nan
 
     @property
     def scv(self) -> float | None:
@@ -97,6 +117,24 @@ class Distribution:
         return _rebuild, (self.spec, self.inputs)
 
 
+class ArrivalPath(Protocol):
+    """One path of an arrival process (:mod:`bench.processes`): what a :class:`Stream` reads.
+
+    Attributes:
+        lead: the time of the first arrival (``inf``: none at all).
+    """
+
+    lead: float
+
+    def block(self) -> np.ndarray:
+        """The next gaps between successive arrivals, at most :data:`STREAM_CHUNK` of them; an empty
+        array when the process has no more arrivals (a trace that ended)."""
+
+    def rates(self, end: float) -> tuple[np.ndarray, np.ndarray]:
+        """The arrival rate in force over [0, ``end``] as a step function: the times it changes
+        (the first is 0) and the rate from each on, items/s (empty where the process has none, a trace)."""
+
+
 class Stream:
     """An endless supply of samples from one distribution and one generator, drawn in blocks.
 
@@ -107,20 +145,33 @@ class Stream:
     ``next`` is an attribute holding a callable: once first called it is ``next()`` over a chain
     of blocks, which runs entirely in C (the asyncio engine calls it twice per item).
 
+    For an arrival process (``dist.process``), the samples are the gaps between its successive
+    arrival times and :attr:`lead` is the time of its first arrival (0 for a distribution: its first
+    item arrives at 0). Such a stream may end: ``next`` then raises ``StopIteration`` and ``take``
+    returns fewer samples than asked, and :attr:`exhausted` turns True.
+
     Args:
         dist: the distribution.
         rng: the generator.
+        until: an arrival process's arrivals at or after this time are left out (the stream ends
+            there); None for no end beyond the process's own.
     """
 
-    __slots__ = ("_dist", "_rng", "_buf", "_pos", "_iter", "next")
+    __slots__ = ("_dist", "_rng", "_buf", "_pos", "_iter", "next", "_path", "lead", "exhausted", "_until")
 
-    def __init__(self, dist: Distribution, rng: np.random.Generator) -> None:
+    def __init__(self, dist: Distribution, rng: np.random.Generator, until: float | None = None) -> None:
         self._dist = dist
         self._rng = rng
         self._buf: list[float] = []  # the block take() is reading, until next() takes over
         self._pos = 0
         self._iter: Iterator[float] | None = None
         self.next: Callable[[], float] = self._first_next
+        self._until = until
+        self._path = dist.process(rng, until) if dist.process is not None else None
+        #: The time of the first arrival: 0 for a distribution, the process's own for a process.
+        self.lead = self._path.lead if self._path is not None else 0.0
+        #: True once a finite stream (a trace, a schedule that ends, ``until``) has run out.
+        self.exhausted = self._path is not None and math.isinf(self.lead)
 
     def _first_next(self) -> float:
         """Return the next sample and switch ``next`` to the C-level iterator."""
@@ -133,11 +184,28 @@ class Stream:
         if rest:
             yield rest
         while True:
-            yield self._block().tolist()
+            block = self._block()
+            if not block.size:
+                self.exhausted = True
+                return
+            yield block.tolist()
 
     def _block(self) -> np.ndarray:
-        """Draw one block."""
+        """Draw one block (an arrival process's may be shorter, and empty at its end)."""
+        if self._path is not None:
+            return self._path.block() if not self.exhausted else np.empty(0)
         return self._dist.sample(self._rng, STREAM_CHUNK)
+
+    def rates(self, end: float) -> tuple[np.ndarray, np.ndarray]:
+        """The arrival rate in force over [0, ``end``]: change times and rates, items/s (one row at 0,
+        ``1 / mean``, for a distribution; an arrival process's own, e.g. a schedule's pieces)."""
+        if self._path is None:
+            return np.zeros(1), np.array([1.0 / self._dist.mean])
+        t, rate = self._path.rates(end)
+        if self._until is not None and self._until < end and len(t):  # the arrivals end there
+            keep = t < self._until
+            t, rate = np.append(t[keep], self._until), np.append(rate[keep], 0.0)
+        return t, rate
 
     @property
     def generator(self) -> np.random.Generator:
@@ -163,17 +231,21 @@ class Stream:
         return Stream(dist, np.random.Generator(np.random.PCG64(child)))
 
     def take(self, n: int) -> np.ndarray:
-        """Return the next ``n`` samples as an array (same values as ``n`` calls of :meth:`next`)."""
+        """Return the next ``n`` samples as an array (same values as ``n`` calls of :meth:`next`);
+        fewer when a finite stream runs out (then :attr:`exhausted` is True)."""
         if self._iter is not None:  # next() was used: read on through its iterator
-            return np.fromiter(itertools.islice(self._iter, n), dtype=np.float64, count=n)
+            return np.fromiter(itertools.islice(self._iter, n), dtype=np.float64)
         out = np.empty(n, dtype=np.float64)
         filled = 0
         while filled < n:
             if self._pos == len(self._buf):
                 block = self._block()
-                if n - filled >= STREAM_CHUNK:  # a whole block goes straight out, no list round trip
-                    out[filled : filled + STREAM_CHUNK] = block
-                    filled += STREAM_CHUNK
+                if not block.size:
+                    self.exhausted = True
+                    return out[:filled]
+                if n - filled >= block.size:  # a whole block goes straight out, no list round trip
+                    out[filled : filled + block.size] = block
+                    filled += block.size
                     continue
                 self._buf = block.tolist()
                 self._pos = 0
@@ -204,8 +276,12 @@ def parse(spec: str) -> Distribution:
         return _merged(text, pieces)
     family, _, rest = text.partition(":")
     family = family.strip().lower()
+    from bench.processes import PROCESSES  # the arrival processes build on this module
+
+    if family in PROCESSES:
+        return PROCESSES[family](text, rest)
     if family not in FAMILIES:
-        known = ", ".join(sorted(FAMILIES))
+        known = ", ".join(sorted([*FAMILIES, *PROCESSES]))
         raise SpecError(f"bad distribution spec {text!r}: unknown family {family!r} (known: {known})")
     if family == "empirical":
         return _empirical(text, rest)
@@ -241,7 +317,10 @@ def _merged(text: str, pieces: list[str]) -> Distribution:
         raise SpecError(f"{spec!r} merges several pushers' streams: it is drawn per part, not as a whole")
 
     inputs = tuple(entry for part in parts for entry in part.inputs)
-    return Distribution(spec, "merged", mean, cv, draw, max(part.high for part in parts), inputs, parts)
+    return Distribution(spec, "merged", mean, cv, draw, max(part.high for part in parts), inputs, parts,
+                        stationary=all(part.stationary for part in parts),
+                        horizon=max(part.horizon for part in parts),
+                        peak=sum(part.peak if part.process else 1.0 / part.mean for part in parts))  # fmt: skip
 
 
 def _rebuild(spec: str, inputs: tuple[tuple[str, str], ...] = ()) -> Distribution:

@@ -5,7 +5,9 @@ The plain pusher/puller program (:mod:`bench.scenario`) records through
 and users' own scenarios (:mod:`bench.scenarios`) record through :class:`FullRecorder`: the same
 four hooks with the same arguments (``arrive``, ``put``, ``get``, ``done``), plus those a richer
 queue needs (``requeue`` for a retry, ``fail`` for a failed attempt, ``abandon`` for an item that
-gave up waiting, ``tag`` for its class and pusher). It is a side channel in Python: the C log and
+gave up waiting, ``tag`` for its class and pusher), ``exhausted`` when the arrival process ran out
+(a trace shorter than the run) and ``workers`` for every change of an elastic pool's worker count
+(sent to the sink's optional ``events`` method, and integrated into the worker-seconds it costs). It is a side channel in Python: the C log and
 its twin :class:`~bench.recorder.PyLog` are untouched, and the plain program keeps its speed.
 
 It sends the sink the same batches as :class:`~bench.recorder.Recorder` (items in item order once a
@@ -97,6 +99,15 @@ class FullRecorder:
         self.error: str | None = None
         #: Called once with :attr:`stopped` when the hooks stop recording (the engine ends the run).
         self.on_stop: Callable[[str], None] | None = None
+        #: When the arrival process ran out (:meth:`exhausted`), or None.
+        self.arrivals_end: float | None = None
+        # elastic workers: changes of the count, sent to the sink's optional ``events`` method
+        self._events: tuple[list[float], list[str], list[float]] = ([], [], [])
+        self._send_events: Callable[[dict[str, np.ndarray]], None] | None = getattr(sink, "events", None)
+        self._provisioned: tuple[float, int] | None = None  # (since, count) of workers provisioned
+        self._worker_seconds = 0.0
+        #: The most workers provisioned at once (elastic workers; None for a fixed pool).
+        self.workers_peak: int | None = None
 
     # -- the hooks -----------------------------------------------------------------------------------
 
@@ -219,6 +230,44 @@ class FullRecorder:
         if k is not None:
             self._held["class"][k] = klass
             self._held["pusher"][k] = pusher
+
+    def exhausted(self, t: float) -> None:
+        """The arrival process ran out at ``t`` (a trace shorter than the run): no item arrives after
+        it, and an items run may end with fewer than ``items`` items."""
+        if self._stop_at(t):
+            return
+        if self.arrivals_end is None:
+            self.arrivals_end = t
+
+    def workers(self, t: float, active: int, provisioned: int) -> None:
+        """Elastic workers: from ``t`` on, ``active`` workers take items and ``provisioned`` are paid
+        for (active ones and those still starting); call it at t = 0 and at every change."""
+        if self._stop_at(t):
+            return
+        times, kinds, values = self._events
+        times += [t, t]
+        kinds += ["workers", "provisioned"]
+        values += [float(active), float(provisioned)]
+        if self._provisioned is not None:
+            since, count = self._provisioned
+            self._worker_seconds += count * (t - since)
+        self._provisioned = (t, provisioned)
+        self.workers_peak = max(self.workers_peak or 0, provisioned)
+        if len(times) >= self._batch:
+            self._flush_events()
+
+    @property
+    def worker_seconds(self) -> float | None:
+        """Worker-seconds provisioned so far (up to the last change; :meth:`close` adds the rest); None
+        for a fixed pool (no :meth:`workers` call)."""
+        return None if self._provisioned is None else self._worker_seconds
+
+    def _flush_events(self) -> None:
+        times, kinds, values = self._events
+        if times and self._send_events is not None:
+            self._send_events({"t": np.array(times, dtype=np.float64), "kind": np.array(kinds, dtype=object),
+                               "value": np.array(values, dtype=np.float64)})  # fmt: skip
+        self._events = ([], [], [])
 
     def late(self, seconds: float) -> None:
         """A timer on a real loop woke ``seconds`` (model seconds) after it was due."""
@@ -375,6 +424,11 @@ class FullRecorder:
             t_end: the model time at which the replication ended (work in hand counts as busy).
         """
         self._flush_depth()
+        self._flush_events()
+        if self._provisioned is not None:
+            since, count = self._provisioned
+            self._worker_seconds += count * max(t_end - since, 0.0)
+            self._provisioned = (t_end, count)
         held = self._held
         status = held["status"]
         while status and status[-1] == _BLOCKED:

@@ -33,6 +33,13 @@ Scenario and behaviour axes and settings (the README has the grammar)::
 
 An arrival spec joining specs with ``+`` (``exp:2+exp:3``) runs one pusher per part.
 
+Traffic over time and elastic workers::
+
+    arrival = ["sine:1:0.8:86400"]          # arrival processes (bench/processes.py): schedule:, sine:,
+                                            # bursts:, trace: (their rate changes over time)
+    workers = [12, "auto:min=4,max=16,up=depth>20,down=idle>60,start=30"]   # fixed, or elastic
+    backlog0 = [0, 500]                     # items already queued at t = 0 (recovery after an outage)
+
 Random numbers come from one ``numpy.random.SeedSequence(seed)``: each (arrival, service, maxsize,
 replication) and purpose (0 = arrivals, 1 = services) gets its own stream, keyed by the specs'
 text rather than their position in the grid. Cells that differ only in ``workers`` therefore see the
@@ -69,8 +76,11 @@ from bench.behaviour import (
     Backoff,
     Behaviour,
     ClassMix,
+    Elastic,
+    is_elastic,
     parse_backoff,
     parse_classes,
+    parse_elastic,
     parse_optional_spec,
 )
 from bench.distributions import Distribution, SpecError, Stream, parse
@@ -86,7 +96,8 @@ __all__ = [
     "generators", "load_grid", "loop_factory", "make_grid", "override", "parse_clock", "streams",
 ]  # fmt: skip
 
-AXES = ("workers", "arrival", "service", "maxsize", "scenario", "discipline", "patience", "batch", "failure")
+AXES = ("workers", "arrival", "service", "maxsize", "scenario", "discipline", "patience", "batch", "failure",
+        "backlog0")  # fmt: skip
 SETTINGS = ("items", "duration", "replications", "seed", "clock", "max_backlog", "engine", "loop", "slo", "classes",
             "linger", "setup", "attempts", "backoff", "record")  # fmt: skip
 #: What a grid's ``engine`` may say: an engine's name, or ``auto`` (:func:`choose_engine`).
@@ -142,6 +153,7 @@ _DEFAULTS: dict[str, Any] = {
     "patience": ["none"],
     "batch": [1],
     "failure": [0.0],
+    "backlog0": [0],
     "linger": 0.0,
     "setup": "none",
     "attempts": 3,
@@ -167,7 +179,7 @@ class Cell:
 
     Attributes:
         id: position in the grid's cell list (0-based).
-        workers: number of pullers.
+        workers: number of pullers (with elastic workers, their most: ``elastic.high``).
         arrival: inter-arrival distribution.
         service: service-time distribution.
         maxsize: queue capacity (0 = unbounded).
@@ -176,6 +188,8 @@ class Cell:
         patience: how long an item waits before it is abandoned (None: for ever).
         batch: most items a worker takes at once.
         failure: probability that an attempt fails.
+        backlog0: items already queued at t = 0.
+        elastic: elastic workers, or None for ``workers`` fixed ones.
     """
 
     id: int
@@ -188,6 +202,8 @@ class Cell:
     patience: Distribution | None = None
     batch: int = 1
     failure: float = 0.0
+    backlog0: int = 0
+    elastic: Elastic | None = None
 
     def params(self) -> dict[str, Any]:
         """The cell's parameters as the plain values stored in ``cells.parquet`` and the manifest."""
@@ -211,6 +227,9 @@ class Cell:
             "batch": self.batch,
             "failure": self.failure,
             "pushers": max(len(self.arrival.parts), 1),
+            "backlog0": self.backlog0,
+            "elastic": self.elastic.spec if self.elastic is not None else None,
+            "stationary": self.arrival.stationary,
         }
 
 
@@ -218,7 +237,7 @@ class Cell:
 class Grid:
     """Axes and settings of a run; :meth:`cells` is their cartesian product."""
 
-    workers: tuple[int, ...]
+    workers: tuple[int | Elastic, ...]
     arrival: tuple[Distribution, ...]
     service: tuple[Distribution, ...]
     maxsize: tuple[int, ...] = (0,)
@@ -236,6 +255,7 @@ class Grid:
     patience: tuple[Distribution | None, ...] = (None,)
     batch: tuple[int, ...] = (1,)
     failure: tuple[float, ...] = (0.0,)
+    backlog0: tuple[int, ...] = (0,)
     classes: ClassMix | None = None
     linger: float = 0.0
     setup: Distribution | None = None
@@ -267,6 +287,8 @@ class Grid:
             program=cell.scenario.reference,
             program_sha256=cell.scenario.sha256,
             behaviour=self.behaviour(cell),
+            backlog0=cell.backlog0,
+            elastic=cell.elastic,
         )
 
     def behaviour(self, cell: Cell) -> Behaviour:
@@ -285,8 +307,10 @@ class Grid:
         """Return every cell, ``workers`` varying fastest (the scenario and behaviour axes slowest,
         so a grid without them numbers its cells as before)."""
         combos = itertools.product(self.programs, self.discipline, self.patience, self.batch, self.failure,
-                                   self.arrival, self.service, self.maxsize, self.workers)  # fmt: skip
-        return [Cell(i, w, a, s, m, sc, d, pt, b, f) for i, (sc, d, pt, b, f, a, s, m, w) in enumerate(combos)]
+                                   self.backlog0, self.arrival, self.service, self.maxsize, self.workers)  # fmt: skip
+        return [Cell(i, w.high if isinstance(w, Elastic) else w, a, s, m, sc, d, pt, b, f, k,
+                     w if isinstance(w, Elastic) else None)
+                for i, (sc, d, pt, b, f, k, a, s, m, w) in enumerate(combos)]  # fmt: skip
 
     def inputs(self) -> list[dict[str, str]]:
         """Every input file of the grid, for the manifest: each empirical distribution's file and
@@ -301,7 +325,7 @@ class Grid:
     def to_dict(self) -> dict[str, Any]:
         """The grid as plain values (what a grid file holding it would say)."""
         return {
-            "workers": list(self.workers),
+            "workers": [w.spec if isinstance(w, Elastic) else w for w in self.workers],
             "arrival": [d.spec for d in self.arrival],
             "service": [d.spec for d in self.service],
             "maxsize": list(self.maxsize),
@@ -319,6 +343,7 @@ class Grid:
             "patience": [d.spec if d is not None else "none" for d in self.patience],
             "batch": list(self.batch),
             "failure": list(self.failure),
+            "backlog0": list(self.backlog0),
             "classes": self.classes.spec if self.classes is not None else None,
             "linger": self.linger,
             "setup": self.setup.spec if self.setup is not None else "none",
@@ -450,7 +475,7 @@ def make_grid(raw: dict[str, Any]) -> Grid:
     for name in ("workers", "arrival", "service"):
         if name not in values:
             raise GridError(f"the grid needs a '{name}' axis")
-    workers = _axis(values, "workers", _whole(1, MAX_WORKERS, " (each worker is an asyncio task, ~1.1 kB)"))
+    workers = _axis(values, "workers", _workers)
     maxsize = _axis(values, "maxsize", _whole(0))
     arrival = _axis(values, "arrival", _spec)
     service = _axis(values, "service", _spec)
@@ -472,6 +497,7 @@ def make_grid(raw: dict[str, Any]) -> Grid:
     grid = Grid(workers, arrival, service, maxsize, items, duration, replications, seed, clock, max_backlog, engine,
                 loop, slo, **behaviours, record=_record(values["record"]))  # fmt: skip
     _check_behaviours(grid)
+    _check_backlog0(grid)
     if values["engine"] == "auto" and grid.engine == "recurrence" and any(_plain(grid, c) for c in grid.cells()):
         grid = dataclasses.replace(grid, engine="asyncio")  # a behaviour the recurrences do not model
     _check_engine(grid)
@@ -488,6 +514,7 @@ def _behaviours(values: dict[str, Any]) -> dict[str, Any]:
         "patience": _axis(values, "patience", parse_optional_spec),
         "batch": _axis(values, "batch", _whole(1, MAX_BATCH, " (a worker holds a batch in one list)")),
         "failure": _axis(values, "failure", _probability),
+        "backlog0": _axis(values, "backlog0", _whole(0, MAX_BACKLOG, " (items queued at t = 0)")),
         "classes": parse_classes(values.get("classes")),
         "linger": _seconds("linger", values["linger"]),
         "setup": parse_optional_spec("setup", values["setup"]),
@@ -497,6 +524,30 @@ def _behaviours(values: dict[str, Any]) -> dict[str, Any]:
     }  # fmt: skip
     found["programs"] = _axis(values, "scenario", lambda name, value: resolve(value))
     return found
+
+
+def _workers(name: str, value: Any) -> int | Elastic:
+    """A ``workers`` value: a whole number of workers, or elastic workers ``auto:...``."""
+    if is_elastic(value):
+        return parse_elastic(value, MAX_WORKERS)
+    return _whole(1, MAX_WORKERS, " (each worker is an asyncio task, ~1.1 kB)")(name, value)
+
+
+def _check_backlog0(grid: Grid) -> None:
+    """A backlog at t = 0 must fit: in a bounded queue, below the backlog cap, within an items run."""
+    for k in grid.backlog0:
+        if not k:
+            continue
+        if k >= grid.max_backlog:
+            raise GridError(f"'backlog0' {k:,} reaches max_backlog {grid.max_backlog:,}: the run would stop at its "
+                            "start; raise max_backlog")  # fmt: skip
+        bounded = [m for m in grid.maxsize if m and m < k]
+        if bounded:
+            raise GridError(f"'backlog0' {k:,} does not fit in a queue of maxsize {bounded[0]:,}: items already queued "
+                            "at t = 0 must fit in it")  # fmt: skip
+        if grid.items is not None and k > grid.items:
+            raise GridError(f"'backlog0' {k:,} is more than the run's items = {grid.items:,} (the backlog's items count "
+                            "among them)")  # fmt: skip
 
 
 def _discipline(name: str, value: Any) -> str:
@@ -537,6 +588,10 @@ def _check_behaviours(grid: Grid) -> None:
     if "priority" in grid.discipline and grid.classes is None:
         raise GridError("discipline 'priority' needs item classes: set classes, e.g. classes = \"high:0.2,low:0.8\" "
                         "(the first class is served first)")  # fmt: skip
+    processes = [d.spec for d in grid.service if d.process is not None]
+    if processes:
+        raise GridError(f"service: {processes[0]!r} is an arrival process (a rate over time); only an arrival spec "
+                        "may be one")  # fmt: skip
     merged = [d.spec for d in grid.service if d.parts]
     if merged:
         raise GridError(f"service: {merged[0]!r} merges several streams (A+B); only an arrival spec may (one pusher "
@@ -554,6 +609,7 @@ def _plain(grid: Grid, cell: Cell) -> str | None:
         (cell.batch != 1 or behaviour.setup is not None, "batches"),
         (cell.failure != 0, f"failure {cell.failure:g}"),
         (bool(cell.arrival.parts), f"{len(cell.arrival.parts)} pushers ({cell.arrival.spec!r})"),
+        (cell.elastic is not None, f"elastic workers {cell.elastic.spec if cell.elastic else ''!r} (asyncio only)"),
     ]
     return next((why for applies, why in reasons if applies), None)
 
@@ -669,7 +725,8 @@ def _check_engine(grid: Grid) -> None:
 def _check_size(grid: Grid) -> None:
     """Refuse grids too large to run (see the MAX_* bounds above)."""
     cells = math.prod(len(axis) for axis in (grid.workers, grid.arrival, grid.service, grid.maxsize, grid.programs,
-                                             grid.discipline, grid.patience, grid.batch, grid.failure))  # fmt: skip
+                                             grid.discipline, grid.patience, grid.batch, grid.failure,
+                                             grid.backlog0))  # fmt: skip
     if cells > MAX_CELLS:
         raise GridError(f"the grid has {cells:,} cells; at most {MAX_CELLS:,} (the manifest lists every cell)")
     if cells * grid.replications > MAX_ROWS:
@@ -705,7 +762,15 @@ def _check_range(grid: Grid) -> None:
                 raise GridError(f"{where} has mean {dist.mean:g} s: an unbounded distribution may have a mean of "
                                 f"at most {HORIZON / TAIL_ROOM:.4g} s (1/{TAIL_ROOM} of the {HORIZON:.4g} s a run "
                                 "may span)")  # fmt: skip
-    slowest = min(grid.workers)
+    for dist in (part for d in grid.arrival for part in (d.parts or (d,)) if part.process is not None):
+        where = f"arrival: {dist.spec!r}"
+        if dist.horizon >= HORIZON:
+            raise GridError(f"{where} names a time of {dist.horizon:g} s, beyond the {HORIZON:.4g} s a run may span "
+                            "(half the virtual clock's range of int64 nanoseconds)")  # fmt: skip
+        if dist.peak * RESOLUTION > 1:
+            raise GridError(f"{where} has a rate of {dist.peak:g} items/s: its gaps would be below the clock's "
+                            "resolution of 1 ns")  # fmt: skip
+    slowest = min(max(w.low, 1) if isinstance(w, Elastic) else w for w in grid.workers)
     for arrival in grid.arrival:
         if grid.items is not None:
             for service in grid.service:
@@ -716,8 +781,9 @@ def _check_range(grid: Grid) -> None:
                                     "(half the virtual clock's range); run fewer items")  # fmt: skip
         else:
             assert grid.duration is not None  # exactly one of items and duration (checked on load)
-            if grid.duration / arrival.mean > MAX_ITEMS:
-                raise GridError(f"a duration of {grid.duration:g} s holds about {grid.duration / arrival.mean:.3g} "
+            rate = max(1.0 / arrival.mean, arrival.peak if arrival.process is not None else 0.0)
+            if grid.duration * rate > MAX_ITEMS:
+                raise GridError(f"a duration of {grid.duration:g} s holds about {grid.duration * rate:.3g} "
                                 f"arrivals of {arrival.spec!r}; at most {MAX_ITEMS:.3g} per replication")  # fmt: skip
 
 

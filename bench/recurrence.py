@@ -13,6 +13,10 @@ records, item by item, from the same random streams:
 * ``t_get[i] = max(t_put[i], earliest time a worker is free)`` (a heap of server-free times;
   Lindley's recurrence, vectorised with numpy, for one worker and an unbounded queue);
   ``t_done[i] = t_get[i] + s[i]``;
+* a backlog at t = 0 (``backlog0``): items ``0 .. backlog0 - 1`` arrive and are put at 0 (gaps of 0),
+  the arrival process's first item at its ``lead``; their puts at 0 come before any get at 0, as the
+  pusher puts them all before a worker runs;
+* an arrival process that runs out (a trace) ends the items: the item after its last gap is the last;
 * ``duration`` runs keep events strictly before ``T`` (the asyncio engine's main task wakes first
   at ``T`` and cancels everything before any other event at ``T`` is recorded); an item whose
   pusher was still blocked in ``put`` at ``T`` is dropped, as the recorder drops it.
@@ -43,6 +47,7 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -112,6 +117,20 @@ class _Engine:
         # (t_put in ns, item) of the put that made the queue reach max_backlog
         self.capped: tuple[int, int] | None = None
         self.in_c = ACCELERATED and accelerated  # the server loops in C (bench._recurrence) or in Python
+        # backlog0 items put at 0, then the arrival process's first arrival at its lead: as gaps
+        # (0 between backlog items, the lead after the last) drawn before the stream's own
+        self.ended: int | None = None  # items generated when the arrival process ran out (None: it did not)
+        backlog, lead = scenario.backlog0, arrivals.lead
+        # The pusher puts the backlog (and a first arrival at 0) without yielding to the workers, so
+        # those puts come before any get at t = 0: items below ``burst`` are put first at their instant.
+        self.burst = backlog + (1 if lead == 0 else 0)
+        lead_ns = _ns(np.array([lead]))[:1] if math.isfinite(lead) else np.empty(0, dtype=np.int64)
+        if backlog:
+            self._carry = (np.concatenate((np.zeros(backlog - 1, dtype=np.int64), lead_ns)), empty)
+        elif lead_ns.size:
+            self.next_arrive = int(lead_ns[0])
+        else:  # no backlog and a process without a single arrival: nothing happens
+            self.done, self.ended = True, 0
 
     # -- one chunk of items ------------------------------------------------------------------------
 
@@ -125,6 +144,8 @@ class _Engine:
             self.flush_gets()
         self.flush_items(final=True)
         r = self.result
+        if self.ended is not None and self.capped is None and r.n_put == self.ended:
+            r.arrivals_end = r.t_last_put  # the process ran out before the run's end
         if self.capped is not None:
             r.t_end = self.capped[0] / _NS
             assert self.cap is not None  # only max_backlog caps a run
@@ -141,7 +162,13 @@ class _Engine:
         last_chunk = self.items is not None and first + n == self.items
         n_arr = n - 1 if last_chunk else n
         a, s = self._draw(n, n_arr)
+        short = a.size < n_arr  # the arrival process ran out: the item after its last gap is the last
+        if short:
+            n, n_arr, s = a.size + 1, a.size, s[: a.size + 1]
+        whole = n
         a, s, n, n_arr, beyond = self._fit(a, s, n, n_arr)
+        if short and n == whole:
+            last_chunk, self.ended = True, first + n
         if self.maxsize == 0:
             t_arrive = np.empty(n, dtype=np.int64)
             t_arrive[0] = self.next_arrive
@@ -205,7 +232,7 @@ class _Engine:
             busy = np.cumsum(s, dtype=np.float64)
             grown = start + np.cumsum(a, dtype=np.float64) + np.minimum(busy, busy / c + float(s.max()))
             k = max(1, int(np.searchsorted(grown, _BOUND_NS, "left")))
-            self._carry = (a[k:], s[k:])
+            self._carry = (np.concatenate((a[k:], self._carry[0])), np.concatenate((s[k:], self._carry[1])))
             a, s, n, n_arr, beyond = a[:k], s[:k], k, k, False
         return a, s, n, n_arr, beyond
 
@@ -228,13 +255,13 @@ class _Engine:
     def _draw(self, n: int, n_arr: int) -> tuple[np.ndarray, np.ndarray]:
         """The next ``n_arr`` arrivals and ``n`` services in ns, draws carried from the last chunk first."""
         carried_a, carried_s = self._carry
-        self._carry = (carried_a[:0], carried_s[:0])
         more_a, more_s = max(n_arr - carried_a.size, 0), max(n - carried_s.size, 0)
         a = _ns(self.arrivals.take(more_a)) if more_a else np.empty(0, dtype=np.int64)
         s = _ns(self.services.take(more_s)) if more_s else np.empty(0, dtype=np.int64)
-        if carried_s.size:
-            a, s = np.concatenate((carried_a, a))[:n_arr], np.concatenate((carried_s, s))[:n]
-        return a, s
+        if carried_a.size or carried_s.size:
+            a, s = np.concatenate((carried_a, a)), np.concatenate((carried_s, s))
+        self._carry = (a[n_arr:], s[n:])  # draws beyond this chunk (a backlog's gaps) come first next time
+        return a[:n_arr], s[:n]
 
     def _lindley(self, t_put: np.ndarray, s: np.ndarray):
         total = np.cumsum(s)
@@ -482,6 +509,12 @@ class _Engine:
         t[old + 1 : old + 2 * m : 2], step[old + 1 : old + 2 * m : 2] = t_get[old:], -1
         t[old + 2 * m :], step[old + 2 * m :] = t_put[m:], 1
         order = np.argsort(t, kind="stable")
+        if np_ and first < self.burst:  # the backlog's puts at t = 0 come before any get there (see __init__)
+            j = np.arange(min(np_, self.burst - first))
+            burst = j[t_put[j] == 0]
+            rank = np.arange(t.size)
+            rank[np.where(burst < m, old + 2 * burst, old + m + burst)] = -1
+            order = np.lexsort((rank, t))
         step = step[order]
         depth = self.depth + np.cumsum(step, dtype=np.int64)
         at_put = depth[step == 1]  # puts come out in item order

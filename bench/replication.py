@@ -43,6 +43,11 @@ class Replication:
         n_served: items served (None: every finished item, ``n_done``, as in the plain program).
         n_abandoned: items that gave up waiting. n_gave_up: items whose last attempt failed.
         n_attempts: services started, retries included (None: one per item taken, ``n_got``).
+        arrivals_end: when the arrival process ran out before the run's end (a trace shorter than the
+            run): the time of its last put; None when it did not.
+        worker_seconds: worker-seconds provisioned over [0, t_end] (elastic workers: started ones
+            included); None for fixed workers (``workers * t_end``).
+        workers_peak: the most workers provisioned at once (None for fixed workers).
     """
 
     n_put: int = 0
@@ -58,6 +63,9 @@ class Replication:
     n_abandoned: int = 0
     n_gave_up: int = 0
     n_attempts: int | None = None
+    arrivals_end: float | None = None
+    worker_seconds: float | None = None
+    workers_peak: int | None = None
 
 
 def engine(name: str) -> Callable[..., Replication]:

@@ -170,10 +170,13 @@ class ReplicationStats:
         items_target: in an ``items`` run, the number of puts; the backlog slope is fitted over the
             arrival period (up to the last put), not the drain that follows. ``None`` in a
             ``duration`` run, where the slope covers the whole run.
+        backlog0: items queued at t = 0 before the first arrival: their zero gaps are not
+            inter-arrival draws, so the observed inter-arrival statistics leave them out.
     """
 
-    def __init__(self, items_target: int | None = None) -> None:
+    def __init__(self, items_target: int | None = None, *, backlog0: int = 0) -> None:
         self._items_target = items_target
+        self._skip = backlog0  # gaps of the backlog queued at t = 0 (and the first arrival after it) are not draws
         self._wait = _Latency()
         self._sojourn = _Latency()
         self._whole = _StepIntegral()
@@ -202,6 +205,9 @@ class ReplicationStats:
             slept = t_arrive[1:] - t_put[:-1]
             if not math.isnan(self._last_put):
                 slept = np.concatenate(([t_arrive[0] - self._last_put], slept))
+            if self._skip:
+                cut = min(self._skip, slept.size)
+                slept, self._skip = slept[cut:], self._skip - cut
             self._arrivals.add(slept)
             self._last_put = float(t_put[-1])
             self._blocked += float((t_put - t_arrive).sum())
@@ -229,7 +235,7 @@ class ReplicationStats:
         """Return the statistics of the replication that ended at ``t_end``."""
         area, moment = self._whole.until(t_end)
         window = self._window or (area, moment, t_end)
-        period = self._last_put  # the arrival period: item 0 is put at 0
+        period = self._last_put  # the arrival period: item 0 is put at 0 (a process's first arrival: its lead)
         return {
             "arrival_rate": self._arrivals.n / period if period > 0 else math.nan,
             "blocked_fraction": self._blocked / period if period > 0 else math.nan,

@@ -10,6 +10,7 @@ Layout of a run folder::
     cells.parquet            CELLS: one row per (cell, replication), CELLS_SCHEMA
     items/cell-NNNNN.parquet ITEMS: every item of a cell, ITEMS_SCHEMA
     depth/cell-NNNNN.parquet DEPTH: every change of queue size, DEPTH_SCHEMA
+    events/cell-NNNNN.parquet EVENTS: the arrival rate in force and the worker count over time, EVENTS_SCHEMA
     digests/cell-NNNNN.parquet DIGESTS: each replication's digest (bench.digest), what the
                              steady-state estimator, the report and compare read
     parts/cell-NNNNN.parquet PARTS: a finished cell's rows of cells.parquet (its presence marks it finished)
@@ -40,9 +41,10 @@ from bench.errors import InputError
 from bench.item_status import ITEM_STATUSES, TERMINAL
 
 __all__ = [
-    "CELLS", "CELLS_SCHEMA", "CELL_DIRS", "DATA_STATUSES", "DEPTH", "DEPTH_SCHEMA", "DIGESTS", "FILES_KEY", "FORMAT",
-    "ITEMS", "ITEMS_SCHEMA", "ITEM_STATUSES", "LOCK", "MANIFEST", "MANIFEST_KEYS", "METADATA", "PARAMETERS", "PARTS",
-    "PLAN_KEY", "RECORD_LEVELS", "REPORT", "REPORT_CHARTS", "REPORT_DOCUMENTS", "SCHEMA_KEY", "SCHEMA_VERSION",
+    "CELLS", "CELLS_SCHEMA", "CELL_DIRS", "DATA_STATUSES", "DEPTH", "DEPTH_SCHEMA", "DIGESTS", "EVENTS",
+    "EVENTS_SCHEMA", "EVENT_KINDS", "FILES_KEY", "FORMAT", "ITEMS", "ITEMS_SCHEMA", "ITEM_STATUSES", "LOCK",
+    "MANIFEST", "MANIFEST_KEYS", "METADATA", "PARAMETERS", "PARTS", "PLAN_KEY", "RECORD_LEVELS", "REPORT",
+    "REPORT_CHARTS", "REPORT_DOCUMENTS", "SCHEMA_KEY", "SCHEMA_VERSION",
     "STATUSES", "TARGET_METRICS", "TERMINAL", "Target", "TargetError", "cell_id", "cell_name", "foreign_entries",
     "is_run", "is_tmp", "parse_record", "parse_target", "parse_targets", "sample_fraction", "tmp_name",
 ]  # fmt: skip
@@ -52,9 +54,14 @@ FORMAT = "qbench-results"
 #: The version of this format; bumped whenever a reader of the old one could misread the new one.
 #: Version 3 adds the item columns status, class, pusher, attempts and t_leave, the scenario and
 #: behaviour parameters of a cell and its served / abandoned / given-up counts (``results/README.md``).
-#: Version 4 stores items and depth changes compactly (integer nanoseconds, derived columns left to
-#: the reader: :mod:`bench.encoding`); what a reader gets is unchanged.
-SCHEMA_VERSION = 4
+#: Version 4 adds ``events/`` (the arrival rate in force, the worker count, when the arrivals ran
+#: out), the parameters ``backlog0``, ``elastic`` and ``stationary`` and the statistics
+#: ``worker_seconds``, ``workers_peak`` and ``arrivals_end``; a reader of version 3 would take a
+#: non-stationary or elastic cell for a steady one, so version 3 folders are refused.
+#: Version 5 stores items and depth changes compactly (integer nanoseconds, derived columns left to
+#: the reader: :mod:`bench.encoding`), adds ``digests/`` and the record level; what a reader of
+#: items gets is unchanged, but a version-4 folder has no digests, so it is refused.
+SCHEMA_VERSION = 5
 #: The parquet schema-metadata key holding the version, and the metadata every file carries.
 SCHEMA_KEY = b"qbench.schema_version"
 METADATA = {SCHEMA_KEY: str(SCHEMA_VERSION).encode()}
@@ -67,15 +74,18 @@ FILES_KEY = b"qbench.files"
 MANIFEST = "manifest.json"
 CELLS = "cells.parquet"
 ITEMS, DEPTH, PARTS, DIGESTS = "items", "depth", "parts", "digests"
+#: Version 4: per cell, every change of the arrival rate in force and of the worker count.
+EVENTS = "events"
 #: Folders holding one file per cell, named by :func:`cell_name`.
-CELL_DIRS = (ITEMS, DEPTH, PARTS, DIGESTS)
+CELL_DIRS = (ITEMS, DEPTH, PARTS, EVENTS, DIGESTS)
 #: What a run records of its items (the grid's ``record``): every item (``items``), a seeded
 #: fraction F of them (``sample:F``), or none (``summary``); every level writes ``digests/``.
 RECORD_LEVELS = ("items", "sample:F", "summary")
 REPORT = "report"
 #: The documents of a report, and the stems of its charts (each written as ``.png`` and ``.svg``).
 REPORT_DOCUMENTS = ("index.html", "report.md")
-REPORT_CHARTS = ("backlog", "latency", "sojourn_cdf", "heatmap", "theory", "classes", "outcomes", "targets")
+REPORT_CHARTS = ("backlog", "latency", "sojourn_cdf", "heatmap", "theory", "classes", "outcomes", "over_time",
+                 "workers", "window_p99", "targets")  # fmt: skip
 #: The lock file of a folder being written (see :mod:`bench.store`).
 LOCK = ".lock"
 #: Keys every qbench manifest has had since version 1 (version 2 adds ``format`` and ``inputs``).
@@ -144,7 +154,7 @@ PARAMETERS = (
     "workers", "arrival", "service", "maxsize", "arrival_mean", "arrival_cv", "service_mean",
     "service_cv", "offered_load", "rho", "items_target", "duration", "clock", "engine", "seed",
     "scenario", "discipline", "patience", "batch", "failure", "classes", "linger", "setup", "attempts", "backoff",
-    "pushers", "patience_mean", "setup_mean",
+    "pushers", "patience_mean", "setup_mean", "backlog0", "elastic", "stationary",
 )  # fmt: skip
 #: The item columns a reader gets (``analysis.load.read_items``); the files store them in a compact
 #: form (integer nanoseconds, derived columns left out) that :mod:`bench.encoding` defines.
@@ -185,6 +195,24 @@ DEPTH_SCHEMA = pa.schema(
 )
 
 
+#: The kinds of row in ``events/`` (version 4): ``rate`` (the arrival rate in force from ``t`` on,
+#: items/s), ``workers`` (workers taking items from ``t`` on), ``provisioned`` (workers paid for from
+#: ``t`` on: those taking items and those still starting) and ``arrivals_end`` (the arrival process
+#: ran out at ``t``, its last put; ``value`` is the items put).
+EVENT_KINDS = ("rate", "workers", "provisioned", "arrivals_end")
+
+EVENTS_SCHEMA = pa.schema(
+    [
+        ("cell", pa.int64()),
+        ("replication", pa.int64()),
+        ("t", pa.float64()),
+        ("kind", pa.string()),
+        ("value", pa.float64()),
+    ],
+    metadata=METADATA,
+)
+
+
 def _fields(kind, names: str) -> list[tuple[str, pa.DataType]]:
     return [(name, kind) for name in names.split()]
 
@@ -211,7 +239,11 @@ CELLS_SCHEMA = pa.schema(
     + [("setup", pa.string()), ("attempts", pa.int64()), ("backoff", pa.string()), ("pushers", pa.int64())]
     + _fields(pa.float64(), "patience_mean setup_mean")
     + _fields(pa.int64(), "n_served n_abandoned n_gave_up n_attempts")
-    + _fields(pa.float64(), "goodput abandon_rate"),
+    + _fields(pa.float64(), "goodput abandon_rate")
+    # version 4: a backlog at t = 0, elastic workers, non-stationary arrivals (parameters); the cost
+    # in worker-seconds, the peak worker count, when the arrivals ran out (statistics)
+    + [("backlog0", pa.int64()), ("elastic", pa.string()), ("stationary", pa.bool_())]
+    + [("worker_seconds", pa.float64()), ("workers_peak", pa.int64()), ("arrivals_end", pa.float64())],
     metadata=METADATA,
 )
 

@@ -19,9 +19,11 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from bench import store
 from bench.distributions import Stream
@@ -54,10 +56,11 @@ class RunResult:
     interrupted: bool
     wall_seconds: float
     disk_full: str | None = None  # why the run stopped when its file system filled up
+    notes: list[tuple[int, str]] = field(default_factory=list)  # e.g. a trace that ran out before the run's end
 
 
 class _Tee:
-    """A sink that forwards every batch to several sinks."""
+    """A sink that forwards every batch to several sinks (events to those that take them)."""
 
     def __init__(self, *sinks: Any) -> None:
         self._sinks = sinks
@@ -69,6 +72,12 @@ class _Tee:
     def depth(self, columns):
         for sink in self._sinks:
             sink.depth(columns)
+
+    def events(self, columns):
+        for sink in self._sinks:
+            send = getattr(sink, "events", None)
+            if send is not None:
+                send(columns)
 
 
 def replicate(grid: Grid, cell: Cell, replication: int, sink: Sink, on_progress=None, *,
@@ -85,16 +94,19 @@ def replicate(grid: Grid, cell: Cell, replication: int, sink: Sink, on_progress=
         inputs: the (arrivals, services) streams to use instead of the cell's own (a plan that scales
             the load draws from the unscaled cell's streams: common random numbers across loads).
     """
-    stats = ReplicationStats(grid.items)
+    stats = ReplicationStats(grid.items, backlog0=cell.backlog0)
     arrivals, services = streams(grid.seed, cell, replication) if inputs is None else inputs
     start = time.perf_counter()
     run = engine(grid.engine)
-    done = run(grid.scenario(cell), arrivals, services, _Tee(sink, stats), on_progress=on_progress, scale=grid.scale,
+    tee = _Tee(sink, stats)
+    done = run(grid.scenario(cell), arrivals, services, tee, on_progress=on_progress, scale=grid.scale,
                loop_factory=grid.loop_factory)  # fmt: skip
     t_end = done.t_end
     if t_end >= HORIZON:  # past the span a run may use (at the range's end, a timer was clamped)
         raise OverflowError(f"model time passed {HORIZON:.4g} s, half the virtual clock's range of int64 "
                             "nanoseconds; shorten the run or its delays")  # fmt: skip
+    tee.events(_events(cell, arrivals, done, t_end))
+    worker_seconds = done.worker_seconds if done.worker_seconds is not None else cell.workers * t_end
     return {
         **_counts(done, t_end),
         "n_put": done.n_put,
@@ -103,13 +115,40 @@ def replicate(grid: Grid, cell: Cell, replication: int, sink: Sink, on_progress=
         "t_end": t_end,
         "t_last_put": done.t_last_put,
         "throughput": done.n_done / t_end if t_end > 0 else float("nan"),
-        "utilisation": done.busy / (cell.workers * t_end) if t_end > 0 else float("nan"),
+        "utilisation": done.busy / worker_seconds if worker_seconds > 0 else float("nan"),
         **stats.finish(t_end),
         "clock_lag_mean": done.lag_mean,
         "clock_lag_max": done.lag_max,
         **_status(done, cell),
         "wall_seconds": time.perf_counter() - start,
+        "worker_seconds": worker_seconds,
+        "workers_peak": done.workers_peak if done.workers_peak is not None else cell.workers,
+        "arrivals_end": done.arrivals_end,
     }
+
+
+def _events(cell: Cell, arrivals: Stream, done: Replication, t_end: float) -> dict[str, Any]:
+    """The rows of ``events/`` the runner writes for a replication: the arrival rate in force over
+    [0, t_end] (summed over a merged spec's pushers), fixed workers' count at 0 (elastic workers
+    record their own changes) and when the arrival process ran out."""
+    if cell.arrival.parts:
+        steps = [arrivals.sibling(f"arrival/{p}", part).rates(t_end) for p, part in enumerate(cell.arrival.parts)]
+        times = np.unique(np.concatenate([t for t, _ in steps] + [np.zeros(1)]))
+        rates = sum((r[np.maximum(np.searchsorted(t, times, "right") - 1, 0)] if t.size else np.zeros(times.size)
+                     for t, r in steps), np.zeros(times.size))  # fmt: skip
+    else:
+        times, rates = arrivals.rates(t_end)
+    rows_t, kinds, values = [times], [np.full(times.size, "rate", dtype=object)], [np.asarray(rates, dtype=float)]
+    if cell.elastic is None:
+        rows_t.append(np.zeros(2))
+        kinds.append(np.array(["workers", "provisioned"], dtype=object))
+        values.append(np.full(2, float(cell.workers)))
+    if done.arrivals_end is not None:
+        rows_t.append(np.array([done.arrivals_end]))
+        kinds.append(np.array(["arrivals_end"], dtype=object))
+        values.append(np.array([float(done.n_put)]))
+    return {"t": np.concatenate(rows_t).astype(np.float64), "kind": np.concatenate(kinds),
+            "value": np.concatenate(values)}  # fmt: skip
 
 
 def _counts(done: Replication, t_end: float) -> dict[str, Any]:
@@ -358,6 +397,7 @@ def _run_locked(
     timings: dict[str, float] = {}
     failed: list[tuple[int, str]] = []
     warned: list[tuple[int, str]] = []
+    notes: list[tuple[int, str]] = []
     bar_cells, bar_items = _bars(len(cells), len(cells) - len(todo), progress)
     interrupted = False
 
@@ -373,6 +413,12 @@ def _run_locked(
             failed.append((cell.id, rows[0]["error"]))
         elif "capped" in statuses or "lagged" in statuses:
             warned.append((cell.id, next(r["error"] for r in rows if r["status"] in ("capped", "lagged"))))
+        ended = [r["arrivals_end"] for r in rows if r.get("arrivals_end") is not None]
+        if ended:
+            when = f"{min(ended):.6g}" + (f"..{max(ended):.6g}" if max(ended) > min(ended) else "")
+            notes.append((cell.id, f"its arrival process ran out before the run's end in {len(ended)} of {len(rows)} "
+                                   f"replication(s), at t={when} s (a trace shorter than the run): no item arrived "
+                                   "after that"))  # fmt: skip
         bar_cells.update(1)
 
     owned = executor is None
@@ -408,4 +454,5 @@ def _run_locked(
     except OSError as err:
         if not store.disk_full(err):
             raise  # with no room, the manifest keeps saying 'running': resume still reads it
-    return RunResult(run, len(cells), len(timings), len(cells) - len(todo), failed, warned, interrupted, wall, full)
+    return RunResult(run, len(cells), len(timings), len(cells) - len(todo), failed, warned, interrupted, wall, full,
+                     notes)  # fmt: skip

@@ -15,6 +15,11 @@ the plan adds replications and is committed by :meth:`Sampler.finish`, which wri
 ``cells.parquet`` and the manifest, listing the cells the plan tried (not a product of axes) and
 the plan's answer. A plan interrupted or failed leaves the folder with status ``interrupted`` or
 ``failed`` and no cells.
+
+An arrival process whose rate changes over time is sampled over a horizon (``until``): each
+replication puts the arrivals before it, then drains (the grid's ``items`` is only a bound), so
+every item of the run has its wait. Elastic workers (``auto:...``) run on the asyncio engine
+whatever the grid's engine (the recurrences have no controller), with the same random numbers.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from bench import store
+from bench.behaviour import Elastic
 from bench.digest import Digest, Digester
 from bench.distributions import Distribution, Stream, scaled
 from bench.grid import HORIZON, Cell, Grid, generators
@@ -80,6 +86,12 @@ class _Tee:
         for sink in self._sinks:
             sink.depth(columns)
 
+    def events(self, columns: dict[str, np.ndarray]) -> None:
+        for sink in self._sinks:
+            send = getattr(sink, "events", None)
+            if send is not None:
+                send(columns)
+
 
 class Sampler:
     """Runs replications of cells of one grid on demand.
@@ -91,18 +103,20 @@ class Sampler:
         evidence: a results folder created for the plan (:func:`bench.runner.create_run`) to write
             every replication into, or ``None``.
         command: the command line, for the evidence's manifest.
+        until: an arrival process's arrivals at or after this time are left out (its horizon), or None.
     """
 
     def __init__(self, grid: Grid, columns: tuple[str, ...], evidence: Path | None = None,
-                 command: list[str] | None = None) -> None:  # fmt: skip
+                 command: list[str] | None = None, until: float | None = None) -> None:  # fmt: skip
         self.grid = grid
+        self.until = until
         self.columns = tuple(dict.fromkeys(("wait", *columns)))
         unknown = [c for c in self.columns if c not in COLUMNS]
         if unknown:
             raise ValueError(f"unknown item column(s): {', '.join(unknown)}")
         self.evidence = evidence
         self.command = command
-        self._cells: dict[tuple[str, str, int, int, float], Cell] = {}
+        self._cells: dict[tuple[str, str, int, int, float, str], Cell] = {}
         self._writers: dict[int, store.CellWriter] = {}
         self._rows: dict[int, list[dict[str, Any]]] = {}
         self._run = engine(grid.engine)
@@ -111,24 +125,34 @@ class Sampler:
     # -- the cells -----------------------------------------------------------------------------------
 
     def cell(self, arrival: Distribution, service: Distribution, maxsize: int, workers: int,
-             scale: float = 1.0) -> Cell:  # fmt: skip
-        """The cell of ``workers`` workers at ``scale`` times the arrival rate; ids in order of first use."""
-        key = (arrival.spec, service.spec, maxsize, workers, scale)
+             scale: float = 1.0, elastic: Elastic | None = None) -> Cell:  # fmt: skip
+        """The cell of ``workers`` workers (or ``elastic`` ones) at ``scale`` times the arrival rate; ids
+        in order of first use."""
+        key = (arrival.spec, service.spec, maxsize, workers, scale, elastic.spec if elastic else "")
         if key not in self._cells:
             shown = arrival if scale == 1.0 else scaled(arrival, 1.0 / scale)
-            self._cells[key] = self._with_behaviours(Cell(len(self._cells), workers, shown, service, maxsize))
+            cell = self._with_behaviours(Cell(len(self._cells), workers, shown, service, maxsize))
+            self._cells[key] = dataclasses.replace(cell, elastic=elastic)
         return self._cells[key]
+
+    def _grid_of(self, cell: Cell) -> Grid:
+        """The grid a cell runs under: elastic workers on the asyncio engine."""
+        if cell.elastic is not None and self.grid.engine != "asyncio":
+            return dataclasses.replace(self.grid, engine="asyncio")
+        return self.grid
 
     def _with_behaviours(self, cell: Cell) -> Cell:
         """The cell with the grid's scenario and behaviours (a plan takes one value of each axis)."""
         grid = self.grid
         return dataclasses.replace(cell, scenario=grid.programs[0], discipline=grid.discipline[0],
-                                   patience=grid.patience[0], batch=grid.batch[0], failure=grid.failure[0])  # fmt: skip
+                                   patience=grid.patience[0], batch=grid.batch[0], failure=grid.failure[0],
+                                   backlog0=grid.backlog0[0])  # fmt: skip
 
     def sample(self, arrival: Distribution, service: Distribution, maxsize: int, workers: int, scale: float,
-               replications: range) -> list[tuple[int, dict[str, np.ndarray], Digest]]:  # fmt: skip
-        """Run ``replications`` of a cell; return ``(replication id, item columns, digest)`` for each,
-        in order (the digest is the one a run of the cell records, :mod:`bench.digest`).
+               replications: range, elastic: Elastic | None = None
+               ) -> list[tuple[int, dict[str, np.ndarray], float, float, Digest]]:  # fmt: skip
+        """Run ``replications`` of a cell; return ``(replication id, item columns, worker-seconds, t_end,
+        digest)`` for each, in order (the digest is the one a run of the cell records, :mod:`bench.digest`).
 
         Args:
             arrival: the arrival distribution at scale 1 (its streams are the ones drawn from).
@@ -137,39 +161,47 @@ class Sampler:
             workers: the worker count.
             scale: the arrival-rate factor (inter-arrival draws divided by it).
             replications: the replication ids to run.
+            elastic: elastic workers (``workers`` is then their most), or None.
 
         Raises:
             OverflowError: a replication's model time passed the clock's range.
         """
-        cell = self.cell(arrival, service, maxsize, workers, scale)
+        cell = self.cell(arrival, service, maxsize, workers, scale, elastic)
         base = self._with_behaviours(Cell(cell.id, workers, arrival, service, maxsize))
+        grid = self._grid_of(cell)
+        run = self._run if grid is self.grid else engine(grid.engine)
         out = []
         for replication in replications:
             rng_a, rng_s = generators(self.grid.seed, base, replication)
-            inputs = (Stream(cell.arrival, rng_a), Stream(service, rng_s))
+            inputs = (Stream(cell.arrival, rng_a, self.until), Stream(service, rng_s))
             collect = _Collect(self.columns)
             if self.evidence is None:
                 digester = Digester(workers, replication)
-                done = self._run(self.grid.scenario(cell), *inputs, _Tee(collect, digester))
+                done = run(grid.scenario(cell), *inputs, _Tee(collect, digester))
                 if done.t_end >= HORIZON:
                     raise OverflowError(f"model time passed {HORIZON:.4g} s, half the virtual clock's range")
-                digest = digester.finish(done.t_end)
+                cost = done.worker_seconds if done.worker_seconds is not None else workers * done.t_end
+                end = done.t_end
+                digest = digester.finish(end)
             else:
-                digest = self._record(cell, replication, collect, inputs)
-            out.append((replication, collect.table(), digest))
+                cost, end, digest = self._record(cell, replication, collect, inputs)
+            out.append((replication, collect.table(), float(cost), float(end), digest))
         return out
 
-    def _record(self, cell: Cell, replication: int, collect: _Collect, inputs: tuple[Stream, Stream]) -> Digest:
+    def _record(self, cell: Cell, replication: int, collect: _Collect,
+                inputs: tuple[Stream, Stream]) -> tuple[float, float, Digest]:  # fmt: skip
         """Run one replication into the evidence folder (and ``collect``), keep its summary row and
-        return its digest."""
+        return its worker-seconds, end time and digest."""
         assert self.evidence is not None
         writer = self._writers.get(cell.id)
         if writer is None:
             writer = self._writers[cell.id] = store.CellWriter(self.evidence, cell.id, self.grid.record, self.grid.seed)
         writer.start_replication(replication, cell.workers)
-        stats = replicate(self.grid, cell, replication, _Tee(collect, writer), inputs=inputs)
-        self._rows.setdefault(cell.id, []).append({**row_params(self.grid, cell, replication), **stats})
-        return writer.end_replication(stats["t_end"])
+        grid = self._grid_of(cell)
+        stats = replicate(grid, cell, replication, _Tee(collect, writer), inputs=inputs)
+        self._rows.setdefault(cell.id, []).append({**row_params(grid, cell, replication), **stats})
+        digest = writer.end_replication(stats["t_end"])
+        return float(stats["worker_seconds"]), float(stats["t_end"]), digest
 
     # -- the evidence folder ---------------------------------------------------------------------------
 
@@ -210,9 +242,11 @@ class Sampler:
         self._writers.clear()
         store.write_cells(run)
         cells = sorted(self._cells.values(), key=lambda c: c.id)
+        fixed = sorted({c.workers for c in cells if c.elastic is None})
+        moving = list({c.elastic.spec: c.elastic for c in cells if c.elastic is not None}.values())
         grid = dataclasses.replace(
             self.grid,
-            workers=tuple(sorted({c.workers for c in cells})) or self.grid.workers,
+            workers=(*fixed, *moving) or self.grid.workers,
             arrival=tuple({c.arrival.spec: c.arrival for c in cells}.values()) or self.grid.arrival,
             replications=max((len(rows) for rows in self._rows.values()), default=self.grid.replications),
         )

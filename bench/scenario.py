@@ -15,10 +15,11 @@ scenarios run through the plug-in point in :mod:`bench.scenarios`.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from bench.behaviour import Behaviour
+from bench.behaviour import Behaviour, Elastic
 from bench.distributions import Distribution, Stream
 from bench.recorder import Recorder
 
@@ -46,6 +47,10 @@ class Scenario:
         program_sha256: the sha256 of the user's file, checked when it is loaded (None: built-in).
         behaviour: the pool's behaviours (:class:`~bench.behaviour.Behaviour`); the default is the
             plain program.
+        backlog0: items already queued at t = 0 (a backlog left by an outage): items ``0 ..
+            backlog0 - 1``, put at 0 before the first arrival, their services drawn first, in item order.
+        elastic: elastic workers (:class:`~bench.behaviour.Elastic`), or None for ``workers`` fixed
+            workers; then ``workers`` is its most.
     """
 
     workers: int
@@ -58,11 +63,14 @@ class Scenario:
     program: str = DEFAULT_PROGRAM
     program_sha256: str | None = None
     behaviour: Behaviour = field(default_factory=Behaviour)
+    backlog0: int = 0
+    elastic: Elastic | None = None
 
     @property
     def plain(self) -> bool:
-        """The built-in pool with no behaviour and one pusher: :func:`run_scenario` runs it."""
-        return self.program == DEFAULT_PROGRAM and self.behaviour.plain and not self.arrival.parts
+        """The built-in pool with no behaviour, one pusher and fixed workers: :func:`run_scenario` runs it."""
+        return (self.program == DEFAULT_PROGRAM and self.behaviour.plain and not self.arrival.parts
+                and self.elastic is None)  # fmt: skip
 
     def __post_init__(self) -> None:
         if self.workers < 1:
@@ -77,6 +85,8 @@ class Scenario:
             raise ValueError(f"duration must be > 0, got {self.duration}")
         if self.max_backlog is not None and self.max_backlog < 1:
             raise ValueError(f"max_backlog must be >= 1, got {self.max_backlog}")
+        if self.backlog0 < 0 or (self.items is not None and self.backlog0 > self.items):
+            raise ValueError(f"backlog0 must be in 0..items, got {self.backlog0}")
 
 
 async def run_scenario(
@@ -122,6 +132,24 @@ async def run_scenario(
 
     async def pusher() -> None:
         item = 0
+        backlog = scenario.backlog0
+        while item < backlog:  # a backlog left by an outage: queued at t = 0, before any arrival
+            recorder.arrive(item, now())
+            await queue.put((item, services.next()))
+            depth = queue.qsize()
+            recorder.put(item, now(), depth)
+            if depth >= cap:
+                capped.append(now())
+                main.cancel()
+                return
+            if item == last:
+                return
+            item += 1
+        lead = arrivals.lead  # the first arrival: at 0 for a distribution, the process's own time otherwise
+        if lead:
+            if lead == math.inf:
+                return  # a process with no arrival at all
+            await sleep(lead * factor)
         while True:
             recorder.arrive(item, now())
             await queue.put((item, services.next()))
@@ -134,7 +162,11 @@ async def run_scenario(
             if item == last:
                 return
             item += 1
-            await sleep(arrivals.next() * factor)
+            try:
+                gap = arrivals.next()
+            except StopIteration:  # the arrival process ran out (a trace shorter than the run)
+                return
+            await sleep(gap * factor)
 
     async def puller(worker: int) -> None:
         while True:

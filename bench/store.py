@@ -40,6 +40,8 @@ from bench.results_format import (
     CELLS_SCHEMA,
     DEPTH,
     DIGESTS,
+    EVENTS,
+    EVENTS_SCHEMA,
     FILES_KEY,
     ITEMS,
     LOCK,
@@ -133,8 +135,9 @@ def _atomic_replace(tmp: Path, final: Path) -> None:
 
 
 class CellWriter:
-    """Streams one cell's records (all replications): its digests to ``digests/`` always, and its
-    items and depth changes to ``items/`` and ``depth/`` as the record level says.
+    """Streams one cell's records (all replications): its digests to ``digests/`` and its events
+    (the arrival rate in force, the worker count) to ``events/`` always, and its items and depth
+    changes to ``items/`` and ``depth/`` as the record level says.
 
     Args:
         run: the results folder.
@@ -158,13 +161,14 @@ class CellWriter:
         self._paths: dict[str, tuple[Path, Path]] = {}
         self._writers: dict[str, Any] = {}
         kinds = {1.0: (ITEMS, DEPTH), None: ()}.get(self._fraction, (ITEMS,))
-        for kind in (*kinds, DIGESTS):
+        for kind in (*kinds, EVENTS, DIGESTS):
             final = run / kind / cell_name(cell)
             self._paths[kind] = (tmp_name(final), final)
         for kind, schema in ((ITEMS, ITEMS_FILE_SCHEMA), (DEPTH, DEPTH_FILE_SCHEMA)):
             if kind in kinds:
                 tmp = self._paths[kind][0]
                 self._writers[kind] = pq.ParquetWriter(tmp, schema.with_metadata(METADATA), **WRITER_OPTIONS[kind])
+        self._writers[EVENTS] = pq.ParquetWriter(self._paths[EVENTS][0], EVENTS_SCHEMA, compression="zstd")
 
     def start_replication(self, replication: int, workers: int = 1) -> None:
         """Tag the batches that follow with ``replication`` (run with ``workers`` workers)."""
@@ -202,6 +206,13 @@ class CellWriter:
         if DEPTH in self._writers:
             batch = encode_depth(columns, self._cell, self._replication)
             self._writers[DEPTH].write_batch(batch.replace_schema_metadata(METADATA))
+
+    def events(self, columns: dict[str, np.ndarray]) -> None:
+        """Write a batch of events (``t``, ``kind``, ``value``): the arrival rate in force, the worker count."""
+        n = len(columns["t"])
+        ids = [pa.array(np.full(n, value, dtype=np.int64)) for value in (self._cell, self._replication)]
+        arrays = [*ids, columns["t"], pa.array(columns["kind"], type=pa.string()), columns["value"]]
+        self._writers[EVENTS].write_batch(pa.record_batch(arrays, schema=EVENTS_SCHEMA))
 
     def commit(self) -> dict[str, dict[str, Any]]:
         """Close the files and move them to their final names; return each file's size and sha256

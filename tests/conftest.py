@@ -4,7 +4,7 @@ Synthetic results folders, for the analysis tests (code in ``tests/support/synth
 
 ``write_run``
     ``write_run(folder, grid, *, duration=2000.0, items=None, replications=5, seed=1, ...)`` writes
-    a results folder, per ``results/README.md`` (schema version 4), with one cell per
+    a results folder, per ``results/README.md`` (schema version 5), with one cell per
     ``(workers, arrival, service[, maxsize])`` of ``grid``, simulated as a FIFO G/G/c queue; it
     returns ``folder``. ``failed={cell: error}`` records cells as failed, ``max_backlog`` caps them.
 ``restatus``

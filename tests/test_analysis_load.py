@@ -60,14 +60,15 @@ def test_missing_and_foreign_folders_raise_one_line(tmp_path):
     assert "\n" not in str(missing.value) and "\n" not in str(foreign.value)
 
 
-@pytest.mark.parametrize("version", [b"1", b"3", b"5"])
+@pytest.mark.parametrize("version", [b"1", b"3", b"4", b"6"])
 def test_other_schema_versions_are_refused_with_one_line(run_path, tmp_path, version):
     copy = shutil.copytree(run_path, tmp_path / "other")
     table = pq.read_table(copy / "cells.parquet")
     pq.write_table(table.replace_schema_metadata({b"qbench.schema_version": version}), copy / "cells.parquet")
-    with pytest.raises(ResultsError, match=f"schema_version {version.decode()}, this analysis reads version 4") as err:
+    with pytest.raises(ResultsError, match=f"schema_version {version.decode()}, this analysis reads version 5") as err:
         open_run(copy)
     assert "\n" not in str(err.value) and isinstance(err.value, ValueError)
+    assert ("re-run it with this qbench" in str(err.value)) == (int(version) < 5)
 
 
 @pytest.mark.parametrize("version", [1, 2, 7])
@@ -79,12 +80,12 @@ def test_manifest_of_another_version_is_refused(run_path, tmp_path, version):
         open_run(copy)
 
 
-def test_version_4_cells_without_the_new_columns_are_refused(run_path, tmp_path):
+def test_cells_without_the_new_columns_are_refused(run_path, tmp_path):
     copy = shutil.copytree(run_path, tmp_path / "thin")
     table = pq.read_table(copy / "cells.parquet")
-    thin = table.drop(["blocked_fraction", "n_abandoned"])
+    thin = table.drop(["blocked_fraction", "worker_seconds"])
     pq.write_table(thin.replace_schema_metadata(table.schema.metadata), copy / "cells.parquet")
-    with pytest.raises(ResultsError, match="lacks column.* blocked_fraction, n_abandoned of schema version 4"):
+    with pytest.raises(ResultsError, match="lacks column.* blocked_fraction, worker_seconds of schema version 5"):
         open_run(copy)
 
 
@@ -94,7 +95,7 @@ def test_an_unknown_status_is_refused(run_path, tmp_path):
     statuses = pa.array(["ok"] * (len(table) - 1) + ["weird"])
     odd = table.set_column(table.schema.get_field_index("status"), "status", statuses)
     pq.write_table(odd.replace_schema_metadata(table.schema.metadata), copy / "cells.parquet")
-    with pytest.raises(ResultsError, match="has status weird; schema version 4 knows ok, capped, lagged, failed"):
+    with pytest.raises(ResultsError, match="has status weird; schema version 5 knows ok, capped, lagged, failed"):
         open_run(copy)
 
 

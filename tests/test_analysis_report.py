@@ -21,10 +21,11 @@ from analysis.load import ResultsError
 from analysis.plots import CHARTS
 from analysis.report import write_report
 from analysis.summary_table import summary_table
+from analysis.time_plots import TIME_CHARTS
 
 ROOT = Path(__file__).resolve().parents[1]
-#: The charts every report has (those of behaviours are drawn only for runs that have some).
-ALWAYS = [name for name in CHARTS if name not in BEHAVIOUR_CHARTS]
+#: The charts every report has (those of behaviours, and over time, are drawn only for runs that have some).
+ALWAYS = [name for name in CHARTS if name not in (*BEHAVIOUR_CHARTS, *TIME_CHARTS)]
 
 
 @pytest.fixture(scope="module")

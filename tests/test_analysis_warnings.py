@@ -20,6 +20,7 @@ from analysis.load import ResultsError, open_run
 from analysis.plots import CHARTS
 from analysis.report import write_report
 from analysis.summary_table import summary_table
+from analysis.time_plots import TIME_CHARTS
 
 HEAVY = (1, "exp:1", "pareto:2.5:1.0001")  # mean 2.5 s, but sample means near 0.002 s
 LIGHT = [(1, "exp:1", "exp:0.5"), (2, "uniform:0:2", "uniform:0:3")]
@@ -116,7 +117,7 @@ def _section(markdown: str, title: str) -> str:
 
 def test_report_of_a_run_with_a_failed_cell_draws_the_good_cells_and_lists_the_failed_one(with_failure):
     folder = with_failure / "report"
-    for name in (n for n in CHARTS if n not in BEHAVIOUR_CHARTS):
+    for name in (n for n in CHARTS if n not in (*BEHAVIOUR_CHARTS, *TIME_CHARTS)):
         _not_blank(folder / f"{name}.png")
     markdown = (folder / "report.md").read_text(encoding="utf-8")
     assert _section(markdown, "Failed cells").splitlines()[2] == (
@@ -150,7 +151,9 @@ def test_summary_table_lists_the_failed_cell_with_its_error(with_failure):
 def test_report_of_a_run_where_every_cell_failed_still_writes(tmp_path, write_run):
     path = write_run(tmp_path / "none", [(1, "exp:1", "exp:0.5")], duration=100.0, replications=2, failed={0: "boom"})
     index = write_report(path, progress=False)
-    assert all((index.parent / f"{name}.png").exists() for name in CHARTS if name not in BEHAVIOUR_CHARTS)
+    assert all(
+        (index.parent / f"{name}.png").exists() for name in CHARTS if name not in (*BEHAVIOUR_CHARTS, *TIME_CHARTS)
+    )
     assert "| 0 | workers=1 arrival=exp:1 service=exp:0.5 maxsize=0 | 2 of 2 | boom |" in (
         index.parent / "report.md").read_text(encoding="utf-8")  # fmt: skip
 

@@ -16,6 +16,7 @@ RANK = {
     "bench.item_status": 0,
     "bench.model_time": 0,
     "bench.distributions": 1,
+    "bench.processes": 1,
     "bench.recorder": 2,
     "bench.full_recorder": 2,
     "bench.behaviour": 2,

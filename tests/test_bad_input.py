@@ -33,7 +33,16 @@ EMPIRICAL = {
     "beyond-range": "seconds\n1.5\n1e12\n",
 }
 
-# (id, argv after "run --out OUT", or "empirical:NAME" for a file above, fragment of the message)
+# Trace files for the table below: name -> (file name, content), given as --arrival trace:FILE.
+TRACES = {
+    "unsorted": ("t.csv", "ts\n1\n3\n2\n"),
+    "negative": ("t.csv", "ts\n-1\n2\n"),
+    "one-timestamp": ("t.csv", "ts\n5\n"),
+    "unreadable": ("t.parquet", "this is not a parquet file"),
+    "no-such-column": ("t.csv", "ts\n1\n2\n"),
+}
+
+# (id, argv after "run --out OUT", or "empirical:NAME" / "trace:NAME" for a file above, fragment of the message)
 RUN_TABLE = [
     ("unknown-family", ["--service", "normal:1:2"], "unknown family 'normal'"),
     ("wrong-arity", ["--service", "uniform:1"], "takes 2 parameter(s), got 1"),
@@ -149,6 +158,43 @@ RUN_TABLE = [
         "the recurrence engine computes the plain FIFO pool only",
     ),
     ("recurrence-with-pushers", ["--engine", "recurrence", "--arrival", "exp:2+exp:2"], "cell 0 has 2 pushers"),
+    # arrival processes, a backlog at t = 0 and elastic workers
+    ("schedule-negative-rate", ["--arrival", "schedule:1@0,-2@100"], "RATE must be >= 0 items/s, got -2"),
+    ("schedule-times-not-increasing", ["--arrival", "schedule:1@0,2@50,3@50"], "piece times must increase"),
+    ("schedule-not-from-0", ["--arrival", "schedule:1@10,2@50"], "the first piece must start at time 0"),
+    ("schedule-period-too-short", ["--arrival", "schedule:1@0,2@50:40"], "the PERIOD must be above"),
+    ("schedule-all-zero", ["--arrival", "schedule:0@0"], "every rate is 0"),
+    ("schedule-beyond-range", ["--arrival", "schedule:1@0,2@1e10"], "beyond the"),
+    ("sine-amplitude-above-1", ["--arrival", "sine:1:1.5:86400"], "AMPLITUDE must be in [0, 1]"),
+    ("sine-negative-rate", ["--arrival", "sine:-1:0.5:86400"], "RATE must be >= 0 items/s, got -1"),
+    ("sine-rate-beyond-resolution", ["--arrival", "sine:1e10:0.5:100"], "below the clock's resolution"),
+    ("bursts-negative-rate", ["--arrival", "bursts:-3:1:10:10"], "RATE_ON must be >= 0"),
+    ("bursts-zero-duration", ["--arrival", "bursts:3:1:0:10"], "MEAN_ON must be > 0"),
+    ("trace-missing", ["--arrival", "trace:/nonexistent/t.csv"], "not found"),
+    ("trace-unsorted", "trace:unsorted", "is not sorted: timestamp 3 (2) comes before timestamp 2 (3)"),
+    ("trace-negative", "trace:negative", "1 bad timestamp(s)"),
+    ("trace-one-timestamp", "trace:one-timestamp", "a trace needs at least 2"),
+    ("trace-unreadable", "trace:unreadable", "cannot read"),
+    ("trace-no-such-column", "trace:no-such-column", "column 'when' not in"),
+    ("trace-bad-scale", ["--arrival", "trace:/nonexistent/t.csv:x0"], "the rate scale must be > 0"),
+    ("process-as-service", ["--service", "sine:1:0.5:100"], "is an arrival process"),
+    ("process-as-patience", ["--patience", "schedule:1@0"], "patience: 'schedule:1@0' is an arrival process"),
+    ("backlog0-negative", ["--backlog0", "-1"], "'backlog0' must be >= 0"),
+    ("backlog0-beyond-maxsize", ["--backlog0", "10", "--maxsize", "5"], "does not fit in a queue of maxsize 5"),
+    ("backlog0-beyond-items", ["--backlog0", "20"], "is more than the run's items = 10"),
+    ("elastic-min-above-max", ["--workers", "auto:min=5,max=2,up=depth>3"], "min 5 is above max 2"),
+    ("elastic-unknown-rule", ["--workers", "auto:min=1,max=4,up=queue>3"], "unknown rule 'queue>3'"),
+    ("elastic-unknown-down-rule", ["--workers", "auto:min=1,max=4,up=depth>3,down=depth<1"], "unknown rule 'depth<1'"),
+    ("elastic-unknown-key", ["--workers", "auto:min=1,max=4,up=depth>3,speed=2"], "unknown key 'speed'"),
+    ("elastic-no-up-rule", ["--workers", "auto:min=1,max=4"], "'up' is required"),
+    ("elastic-init-outside", ["--workers", "auto:min=2,max=4,init=9,up=depth>3"], "init 9 must lie in [min, max]"),
+    ("elastic-busy-share", ["--workers", "auto:min=1,max=4,up=depth>3,down=busy<2"], "busy<F needs a share"),
+    ("elastic-max-huge", ["--workers", "auto:min=1,max=1000000,up=depth>3"], "max must be in 1..100,000"),
+    (
+        "recurrence-with-elastic",
+        ["--engine", "recurrence", "--workers", "auto:min=1,max=2,up=depth>1"],
+        "cell 0 has elastic workers 'auto:min=1,max=2,up=depth>1' (asyncio only)",
+    ),
     (
         "max-backlog-behaviours",
         ["--max-backlog", "5000000", "--discipline", "lifo"],
@@ -250,7 +296,12 @@ def _flags_with(extra: list[str]) -> list[str]:
 
 @pytest.mark.parametrize(("case", "extra", "fragment"), RUN_TABLE, ids=[row[0] for row in RUN_TABLE])
 def test_bad_run_flags(tmp_path, capsys, case, extra, fragment):
-    if isinstance(extra, str):
+    if isinstance(extra, str) and extra.startswith("trace:"):
+        name, content = TRACES[extra.partition(":")[2]]
+        data = tmp_path / name
+        data.write_text(content)
+        extra = ["--arrival", f"trace:{data}" + ("#when" if extra.endswith("no-such-column") else "")]
+    elif isinstance(extra, str):
         data = tmp_path / "d.csv"
         data.write_text(EMPIRICAL[extra.partition(":")[2]])
         extra = ["--service", f"empirical:{data}"]
@@ -337,6 +388,34 @@ OTHER_TABLE += [
     ("plan-budget-too-small", [*_PLAN, *_P99, "--budget", "1000"], "fewer than 2 replications"),
     ("plan-items-tiny", [*_PLAN, *_P99, "--items", "10"], "--items must be in 1000.."),
     ("plan-seed-negative", [*_PLAN, *_P99, "--seed", "-1"], "'seed' must be >= 0"),
+    (
+        "plan-elastic-on-recurrence",
+        [*_PLAN, *_P99, "--workers", "auto:min=1,max=4,up=depth>2", "--engine", "recurrence"],
+        "elastic workers run on the asyncio engine only",
+    ),
+    ("plan-elastic-min-above-max", [*_PLAN, *_P99, "--workers", "auto:min=3,max=1,up=depth>2"], "min 3 is above max 1"),
+    (
+        "plan-schedule-without-an-end",
+        ["plan", "--arrival", "schedule:1@0,2@100", "--service", "exp:0.5", *_P99, "--no-progress"],
+        "give --duration S",
+    ),
+    (
+        "plan-max-load-of-a-process",
+        [
+            "plan",
+            "--arrival",
+            "sine:1:0.5:100",
+            "--service",
+            "exp:0.5",
+            *_P99,
+            "--workers",
+            "4",
+            "--find",
+            "max-load",
+            "--no-progress",
+        ],
+        "is an arrival process",
+    ),  # fmt: skip
 ]
 
 

@@ -15,8 +15,9 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from analysis.load import open_run, read_depth, read_items
+from analysis.load import open_run, read_depth, read_events, read_items
 from bench.encoding import DEPTH_FILE_SCHEMA, ITEMS_FILE_SCHEMA
+from bench.results_format import EVENTS_SCHEMA
 
 ROOT = Path(__file__).resolve().parents[1]
 QBENCH = [sys.executable, "-m", "bench"]
@@ -63,12 +64,12 @@ def test_run_writes_a_results_folder_matching_the_contract(tmp_path):
         "attempts",
         "t_leave",
     }
-    for kind, stored in (("items", ITEMS_FILE_SCHEMA), ("depth", DEPTH_FILE_SCHEMA)):
+    for kind, stored in (("items", ITEMS_FILE_SCHEMA), ("depth", DEPTH_FILE_SCHEMA), ("events", EVENTS_SCHEMA)):
         files = sorted((out / kind).glob("*.parquet"))
         assert [f.name for f in files] == ["cell-00000.parquet", "cell-00001.parquet"]
         schema = pq.read_schema(files[0])
-        assert schema.remove_metadata().equals(stored)
-        assert schema.metadata[b"qbench.schema_version"] == b"4"
+        assert schema.remove_metadata().equals(stored.remove_metadata())
+        assert schema.metadata[b"qbench.schema_version"] == b"5"
     run = open_run(out)
     items, depth = read_items(run, join=False), read_depth(run)
     assert set(items.columns) == items_cols | {"t_arrive"} and set(depth.columns) == {
@@ -80,6 +81,8 @@ def test_run_writes_a_results_folder_matching_the_contract(tmp_path):
     }
     assert str(items["t_put"].dtype) == str(depth["t"].dtype) == "float64"
     assert len(items) == 2 * 2 * 300 and items["t_done"].notna().all()
+    events = read_events(run)
+    assert set(events.columns) == {"cell", "replication", "t", "kind", "value"}
     cells = pd.read_parquet(out / "cells.parquet")
     assert len(cells) == 4 and set(cells.status) == {"ok"}
     assert not list(out.rglob("*.tmp"))

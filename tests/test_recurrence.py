@@ -59,9 +59,9 @@ def _step(depth):
 
 
 def _compare(collect, run_asyncio, workers, arrival, service, maxsize=0, items=None, duration=None, seed=0, batch=1009,
-             max_backlog=None):  # fmt: skip
+             max_backlog=None, backlog0=0):  # fmt: skip
     cell = Cell(0, workers, parse(arrival), parse(service), maxsize)
-    scenario = Scenario(workers, cell.arrival, cell.service, maxsize, items, duration, max_backlog)
+    scenario = Scenario(workers, cell.arrival, cell.service, maxsize, items, duration, max_backlog, backlog0=backlog0)
     a, a_stats = _asyncio(collect, run_asyncio, scenario, cell, seed)
     r, r_stats = _recurrence(collect, scenario, cell, seed, batch=batch)
     ai, ri = a.table("items"), r.table("items")
@@ -97,8 +97,8 @@ def _compare(collect, run_asyncio, workers, arrival, service, maxsize=0, items=N
 @pytest.fixture(scope="module")
 def compare(collect, run_asyncio):
     """``compare(workers, arrival, service, maxsize=0, items=None, duration=None, seed=0, batch=1009,
-    max_backlog=None)`` runs one cell on both engines, checks that they agree item by item and returns
-    (items put, capped)."""
+    max_backlog=None, backlog0=0)`` runs one cell on both engines, checks that they agree item by item and
+    returns (items put, capped)."""
     return functools.partial(_compare, collect, run_asyncio)
 
 
@@ -257,3 +257,40 @@ def test_engines_agree_to_the_bit_near_the_ends_of_the_clock(
     ai, ri = a.table("items"), r.table("items")
     for name in ("t_arrive", "t_put", "t_get", "t_done"):
         np.testing.assert_array_equal(ri[name], ai[name], err_msg=name)
+
+
+# -- arrival processes and a backlog at t = 0: they change only the arrival times ----------------------------
+
+
+@pytest.mark.parametrize(
+    ("workers", "arrival", "service", "maxsize", "length", "backlog0"),
+    [
+        (2, "schedule:1@0,3@100,0.5@200:300", "exp:1", 0, {"items": 3000}, 0),
+        (3, "schedule:0.5@0,4@50,0@80", "exp:1", 0, {"duration": 400.0}, 0),  # ends at 80 s: the run goes on
+        (3, "schedule:0.5@0,4@50,0@80", "exp:1", 0, {"items": 3000}, 0),  # ends before its items
+        (1, "sine:1:0.9:500", "exp:0.8", 0, {"duration": 3000.0}, 25),
+        (4, "sine:2:1:200:50", "uniform:0:3", 3, {"items": 4000}, 2),
+        (2, "bursts:4:0.2:20:60", "exp:1.2", 0, {"items": 3000}, 40),
+        (2, "bursts:4:0:20:60", "const:0.7", 2, {"duration": 2000.0}, 0),
+        (2, "exp:1", "exp:1.5", 0, {"items": 2000}, 300),  # a backlog longer than a batch
+        (3, "const:1", "const:2.5", 0, {"duration": 500.0}, 7),  # ties at every instant
+    ],
+)
+def test_engines_agree_item_by_item_on_arrival_processes_and_a_backlog(workers, arrival, service, maxsize, length,
+                                                                       backlog0, compare):  # fmt: skip
+    n, _ = compare(workers, arrival, service, maxsize, seed=5, batch=257, backlog0=backlog0, **length)
+    assert n > backlog0
+
+
+def test_a_trace_that_ends_ends_both_engines_cleanly_and_they_say_when(tmp_path, compare, collect, run_asyncio):
+    trace = tmp_path / "t.csv"
+    trace.write_text("ts\n" + "\n".join(f"{0.37 * k:.2f}" for k in range(1, 501)))
+    for length in ({"items": 2000}, {"duration": 1000.0}):
+        n, _ = compare(2, f"trace:{trace}", "exp:0.6", seed=1, batch=64, **length)
+        assert n == 500
+    cell = Cell(0, 2, parse(f"trace:{trace}"), parse("exp:0.6"), 0)
+    scenario = Scenario(2, cell.arrival, cell.service, 0, 2000, None, None)
+    done, _ = run_asyncio(scenario, cell, 1, collect())
+    arrivals, services = streams(1, cell, 0)
+    again = run_recurrence(scenario, arrivals, services, collect())
+    assert done.arrivals_end == again.arrivals_end == pytest.approx(0.37 * 500)

@@ -9,10 +9,13 @@ running event loop (virtual, or real with every delay scaled), and must:
   when it enters the queue, ``get(item, worker, t, depth)`` when a worker takes it, ``done(item,
   t)`` when it is served; and, for richer queues, ``tag(item, klass, pusher)``, ``requeue(item, t,
   depth)`` (a retry goes back on the queue), ``fail(item, t, retry)`` (an attempt failed) and
-  ``abandon(item, t, depth)`` (it gave up waiting). ``t`` is ``ctx.now()``, model seconds;
+  ``abandon(item, t, depth)`` (it gave up waiting), ``exhausted(t)`` (the arrival process ran out)
+  and ``workers(t, active, provisioned)`` (elastic workers: the count from t on). ``t`` is
+  ``ctx.now()``, model seconds;
   ``depth`` is the number of items waiting in the queue right after the event;
-* in an ``items`` run (``ctx.items`` set), put exactly that many items, see every one of them
-  leave (served, abandoned or given up) and return;
+* in an ``items`` run (``ctx.items`` set), put exactly that many items (fewer only when the
+  arrival process ran out, reported by ``exhausted``), see every one of them leave (served,
+  abandoned or given up) and return;
 * in a ``duration`` run (``ctx.duration`` set), simply keep going: the harness ends the
   replication at the first event at or after the duration (it records nothing from then on) and
   cancels every task;
@@ -34,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.behaviour import Behaviour
+from bench.behaviour import Behaviour, Elastic
 from bench.distributions import Distribution, SpecError, Stream, parse
 from bench.errors import InputError
 from bench.full_recorder import FullRecorder
@@ -57,7 +60,13 @@ class ScenarioContext:
         behaviour: discipline, classes, patience, batch, linger, setup, failure, attempts, backoff.
         arrival: the cell's inter-arrival distribution (``parts``: one per pusher when merged).
         service: the cell's service-time distribution.
-        arrivals: the cell's seeded inter-arrival stream (the first pusher's when merged).
+        backlog0: items already queued at t = 0 (put them first, at 0, drawing their services first).
+        elastic: elastic workers (:class:`~bench.behaviour.Elastic`: the built-in pool runs a controller
+            that adds and retires workers) or None; ``workers`` is then its most.
+        arrivals: the cell's seeded inter-arrival stream (the first pusher's when merged). Its ``lead``
+            is the time of the first arrival (0 for a distribution; an arrival process's own time);
+            an arrival process's stream may run out (``next`` raises ``StopIteration``): call
+            ``recorder.exhausted(t)`` then, and an items run may end with fewer items.
         services: the cell's seeded service-time stream, one draw per item in item order.
         recorder: the recorder hooks.
         scale: real seconds per model second on a real loop, None in virtual time.
@@ -72,6 +81,8 @@ class ScenarioContext:
         self.items = scenario.items
         self.duration = scenario.duration
         self.behaviour: Behaviour = scenario.behaviour
+        self.backlog0 = scenario.backlog0
+        self.elastic: Elastic | None = scenario.elastic
         self.arrival: Distribution = scenario.arrival
         self.service: Distribution = scenario.service
         self.arrivals = arrivals

@@ -8,7 +8,8 @@
   duration cannot run past it (it is stopped at its next event);
 * **the backlog reaches** ``max_backlog`` (status ``capped``, as in the plain program);
 * **an items run's scenario returns**: every one of its items must have left (served, abandoned or
-  given up), else the cell fails;
+  given up), else the cell fails (fewer items than ``items`` only when the arrival process ran out,
+  which the recorder's ``exhausted`` hook says);
 
 and fails the cell (:class:`ScenarioFailed`, one line; the run goes on with the other cells) when:
 
@@ -118,10 +119,14 @@ async def _supervise(program: Callable[..., Coroutine[Any, Any, Any]], name: str
     longest = _longest_delay(scenario)
     window = min(STALL_MEANS * longest, _LONGEST)
     watchdog = _Watchdog(loop, recorder, window * ctx.factor, stop_with)
+    # a duration run ends at the duration even when nothing happens then (arrivals that ran out)
+    timer = loop.call_later(scenario.duration * ctx.factor, stop_with, "end") if scenario.duration else None
     try:
         why = await stop
     finally:
         watchdog.cancel()
+        if timer is not None:
+            timer.cancel()
     failure = _failure(why, task, scenario, recorder, window, died, ctx.now())
     stubborn = await _cancel_all(loop, me, min(GRACE_MEANS * longest, _LONGEST) * ctx.factor)
     if failure is not None:
@@ -160,8 +165,10 @@ def _failure(why: str, task: asyncio.Task, scenario: Scenario, recorder: FullRec
     if error is not None:
         return f"raised {_describe(error)}"
     items = scenario.items
-    if items is not None and (recorder.arrived < items or recorder.finished < recorder.arrived):
-        return (f"returned at t={now:.9g}s with {items - recorder.finished} of its {items} items not finished: an "
+    short = recorder.arrived < items if items is not None and recorder.arrivals_end is None else False
+    if items is not None and (short or recorder.finished < recorder.arrived):
+        left = (items if recorder.arrivals_end is None else recorder.arrived) - recorder.finished
+        return (f"returned at t={now:.9g}s with {left} of its {items} items not finished: an "
                 "items run must put every item and see each leave (served, abandoned or given up)")  # fmt: skip
     return None
 
@@ -241,6 +248,7 @@ def _longest_delay(scenario: Scenario) -> float:
     arrival = scenario.arrival
     means = [part.mean for part in arrival.parts] or [arrival.mean]
     means += [scenario.service.mean, *scenario.behaviour.delays()]
+    means += scenario.elastic.delays() if scenario.elastic is not None else []
     finite = [m for m in means if math.isfinite(m) and m > 0]
     return max(finite) if finite else 1.0
 

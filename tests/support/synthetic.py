@@ -1,5 +1,5 @@
 """Synthetic results folders for the analysis tests, written exactly per ``results/README.md``
-with the schema-version-3 columns of ``cells.parquet``.
+with the schema-version-5 columns of ``cells.parquet``.
 
 A FIFO G/G/c queue is simulated with the Kiefer-Wolfowitz recurrence (each item, in arrival
 order, goes to the worker that frees up first), so the data has the shape and the statistics of
@@ -10,7 +10,9 @@ drawn delay is rounded to whole nanoseconds, as the virtual clock does. Arrival 
 depend only on (seed, replication), not on the worker count: common random numbers, as the
 harness promises. The version-2 columns (achieved arrival rate, blocked fraction, observed means
 and SDs of the draws) are computed from the simulated items; the version-3 ones are those of the
-plain pool (one pusher, fifo, no classes, patience, batches or failures). This module deliberately shares no
+plain pool (one pusher, fifo, no classes, patience, batches or failures), and the version-4 ones
+those of fixed workers, stationary arrivals and no backlog at t = 0 (no ``events/`` files: the
+reader takes a cell without one as a renewal process at its mean rate with its fixed workers). This module deliberately shares no
 code with ``analysis`` (the backlog slope below is computed independently), so tests check one
 against the other.
 """
@@ -31,7 +33,7 @@ import pyarrow.parquet as pq
 from bench.digest import Digest, Digester
 from bench.encoding import encode_depth, encode_digests, encode_items
 
-VERSION = 4
+VERSION = 5
 META = {b"qbench.schema_version": str(VERSION).encode(), b"qbench.run": b"synthetic"}
 MAX_BACKLOG = 1_000_000
 
@@ -226,6 +228,7 @@ def _stats(rep: Replication, workers: int) -> dict:
         "error": None if rep.status == "ok" else f"backlog reached {int(y.max())} items at t={end:.6g}s (max_backlog); "
         "stopped early",
         "wall_seconds": 0.01,
+        "worker_seconds": workers * end, "workers_peak": workers, "arrivals_end": np.nan,
     }  # fmt: skip
 
 
@@ -246,7 +249,7 @@ def _cell_params(cell: int, spec: tuple, settings: dict) -> dict:
 #: The version-3 parameters of the plain pool.
 PLAIN = {"scenario": "pool", "discipline": "fifo", "patience": "none", "batch": 1, "failure": 0.0, "classes": None,
          "linger": 0.0, "setup": "none", "attempts": 3, "backoff": "none", "pushers": 1, "patience_mean": None,
-         "setup_mean": None}  # fmt: skip
+         "setup_mean": None, "backlog0": 0, "elastic": None, "stationary": True}  # fmt: skip
 
 
 def write_run(
@@ -359,12 +362,13 @@ def _front(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 _INTS = ["cell", "replication", "workers", "maxsize", "n_put", "n_got", "n_done", "depth_max", "depth_final", "batch",
-         "attempts", "pushers", "n_served", "n_abandoned", "n_gave_up", "n_attempts"]  # fmt: skip
+         "attempts", "pushers", "n_served", "n_abandoned", "n_gave_up", "n_attempts", "backlog0", "workers_peak"]  # fmt: skip
 _FLOATS = ["arrival_mean", "arrival_cv", "service_mean", "service_cv", "offered_load", "rho", "duration", "t_end",
            "t_last_put", "throughput", "utilisation", "wait_mean", "wait_p50", "wait_p95", "wait_p99", "sojourn_mean",
            "sojourn_p50", "sojourn_p95", "sojourn_p99", "depth_mean", "backlog_slope", "arrival_rate",
            "blocked_fraction", "arrival_obs_mean", "arrival_obs_sd", "service_obs_mean", "service_obs_sd",
-           "clock_lag_mean", "clock_lag_max", "wall_seconds", "failure", "linger", "goodput", "abandon_rate", "patience_mean", "setup_mean"]  # fmt: skip
+           "clock_lag_mean", "clock_lag_max", "wall_seconds", "failure", "linger", "goodput", "abandon_rate", "patience_mean", "setup_mean",
+           "worker_seconds", "arrivals_end"]  # fmt: skip
 
 
 def _cells_frame(rows: list[dict]) -> pd.DataFrame:
@@ -387,8 +391,10 @@ def _cells_frame(rows: list[dict]) -> pd.DataFrame:
         "classes",
         "setup",
         "backoff",
+        "elastic",
     ):
         frame[column] = frame[column].astype("string")
+    frame["stationary"] = frame["stationary"].astype("boolean") if "stationary" in frame else pd.NA
     if frame[_INTS].notna().all().all():
         frame[_INTS] = frame[_INTS].astype("int64")
     return _front(frame)
