@@ -355,13 +355,15 @@ def _record_note(record: str) -> str:
     if record == "summary":
         return ("summary: no item or depth files; every figure comes from the replications' digests as in any run "
                 "(percentiles within 0.115%, the rest exact sums); the backlog chart shows mean queue sizes per time "
-                "bin and the sojourn CDF the digests' histogram; per-class and per-pusher tables and the "
-                "behaviour theory rows that need single items are left out")  # fmt: skip
+                "bin and the sojourn CDF the digests' histogram; depth over time per window from the digests' "
+                "queue integrals (exact at time-bin boundaries); per-window latency and arrivals, per-class and "
+                "per-pusher tables and the behaviour theory rows that need single items are left out")  # fmt: skip
     if record.startswith("sample:"):
         share = float(record.partition(":")[2])
         return (f"{record}: items/ holds a seeded {share:.4g} of the items (no depth/ files); every figure but the "
-                "per-class and per-pusher tables comes from the digests of all items, as in any run; those tables "
-                "and the sojourn CDF use the sample")  # fmt: skip
+                "per-class and per-pusher tables comes from the digests of all items, as in any run; those tables, "
+                "the per-window latency (over the sampled items) and the sojourn CDF use the sample, depth over "
+                "time the digests' queue integrals")  # fmt: skip
     return "items: every item and queue-size change kept (items/, depth/); figures from the digests"
 
 

@@ -47,9 +47,11 @@ from analysis.agreement import Agreement
 from analysis.backlog import step_slope
 from analysis.cell_stats import CellStats
 from analysis.estimate import LEVEL, Estimate, mean_ci
-from analysis.load import Run, data_rows, read_depth, read_events, read_items
+from analysis.load import Run, data_rows, has_items, read_depth, read_digests, read_events, read_items, record_level
 from analysis.quantiles import estimate, run_samples, sectioning
 from analysis.theory import allen_cunneen, mmc
+from bench.digest import Digest
+from bench.results_format import DEPTH, cell_name, sample_fraction
 
 __all__ = [
     "LONG_PIECE", "MIN_WINDOWS", "CellWindows", "Window", "cell_windows", "drain_time", "fluid_backlog",
@@ -147,6 +149,16 @@ def _step_area(t: np.ndarray, value: np.ndarray, edges: np.ndarray) -> np.ndarra
     return np.diff(area)
 
 
+def _binned_depth(digest: Digest, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A replication's depth from its digest (a run that kept no depth changes): the step function of
+    the depth at each time bin's end (from 0 at t = 0) and the queue's integral over each window
+    (exact at the bins' boundaries, linear inside a bin)."""
+    ends = (np.arange(len(digest.depth_last)) + 1) * digest.bin_width
+    t, depth = np.concatenate(([0.0], ends)), np.concatenate(([0.0], digest.depth_last.astype(float)))
+    cumulative = np.interp(edges, np.arange(len(digest.queue)) * digest.bin_width, digest.queue)
+    return t, depth, np.diff(cumulative)
+
+
 def _steps(frame: pd.DataFrame, kind: str, rep: int) -> tuple[np.ndarray, np.ndarray]:
     rows = frame[(frame["replication"] == rep) & (frame["kind"] == kind)]
     return rows["t"].to_numpy(dtype=float), rows["value"].to_numpy(dtype=float)
@@ -182,6 +194,10 @@ def cell_windows(run: Run, stats: CellStats, width: float | None = None, level: 
         edges = np.array([0.0, max(horizon, width)])
     n = len(edges) - 1
     items = read_items(run, cells=[cell], replications=reps, columns=["item", "t_put", "t_arrive", "wait"], join=False)
+    kept, share = has_items(run, cell), sample_fraction(record_level(run)) or 1.0  # a sample: arrivals scaled
+    digests = (
+        None if (run.path / DEPTH / cell_name(cell)).exists() else {d.replication: d for d in read_digests(run, cell)}
+    )
     events = read_events(run, cells=[cell], replications=reps)
     backlog = int(stats.params.get("backlog0") or 0)
     waits: dict[int, list[np.ndarray]] = {}
@@ -202,11 +218,16 @@ def cell_windows(run: Run, stats: CellStats, width: float | None = None, level: 
         fresh = mine["item"].to_numpy() >= backlog  # arrivals, not the backlog queued at 0
         came = np.minimum((mine["t_arrive"].to_numpy(dtype=float)[fresh] // width).astype(int), n - 1)
         with np.errstate(invalid="ignore", divide="ignore"):
-            arrived[i] = np.where(cover > 0, np.bincount(came, minlength=n) / cover, np.nan)
-        depth = read_depth(run, cells=[cell], replications=[rep], columns=["t", "depth"])
-        dt, dd = _depth_steps(depth)
+            arrived[i] = np.where(cover > 0, np.bincount(came, minlength=n) / share / cover, np.nan)
+            if not kept:
+                arrived[i] = np.nan
+        if digests is None:
+            dt, dd = _depth_steps(read_depth(run, cells=[cell], replications=[rep], columns=["t", "depth"]))
+            area = _step_area(dt, dd, np.minimum(edges, t_end))
+        else:  # no depth changes recorded: the digest's queue integral, and its depth at each bin's end
+            dt, dd, area = _binned_depth(digests[rep], np.minimum(edges, t_end))
         with np.errstate(invalid="ignore", divide="ignore"):
-            depth_avg[i] = np.where(cover > 0, _step_area(dt, dd, np.minimum(edges, t_end)) / cover, np.nan)
+            depth_avg[i] = np.where(cover > 0, area / cover, np.nan)
             rt, rv = _steps(events, "rate", rep)
             if len(rt):
                 rate_avg[i] = np.where(cover > 0, _step_area(rt, rv, np.minimum(edges, t_end)) / cover, np.nan)
@@ -388,10 +409,13 @@ def piece_theory(run: Run, stats: CellStats, windows: CellWindows, level: float 
             if stop - start < LONG_PIECE * mean_s:
                 continue
             slopes = []
+            binned = None if (run.path / DEPTH / cell_name(stats.cell)).exists() else {
+                d.replication: d for d in read_digests(run, stats.cell)}  # fmt: skip
             for rep in reps:
                 if rep not in depths:
-                    depths[rep] = _depth_steps(read_depth(run, cells=[stats.cell], replications=[rep],
-                                                          columns=["t", "depth"]))  # fmt: skip
+                    depths[rep] = (_depth_steps(read_depth(run, cells=[stats.cell], replications=[rep],
+                                                           columns=["t", "depth"]))
+                                   if binned is None else _binned_depth(binned[rep], np.zeros(1))[:2])  # fmt: skip
                 dt, dd = depths[rep]
                 inside = (dt >= start) & (dt < stop)
                 level_at = dd[max(int(np.searchsorted(dt, start, "right")) - 1, 0)]

@@ -162,3 +162,32 @@ def test_digests_hold_every_replication_of_each_cell(runs):
         rows = run.cells[run.cells["cell"] == cell]
         assert [d.replication for d in found] == sorted(rows["replication"])
         assert [d.items for d in found] == list(rows.sort_values("replication")["n_put"])
+
+
+def test_a_summary_run_of_a_daily_cycle_gives_depth_per_window_from_its_digests(tmp_path):
+    """Depth per window comes from the digests' queue integrals: exact at time-bin boundaries, linear
+    inside a bin, so within a bin's share of the window of the items run's figure; latency per
+    window needs single items and is left out (NaN), not guessed."""
+    from analysis.cell_stats import summarize
+    from analysis.windows import cell_windows
+
+    cycle = ["--workers", "6", "--arrival", "sine:0.5:0.6:86400", "--service", "exp:10", "--duration", "86400",
+             "--replications", "2", "--seed", "4", "--no-progress", "--no-summary"]  # fmt: skip
+    found = {}
+    for level in ("items", "summary"):
+        done = _qbench("run", "--out", tmp_path / level, *cycle, "--record", level)
+        assert done.returncode == 0, done.stderr
+        run = open_run(tmp_path / level)
+        found[level] = cell_windows(run, summarize(run)[0])
+    full, summary = found["items"].windows, found["summary"].windows
+    assert len(full) == len(summary) >= 24
+    digests = read_digests(open_run(tmp_path / "summary"), 0)
+    peak = max(full, key=lambda w: w.depth.mean)
+    assert peak.depth.mean > 1000  # the afternoon's queue
+    for a, b in zip(full, summary):
+        # interpolating a cumulative integral inside a bin of width w errs by at most w (M - m) / 4, M and
+        # m the depth's extremes in the bin (m >= 0), at each end of the window; averaged over replications
+        bound = np.mean([sum(d.bin_width / 4 * d.depth_max[min(int(t // d.bin_width), len(d.depth_max) - 1)]
+                             for t in (a.start, a.end) if t % d.bin_width) for d in digests]) / (a.end - a.start)  # fmt: skip
+        assert abs(a.depth.mean - b.depth.mean) <= bound + 1e-9, (a.start, a.depth, b.depth, bound)
+        assert np.isnan(b.latency["wait_p99"].mean) and not np.isnan(a.latency["wait_p99"].mean)
