@@ -37,7 +37,7 @@ from bench.model_time import seconds, to_ns
 
 __all__ = [
     "DEPTH_FILE_SCHEMA", "DIGEST_FILE_SCHEMA", "DIGEST_WRITER_OPTIONS", "ITEMS_FILE_SCHEMA", "WRITER_OPTIONS", "decode_depth", "decode_digests",
-    "decode_items", "encode_depth", "encode_digests", "encode_items", "int64s", "rows_table", "stored_columns",
+    "decode_items", "encode_depth", "encode_digests", "encode_events", "encode_items", "int64s", "rows_table", "stored_columns",
 ]  # fmt: skip
 
 _STATUS = pa.dictionary(pa.int8(), pa.string())
@@ -269,6 +269,20 @@ def encode_depth(columns: dict[str, np.ndarray], cell: int, replication: int) ->
         _numbers(pa.int8(), columns["event"]),
     ]
     return pa.RecordBatch.from_arrays(arrays, schema=DEPTH_FILE_SCHEMA)
+
+
+def encode_events(columns: dict[str, np.ndarray], cell: int, replication: int, schema: pa.Schema) -> pa.RecordBatch:
+    """One batch of events (``t``, ``kind``, ``value``) as ``schema`` (``events/`` keeps them as read:
+    a few rows per change of rate or workers), built without importing pandas."""
+    n = len(columns["t"])
+    arrays = [
+        _numbers(pa.int64(), np.full(n, cell, dtype=np.int64)),
+        _numbers(pa.int64(), np.full(n, replication, dtype=np.int64)),
+        _floats(np.asarray(columns["t"], dtype=np.float64)),
+        _strings(list(columns["kind"])),
+        _floats(np.asarray(columns["value"], dtype=np.float64)),
+    ]
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
 # -- reading ----------------------------------------------------------------------------------------

@@ -5,6 +5,10 @@ Every executor runs a function ``task(folder, grid, cell, progress) -> rows`` fo
 exception instead when the worker running the cell died). Cells write their own
 files into the run folder (atomically), so an executor only moves work and summary rows, never data.
 
+The local and Dask executors keep at most :data:`IN_FLIGHT` tasks per worker submitted at a time
+and submit the next as one finishes, so the client's and the scheduler's memory do not grow with
+the number of cells.
+
 Why workers write to the run folder rather than send Arrow tables back: a cell streams its records in
 batches, so memory stays bounded by the batch size on every worker; the client is no bottleneck;
 and a cell whose files exist is complete wherever it ran. The price is that Dask workers must see
@@ -13,6 +17,7 @@ the run folder at the same absolute path (one machine, or a shared file system).
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 import os
 import queue as _queue
@@ -31,11 +36,24 @@ if TYPE_CHECKING:
 
     from distributed import Client, LocalCluster
 
-__all__ = ["ExecutorError", "WorkerDied", "SerialExecutor", "ProcessExecutor", "DaskExecutor", "make_executor"]
+__all__ = [
+    "IN_FLIGHT",
+    "ExecutorError",
+    "WorkerDied",
+    "SerialExecutor",
+    "ProcessExecutor",
+    "DaskExecutor",
+    "make_executor",
+]
 
 Task = Callable[..., list]
 Finished = Callable[[Any, list | BaseException], None]  # rows, or what killed the worker
 Progress = Callable[[int], None]
+
+
+#: Tasks submitted per worker at a time (enough to keep every worker busy while the parent takes
+#: a result; few enough that a 10,000-cell grid is never held by the scheduler all at once).
+IN_FLIGHT = 4
 
 
 class ExecutorError(InputError):
@@ -140,25 +158,29 @@ class ProcessExecutor:
         while todo:
             shared = [c for c in todo if strikes.get(c.id, 0) < 2]
             alone = [c for c in todo if strikes.get(c.id, 0) >= 2]
-            todo = self._pool(task, folder, grid, shared, finished, progress, self._jobs) if shared else []
-            for cell in todo:
+            lost, unrun = self._pool(task, folder, grid, shared, finished, progress, self._jobs) if shared else ([], [])
+            for cell in lost:
                 strikes[cell.id] = strikes.get(cell.id, 0) + 1
             for cell in alone:
-                if self._pool(task, folder, grid, [cell], finished, progress, 1):
+                if any(self._pool(task, folder, grid, [cell], finished, progress, 1)):
                     finished(
                         cell, WorkerDied("the worker process running this cell died (killed, out of memory or crashed)")
                     )
+            todo = lost + unrun
 
     @staticmethod
-    def _pool(task: Task, folder, grid, cells: list, finished: Finished, progress: Progress, jobs: int) -> list:
-        """Run ``cells`` in a new pool of ``jobs`` processes; return those lost to a broken pool."""
+    def _pool(task: Task, folder, grid, cells: list, finished: Finished, progress: Progress,
+              jobs: int) -> tuple[list, list]:  # fmt: skip
+        """Run ``cells`` in a new pool of ``jobs`` processes, :data:`IN_FLIGHT` per process submitted
+        at a time; return the cells lost to a broken pool (running when it broke) and those it never ran."""
         context = multiprocessing.get_context("spawn")
         progress_queue = context.Queue()
         pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker, initargs=(progress_queue,))
         pending: dict[Future, Any] = {}
-        lost = []
+        waiting = iter(cells)
+        lost: list = []
         try:
-            for cell in cells:
+            for cell in itertools.islice(waiting, IN_FLIGHT * jobs):
                 pending[pool.submit(_in_worker, task, folder, grid, cell)] = cell
             while pending:
                 ready, _ = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
@@ -167,11 +189,14 @@ class ProcessExecutor:
                     cell = pending.pop(future)
                     if isinstance(future.exception(), BrokenProcessPool):
                         lost.append(cell)
-                    else:
-                        finished(cell, _outcome(future))
+                        continue
+                    finished(cell, _outcome(future))
+                    if not lost:  # a broken pool takes no more work
+                        for more in itertools.islice(waiting, 1):
+                            pending[pool.submit(_in_worker, task, folder, grid, more)] = more
             _drain(progress_queue, progress)
             pool.shutdown(wait=True)
-            return lost
+            return lost, list(waiting)
         except BaseException:
             for process in list((getattr(pool, "_processes", None) or {}).values()):
                 process.kill()
@@ -240,14 +265,22 @@ class DaskExecutor:
         topic = f"qbench-items-{folder.name}-{id(self)}-{time.monotonic_ns()}"
         if progress is not None:
             client.subscribe_topic(topic, lambda event: progress(event[1]))
-        futures = {
-            client.submit(_on_dask_worker, task, folder, grid, cell, topic if progress is not None else None,
-                          key=f"qbench-{folder.name}-cell-{cell.id}-{id(self)}", pure=False): cell
-            for cell in cells
-        }  # fmt: skip
+
+        def submit(cell):
+            return client.submit(_on_dask_worker, task, folder, grid, cell, topic if progress is not None else None,
+                                 key=f"qbench-{folder.name}-cell-{cell.id}-{id(self)}", pure=False)  # fmt: skip
+
+        waiting = iter(cells)
+        slots = IN_FLIGHT * max(sum(client.nthreads().values()), 1)
+        futures = {submit(cell): cell for cell in itertools.islice(waiting, slots)}
+        done = as_completed(list(futures))
         try:
-            for future in as_completed(futures):
-                finished(futures[future], _outcome(future))
+            for future in done:
+                finished(futures.pop(future), _outcome(future))
+                for cell in itertools.islice(waiting, 1):  # keep the scheduler's queue short
+                    more = submit(cell)
+                    futures[more] = cell
+                    done.add(more)
         except BaseException:
             client.cancel(list(futures))
             raise

@@ -29,6 +29,7 @@ from bench.encoding import (
     WRITER_OPTIONS,
     encode_depth,
     encode_digests,
+    encode_events,
     encode_items,
     int64s,
     rows_table,
@@ -209,10 +210,8 @@ class CellWriter:
 
     def events(self, columns: dict[str, np.ndarray]) -> None:
         """Write a batch of events (``t``, ``kind``, ``value``): the arrival rate in force, the worker count."""
-        n = len(columns["t"])
-        ids = [pa.array(np.full(n, value, dtype=np.int64)) for value in (self._cell, self._replication)]
-        arrays = [*ids, columns["t"], pa.array(columns["kind"], type=pa.string()), columns["value"]]
-        self._writers[EVENTS].write_batch(pa.record_batch(arrays, schema=EVENTS_SCHEMA))
+        batch = encode_events(columns, self._cell, self._replication, EVENTS_SCHEMA)
+        self._writers[EVENTS].write_batch(batch)
 
     def commit(self) -> dict[str, dict[str, Any]]:
         """Close the files and move them to their final names; return each file's size and sha256

@@ -57,3 +57,24 @@ def test_the_whole_process_benchmarks_run_their_commands(tmp_path, monkeypatch):
     assert [r["benchmark"] for r in rows] == [f"whole/{name}" for name in whole.COMMANDS]
     assert all(r["seconds"] > 0 and r["vs_simpy_script"] > 0 for r in rows)
     assert (tmp_path / "whole.json").exists()
+
+
+@pytest.mark.parametrize("record", ["items", "summary"])
+def test_qbench_run_imports_only_what_running_needs(tmp_path, record):
+    """Start-up is part of what a user waits for: ``qbench run`` writes parquet without pandas (a
+    sixth of a second to import) nor matplotlib, whatever it records."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import atexit, runpy, sys\n"
+        "atexit.register(lambda: print('loaded:', *sorted(m for m in ('pandas', 'matplotlib', 'pyarrow.dataset')"
+        " if m in sys.modules)))\n"
+        f"sys.argv = ['qbench', 'run', '--out', {str(tmp_path / 'run')!r}, '--workers', '2', '--arrival', 'exp:1',"
+        f" '--service', 'exp:1.8', '--items', '2000', '--engine', 'recurrence', '--record', {record!r},"
+        " '--no-progress', '--no-summary', '--jobs', '1']\n"
+        "runpy.run_module('bench', run_name='__main__')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "loaded:", done.stdout

@@ -3,7 +3,7 @@
 Each benchmark is one whole command, started fresh, on M/M/2 (rho = 0.9) with 1,000,000 items and
 one cell (``--jobs 1``): the SimPy script (:mod:`bench.studies.simpy_script`, recording every item
 to lists), and ``qbench run`` on each engine, recording every item to parquet and, for the
-recurrence engine, with ``--record summary`` too. ``qbench run`` is run with ``--no-progress
+``--record summary`` too (digests only). ``qbench run`` is run with ``--no-progress
 --no-summary``: the table it prints at the end is the analysis, not the run. Each command runs
 ``repeats`` times in turn (interleaved, so drift in the machine's load hits every one alike); the
 median wall time is reported with items/s and the ratio to the SimPy script. ``qbench perf`` runs
@@ -39,11 +39,13 @@ COMMANDS: dict[str, list[str]] = {
     "simpy-script": [sys.executable, "-m", "bench.studies.simpy_script", "{items}", "1"],
     "qbench-recurrence-items": _qbench("--engine", "recurrence"),
     "qbench-asyncio-items": _qbench("--engine", "asyncio"),
+    "qbench-recurrence-summary": _qbench("--engine", "recurrence", "--record", "summary"),
+    "qbench-asyncio-summary": _qbench("--engine", "asyncio", "--record", "summary"),
 }
 
 
 def _supported(name: str) -> bool:
-    """Whether this qbench has what a benchmark needs (``--record`` arrives with the record levels)."""
+    """Whether this machine has what a benchmark needs (the SimPy script needs SimPy)."""
     if name == "simpy-script":
         try:
             import simpy  # noqa: F401
