@@ -30,7 +30,11 @@ Only rows with data count (status ``ok``, ``capped`` or ``lagged``: :data:`analy
 from __future__ import annotations
 
 import math
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pandas as pd
 
@@ -44,7 +48,7 @@ from analysis.theory import fluid_slope
 from analysis.warmup import Truncation
 
 __all__ = [
-    "CellStats", "LITTLE_TOLERANCE", "Little", "METRICS", "SteadyState", "cell_stats", "little",
+    "CellStats", "LITTLE_TOLERANCE", "Little", "METRICS", "PARALLEL_FROM", "SteadyState", "cell_stats", "little",
     "steady_state", "summarize",
 ]  # fmt: skip
 
@@ -207,13 +211,42 @@ def cell_stats(run: Run, cell: int) -> CellStats:
                      error, steady)  # fmt: skip
 
 
-def summarize(run: Run) -> list[CellStats]:
+#: From this many cells, :func:`summarize` spreads the cells over worker processes (one per core):
+#: each cell's digests are read and estimated on their own, so a 10,000-cell run scales with cores.
+PARALLEL_FROM = 400
+
+
+def summarize(run: Run, jobs: int | None = None) -> list[CellStats]:
     """:func:`cell_stats` for every cell of the run, in cell order.
 
     Args:
         run: an opened run.
+        jobs: worker processes for a run of :data:`PARALLEL_FROM` cells or more (default: one per
+            core); 1 computes every cell in this process.
     """
-    return [cell_stats(run, int(c)) for c in run.params.index]
+    cells = [int(c) for c in run.params.index]
+    jobs = (os.cpu_count() or 1) if jobs is None else jobs
+    if len(cells) < PARALLEL_FROM or jobs <= 1:
+        return [cell_stats(run, c) for c in cells]
+    size = max(len(cells) // (jobs * 8), 1)  # a few chunks per process: an even spread, few round trips
+    chunks = [cells[k : k + size] for k in range(0, len(cells), size)]
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(jobs, mp_context=context) as pool:
+        done = pool.map(_summarize_chunk, [str(run.path)] * len(chunks), chunks)
+        return [s for part in done for s in part]
+
+
+_OPENED: dict[str, Run] = {}
+
+
+def _summarize_chunk(path: str, cells: list[int]) -> list[CellStats]:
+    """:func:`cell_stats` of some cells, in a worker process (the run opened once per process)."""
+    from analysis.load import open_run
+
+    run = _OPENED.get(path)
+    if run is None:
+        run = _OPENED[path] = open_run(Path(path))
+    return [cell_stats(run, c) for c in cells]
 
 
 def steady_state(run: Run, cell: int) -> SteadyState:

@@ -7,6 +7,13 @@ data are drawn (a cell whose replications all failed has nothing to show; the re
 and only replications with data feed a band. Figures are built with
 ``matplotlib.figure.Figure`` directly: importing this module neither picks a backend nor touches
 pyplot's global state (a notebook user's backend stays theirs).
+
+**Large runs** stay readable: a chart of panels shows at most :data:`MAX_PANELS` of them (evenly
+spaced over the run's configurations, the first and the last included) and a panel at most
+:data:`MAX_LINES` worker counts (evenly spaced, and the fewest the run found stable); titles say
+how many of how many are shown. The heatmap drops its per-cell labels and thins its ticks beyond
+:data:`MAX_LABELLED` rows or columns, and the theory chart becomes one scatter of measured against
+predicted when it has more than :data:`MAX_LABELLED` rows. Every cell is in the report's tables.
 """
 
 from __future__ import annotations
@@ -33,7 +40,7 @@ from bench.replication_stats import SLOTS, slot_value
 from bench.results_format import cell_name
 
 __all__ = [
-    "CHARTS", "TARGETS_CHART", "backlog_band", "panel_grid", "plot_backlog", "plot_cdf", "plot_heatmap", "plot_latency",
+    "CHARTS", "MAX_LABELLED", "MAX_LINES", "MAX_PANELS", "TARGETS_CHART", "backlog_band", "panel_grid", "plot_backlog", "plot_cdf", "plot_heatmap", "plot_latency",
     "plot_targets", "plot_theory", "save", "worker_colour",
 ]  # fmt: skip
 
@@ -58,6 +65,8 @@ CHARTS = {
 TARGETS_CHART = {"targets": "Each target against worker count: steady-state estimate, 95% band, threshold dashed"}
 
 POINTS = 300
+#: The most panels, lines per panel, and labelled heatmap rows/columns or theory rows of a chart.
+MAX_PANELS, MAX_LINES, MAX_LABELLED = 12, 8, 40
 _TAB10 = matplotlib.colormaps["tab10"]
 assert isinstance(_TAB10, ListedColormap)  # a qualitative map: a list of colours
 # matplotlib types a ListedColormap's colours as any array-like; tab10's are a tuple of RGB triples.
@@ -115,6 +124,41 @@ def _group(stats: list[CellStats], pair: tuple[str, str, int, str]) -> list[Cell
     """The cells with data of one panel, by worker count."""
     cells = [s for s in stats if s.replications and _panel(s) == pair]
     return sorted(cells, key=lambda s: (int(s.params["workers"]), s.cell))
+
+
+def _evenly(count: int, most: int) -> list[int]:
+    """At most ``most`` indices of ``range(count)``, evenly spaced, the first and the last included."""
+    if count <= most:
+        return list(range(count))
+    return sorted({round(k * (count - 1) / (most - 1)) for k in range(most)})
+
+
+def _shown_pairs(stats: list[CellStats]) -> tuple[list[tuple[str, str, int, str]], int]:
+    """The panels a chart draws (at most :data:`MAX_PANELS`, evenly spaced) and how many there are."""
+    pairs = _pairs(stats)
+    return [pairs[k] for k in _evenly(len(pairs), MAX_PANELS)], len(pairs)
+
+
+def _shown_cells(group: list[CellStats]) -> list[CellStats]:
+    """The cells a panel draws: at most :data:`MAX_LINES` worker counts, evenly spaced, and the fewest
+    workers found stable (the answer a reader looks for)."""
+    if len(group) <= MAX_LINES:
+        return group
+    keep = set(_evenly(len(group), MAX_LINES - 1))
+    stable = next((k for k, s in enumerate(group) if s.growth.verdict == "stable"), None)
+    if stable is not None:
+        keep.add(stable)
+    return [group[k] for k in sorted(keep)]
+
+
+def _shown_note(shown: int, total: int, group_sizes: list[int]) -> str:
+    """What a chart of a large run leaves out, for its title ('' when it draws everything)."""
+    parts = []
+    if shown < total:
+        parts.append(f"{shown} of {total} configurations (evenly spaced)")
+    if any(n > MAX_LINES for n in group_sizes):
+        parts.append(f"at most {MAX_LINES} worker counts per panel (evenly spaced, and the fewest stable)")
+    return ("\nshown: " + "; ".join(parts) + "; every cell is in the tables and the heatmap") if parts else ""
 
 
 def _title(pair: tuple[str, str, int, str]) -> str:
@@ -214,16 +258,17 @@ def plot_backlog(run: Run, stats: list[CellStats], folder: Path) -> list[Path]:
         folder: output folder.
     """
     times = np.linspace(0.0, _horizon(run), POINTS)
-    pairs = _pairs(stats)
+    pairs, total = _shown_pairs(stats)
     fig, axes = panel_grid(len(pairs))
     for ax, pair in zip(axes, pairs):
-        for s in _group(stats, pair):
+        for s in _shown_cells(_group(stats, pair)):
             _backlog_line(ax, run, s, times)
         ax.xaxis.set_major_locator(MaxNLocator(nbins=5))  # long runs (a plan's 80,000 s) keep legible ticks
         label_panel(ax, _title(pair), "model time (s)", "queue depth (items waiting)")
     if not pairs:
         _no_data(axes[0] if axes else fig.subplots())
-    fig.suptitle(f"Backlog growth - {run.name} (mean of replications, 95% band; dashed: fluid theory)")
+    note = _shown_note(len(pairs), total, [len(_group(stats, p)) for p in pairs])
+    fig.suptitle(f"Backlog growth - {run.name} (mean of replications, 95% band; dashed: fluid theory){note}")
     return save(fig, folder, "backlog")
 
 
@@ -261,7 +306,7 @@ def plot_latency(stats: list[CellStats], folder: Path) -> list[Path]:
         stats: per-cell statistics of the run.
         folder: output folder.
     """
-    pairs = _pairs(stats)
+    pairs, total = _shown_pairs(stats)
     fig, axes = panel_grid(len(pairs))
     for ax, pair in zip(axes, pairs):
         group = _group(stats, pair)
@@ -269,11 +314,14 @@ def plot_latency(stats: list[CellStats], folder: Path) -> list[Path]:
             for pct, colour in _PERCENTILES.items():
                 _latency_line(ax, group, f"{kind}_{pct}", colour, style)
         ax.set_yscale("symlog", linthresh=0.1)
-        ax.set_xticks(sorted({int(s.params["workers"]) for s in group}))
+        counts = sorted({int(s.params["workers"]) for s in group})
+        if len(counts) <= 2 * MAX_LINES:
+            ax.set_xticks(counts)
         label_panel(ax, _title(pair), "workers", "time (model s)")
     if not pairs:
         _no_data(axes[0] if axes else fig.subplots())
-    fig.suptitle("Latency percentiles against worker count (solid: wait, dashed: sojourn; 95% CI bars)")
+    note = f"\nshown: {len(pairs)} of {total} configurations (evenly spaced)" if len(pairs) < total else ""
+    fig.suptitle(f"Latency percentiles against worker count (solid: wait, dashed: sojourn; 95% CI bars){note}")
     return save(fig, folder, "latency")
 
 
@@ -301,11 +349,11 @@ def plot_cdf(run: Run, stats: list[CellStats], folder: Path, sample: int = 20_00
         folder: output folder.
         sample: most items plotted per cell.
     """
-    pairs = _pairs(stats)
+    pairs, total = _shown_pairs(stats)
     fig, axes = panel_grid(len(pairs))
     for ax, pair in zip(axes, pairs):
         heavy = False
-        for s in _group(stats, pair):
+        for s in _shown_cells(_group(stats, pair)):
             if (run.path / "items" / cell_name(s.cell)).exists():
                 values = read_items(run, cells=[s.cell], columns=["sojourn"], join=False)["sojourn"].dropna().to_numpy()
                 values = np.sort(values[np.linspace(0, len(values) - 1, min(sample, len(values))).astype(int)])
@@ -322,7 +370,8 @@ def plot_cdf(run: Run, stats: list[CellStats], folder: Path, sample: int = 20_00
         label_panel(ax, _title(pair), "sojourn (model s)" + (", log" if heavy else ""), "fraction of finished items")
     if not pairs:
         _no_data(axes[0] if axes else fig.subplots())
-    fig.suptitle("Sojourn-time CDF per cell (finished items)")
+    note = _shown_note(len(pairs), total, [len(_group(stats, p)) for p in pairs])
+    fig.suptitle(f"Sojourn-time CDF per cell (finished items){note}")
     return save(fig, folder, "sojourn_cdf")
 
 
@@ -337,27 +386,36 @@ def plot_heatmap(stats: list[CellStats], folder: Path) -> list[Path]:
     pairs = _pairs(stats)
     workers = sorted({int(s.params["workers"]) for s in stats})
     grid = np.full((max(len(pairs), 1), max(len(workers), 1)), np.nan)
-    fig = Figure(figsize=(1.6 * len(workers) + 4.5, 0.55 * len(pairs) + 2.0), layout="constrained")
+    labelled = len(pairs) <= MAX_LABELLED and len(workers) <= MAX_LABELLED
+    width = 1.6 * len(workers) + 4.5 if labelled else min(0.12 * len(workers) + 6.0, 18.0)
+    height = 0.55 * len(pairs) + 2.0 if labelled else min(0.12 * len(pairs) + 3.0, 14.0)
+    fig = Figure(figsize=(width, height), layout="constrained")
     ax = fig.subplots()
     if not stats:
         _no_data(ax)
+    row_of, column_of = {p: i for i, p in enumerate(pairs)}, {w: j for j, w in enumerate(workers)}
     for s in stats:
-        i, j = pairs.index(_panel(s)), workers.index(int(s.params["workers"]))
+        i, j = row_of[_panel(s)], column_of[int(s.params["workers"])]
         p99 = s.metrics.get("wait_p99")
         grid[i, j] = math.log10(max(p99.mean, 1e-3)) if p99 else np.nan
-        text = f"{p99.mean:.3g} s" if p99 else "n/a"
-        ink = "white" if grid[i, j] > 2 else "black"
-        ax.text(j, i, f"{text}\n{_VERDICT_MARK[s.growth.verdict]}".strip(), ha="center", va="center", fontsize=7,
-                color=ink)  # fmt: skip
-    image = ax.imshow(grid, cmap="YlOrRd", aspect="auto")
+        if labelled:
+            text = f"{p99.mean:.3g} s" if p99 else "n/a"
+            ink = "white" if grid[i, j] > 2 else "black"
+            ax.text(j, i, f"{text}\n{_VERDICT_MARK[s.growth.verdict]}".strip(), ha="center", va="center",
+                    fontsize=7, color=ink)  # fmt: skip
+    image = ax.imshow(grid, cmap="YlOrRd", aspect="auto", interpolation="nearest")
     fig.colorbar(image, ax=ax, label="log10 p99 wait (model s)")
-    ax.set_xticks(range(len(workers)), [str(w) for w in workers])
-    ax.set_yticks(range(len(pairs)), [f"{a} / {s}" + (f" / maxsize {m}" if m else "") + (f" / {b}" if b else "")
-                                      for a, s, m, b in pairs], fontsize=8)  # fmt: skip
+    names = [f"{a} / {s}" + (f" / maxsize {m}" if m else "") + (f" / {b}" if b else "") for a, s, m, b in pairs]
+    columns, rows = _evenly(len(workers), MAX_LABELLED), _evenly(len(pairs), MAX_LABELLED)
+    ax.set_xticks(columns, [str(workers[j]) for j in columns])
+    ax.set_yticks(rows, [names[i] for i in rows], fontsize=8)
     ax.set_xlabel("workers")
     ax.set_ylabel("arrival / service")
-    ax.set_title("p99 wait by configuration (OVERLOADED: backlog grows; THROTTLED: bounded queue held the pusher "
-                 "back; UNRELIABLE: clock lagged; ?: inconclusive)", fontsize=9)  # fmt: skip
+    if labelled:
+        ax.set_title("p99 wait by configuration (OVERLOADED: backlog grows; THROTTLED: bounded queue held the pusher "
+                     "back; UNRELIABLE: clock lagged; ?: inconclusive)", fontsize=9)  # fmt: skip
+    else:
+        ax.set_title(f"p99 wait by configuration: {len(stats)} cells (verdicts in the report's table)", fontsize=9)
     return save(fig, folder, "heatmap")
 
 
@@ -374,6 +432,8 @@ def plot_theory(rows: list[Agreement], stats: list[CellStats], folder: Path) -> 
     """
     labels = {s.cell: s.label for s in stats}
     usable = [r for r in rows if r.theory and not math.isnan(r.measured.mean)]
+    if len(usable) > MAX_LABELLED:
+        return _theory_scatter(usable, folder)
     fig = Figure(figsize=(9, 0.28 * len(usable) + 1.8), layout="constrained")
     ax = fig.subplots()
     for k, row in enumerate(usable):
@@ -389,6 +449,28 @@ def plot_theory(rows: list[Agreement], stats: list[CellStats], folder: Path) -> 
     ax.plot([], [], "o", color="#1f77b4", label="exact formula")
     ax.plot([], [], "o", color="#ff7f0e", label="approximation or limit")
     label_panel(ax, "Measured vs theory: (measured - theory) / theory, 95% CI", "relative error (%)", "")
+    return save(fig, folder, "theory")
+
+
+def _theory_scatter(rows: list[Agreement], folder: Path) -> list[Path]:
+    """The theory chart of a large run: measured against predicted, one point per row, log-log, with
+    the line of agreement; a point whose interval holds the prediction is filled."""
+    fig = Figure(figsize=(8, 7), layout="constrained")
+    ax = fig.subplots()
+    for exact, colour, name in ((True, "#1f77b4", "exact formula"), (False, "#ff7f0e", "approximation or limit")):
+        mine = [r for r in rows if r.exact == exact and r.theory > 0 and r.measured.mean > 0]
+        inside = [r for r in mine if r.measured.low <= r.theory <= r.measured.high]
+        outside = [r for r in mine if not r.measured.low <= r.theory <= r.measured.high]
+        for group, face, what in ((inside, colour, "inside the 95% CI"), (outside, "none", "outside")):
+            if group:
+                ax.scatter([r.theory for r in group], [r.measured.mean for r in group], s=9, facecolors=face,
+                           edgecolors=colour, lw=0.6, label=f"{name}, {what} ({len(group)})")  # fmt: skip
+    values = [v for r in rows for v in (r.theory, r.measured.mean) if v > 0]
+    low, high = (min(values), max(values)) if values else (1e-3, 1.0)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.plot([low, high], [low, high], color="black", lw=0.8)
+    label_panel(ax, f"Measured vs theory, {len(rows)} rows (line: agreement)", "theory", "measured")
     return save(fig, folder, "theory")
 
 

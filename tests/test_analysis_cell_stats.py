@@ -170,3 +170,21 @@ def test_steady_state_wait_is_unbiased_for_mm1(tmp_path, write_run):
     half = t_quantile(0.9995, 19) / t_quantile(0.975, 19) * steady.wait.half_width
     assert abs(steady.wait.mean - 0.5) < half
     assert steady.settled and steady.truncation.mean < 500
+
+
+def test_summarize_in_worker_processes_gives_what_one_process_gives(seed_run, monkeypatch):
+    """A large run's statistics are spread over processes; the figures do not depend on it."""
+    import sys
+
+    module = sys.modules[summarize.__module__]  # the package's ``cell_stats`` is the function
+    run = seed_run
+    alone = summarize(run, jobs=1)
+    monkeypatch.setattr(module, "PARALLEL_FROM", 1)
+    spread = summarize(run, jobs=2)
+    assert [s.cell for s in spread] == [s.cell for s in alone] and len(alone) > 1
+    for a, b in zip(alone, spread):
+        assert a.metrics.keys() == b.metrics.keys() and a.growth.verdict == b.growth.verdict
+        for name, value in a.metrics.items():
+            other = b.metrics[name]
+            assert (value.mean, value.low, value.high) == (other.mean, other.low, other.high) or (
+                math.isnan(value.mean) and math.isnan(other.mean)), name  # fmt: skip
