@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 
 from analysis.behaviours import behaviour_label, fifo_theory_applies
 from analysis.cell_stats import CellStats
-from analysis.classes import group_stats, group_values
+from analysis.classes import group_key, group_stats, group_values
 from analysis.estimate import Estimate, mean_ci
 from analysis.load import Run, data_rows
 from analysis.plots import label_panel, save
@@ -37,7 +37,7 @@ def plot_classes(run: Run, stats: list[CellStats], folder: Path) -> list[Path]:
         folder: output folder.
     """
     bars: list[tuple[str, Estimate, Estimate]] = []
-    for s in (s for s in stats if s.replications):
+    for s in (s for s in stats if s.replications and group_key(s.params) is not None):
         for group, metrics in group_stats(group_values(run, s.cell)).items():
             bars.append((f"{s.label}; {behaviour_label(s.params)}: {group}", metrics["wait_mean"], metrics["wait_p99"]))
     if not bars:

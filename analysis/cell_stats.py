@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import math
 import multiprocessing
-import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -190,7 +189,7 @@ def cell_stats(run: Run, cell: int) -> CellStats:
         KeyError: no such cell in the run.
     """
     params = run.params.loc[cell].to_dict()
-    every = run.cells[run.cells["cell"] == cell]
+    every = run.rows_of(cell)
     rows = data_rows(every)
     metrics = {m: mean_ci(rows[m].to_numpy(dtype=float)) for m in METRICS if m in rows}
     samples = run_samples(run, cell) if len(rows) else []
@@ -216,16 +215,16 @@ def cell_stats(run: Run, cell: int) -> CellStats:
 PARALLEL_FROM = 400
 
 
-def summarize(run: Run, jobs: int | None = None) -> list[CellStats]:
+def summarize(run: Run, jobs: int = 1) -> list[CellStats]:
     """:func:`cell_stats` for every cell of the run, in cell order.
 
     Args:
         run: an opened run.
-        jobs: worker processes for a run of :data:`PARALLEL_FROM` cells or more (default: one per
-            core); 1 computes every cell in this process.
+        jobs: worker processes for a run of :data:`PARALLEL_FROM` cells or more (``qbench report``
+            uses one per core). They are spawned, so a script that asks for more than 1 needs the
+            ``if __name__ == "__main__":`` guard of :mod:`multiprocessing`.
     """
     cells = [int(c) for c in run.params.index]
-    jobs = (os.cpu_count() or 1) if jobs is None else jobs
     if len(cells) < PARALLEL_FROM or jobs <= 1:
         return [cell_stats(run, c) for c in cells]
     size = max(len(cells) // (jobs * 8), 1)  # a few chunks per process: an even spread, few round trips

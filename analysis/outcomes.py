@@ -13,7 +13,7 @@ import numpy as np
 
 from analysis.behaviours import behaviour_label, fifo_theory_applies
 from analysis.cell_stats import CellStats
-from analysis.classes import group_stats, group_values
+from analysis.classes import group_key, group_stats, group_values
 from analysis.estimate import mean_ci
 from analysis.load import Run, data_rows
 from analysis.tables import Rows
@@ -63,7 +63,7 @@ def class_rows(run: Run, stats: list[CellStats]) -> Rows:
     """
     found = []
     for s in stats:
-        if not s.replications:
+        if not s.replications or group_key(s.params) is None:  # no classes nor pushers: no rows (fast)
             continue
         for group, metrics in group_stats(group_values(run, s.cell)).items():
             found.append({"cell": s.label, "behaviours": behaviour_label(s.params), "class": group,

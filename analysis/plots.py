@@ -321,7 +321,7 @@ def plot_latency(stats: list[CellStats], folder: Path) -> list[Path]:
     if not pairs:
         _no_data(axes[0] if axes else fig.subplots())
     note = f"\nshown: {len(pairs)} of {total} configurations (evenly spaced)" if len(pairs) < total else ""
-    fig.suptitle(f"Latency percentiles against worker count (solid: wait, dashed: sojourn; 95% CI bars){note}")
+    fig.suptitle(f"Latency percentiles against worker count (solid: wait, dashed: sojourn; 95% CI bars or band){note}")
     return save(fig, folder, "latency")
 
 
@@ -332,6 +332,12 @@ def _latency_line(ax, group: list[CellStats], metric: str, colour: str, style: s
         return
     x = [w for w, _ in rows]
     y = np.array([e.mean for _, e in rows])
+    if len(rows) > 2 * MAX_LINES:  # many worker counts: a band, not a forest of error bars
+        low, high = (np.array([getattr(e, side) for _, e in rows]) for side in ("low", "high"))
+        ax.plot(x, y, color=colour, ls=style, lw=1.2, label=metric.replace("_", " "))
+        ax.fill_between(x, np.where(np.isnan(low), y, low), np.where(np.isnan(high), y, high), color=colour,
+                        alpha=0.15, lw=0)  # fmt: skip
+        return
     err = np.array([[e.mean - e.low, e.high - e.mean] for _, e in rows]).T
     err = np.nan_to_num(err, nan=0.0)
     ax.errorbar(x, y, yerr=err, color=colour, ls=style, marker="o", ms=3, capsize=3, label=metric.replace("_", " "))
@@ -454,24 +460,41 @@ def plot_theory(rows: list[Agreement], stats: list[CellStats], folder: Path) -> 
 
 def _theory_scatter(rows: list[Agreement], folder: Path) -> list[Path]:
     """The theory chart of a large run: measured against predicted, one point per row, log-log, with
-    the line of agreement; a point whose interval holds the prediction is filled."""
+    the line of agreement; a point whose interval holds the prediction is filled, one without an
+    interval (a single replication) is a cross. Figures below :data:`_TINY` (a probability of
+    waiting of 1e-190 among 100 idle workers) are left out, and the title says how many."""
+    shown = [r for r in rows if r.theory > _TINY and r.measured.mean > _TINY]
     fig = Figure(figsize=(8, 7), layout="constrained")
     ax = fig.subplots()
     for exact, colour, name in ((True, "#1f77b4", "exact formula"), (False, "#ff7f0e", "approximation or limit")):
-        mine = [r for r in rows if r.exact == exact and r.theory > 0 and r.measured.mean > 0]
-        inside = [r for r in mine if r.measured.low <= r.theory <= r.measured.high]
-        outside = [r for r in mine if not r.measured.low <= r.theory <= r.measured.high]
-        for group, face, what in ((inside, colour, "inside the 95% CI"), (outside, "none", "outside")):
+        mine = [r for r in shown if r.exact == exact]
+        bounded = [r for r in mine if not (math.isnan(r.measured.low) or math.isnan(r.measured.high))]
+        groups = (([r for r in bounded if r.measured.low <= r.theory <= r.measured.high], "o", colour, "inside the 95% CI"),
+                  ([r for r in bounded if not r.measured.low <= r.theory <= r.measured.high], "o", "none", "outside"),
+                  ([r for r in mine if r not in bounded], "x", colour, "no interval (one replication)"))  # fmt: skip
+        for group, marker, face, what in groups:
             if group:
-                ax.scatter([r.theory for r in group], [r.measured.mean for r in group], s=9, facecolors=face,
-                           edgecolors=colour, lw=0.6, label=f"{name}, {what} ({len(group)})")  # fmt: skip
-    values = [v for r in rows for v in (r.theory, r.measured.mean) if v > 0]
+                x, y, label = (
+                    [r.theory for r in group],
+                    [r.measured.mean for r in group],
+                    f"{name}, {what} ({len(group)})",
+                )
+                if marker == "o":
+                    ax.scatter(x, y, s=9, marker="o", facecolors=face, edgecolors=colour, lw=0.6, label=label)
+                else:
+                    ax.scatter(x, y, s=9, marker="x", color=colour, lw=0.6, label=label)
+    values = [v for r in shown for v in (r.theory, r.measured.mean)]
     low, high = (min(values), max(values)) if values else (1e-3, 1.0)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.plot([low, high], [low, high], color="black", lw=0.8)
-    label_panel(ax, f"Measured vs theory, {len(rows)} rows (line: agreement)", "theory", "measured")
+    left = f"; {len(rows) - len(shown)} below {_TINY:g} left out" if len(shown) < len(rows) else ""
+    label_panel(ax, f"Measured vs theory, {len(shown)} rows (line: agreement{left})", "theory", "measured")
     return save(fig, folder, "theory")
+
+
+#: The smallest figure the large-run theory chart draws.
+_TINY = 1e-9
 
 
 def plot_targets(panels: list[dict], folder: Path, *, xlabel: str = "workers", title: str = "") -> list[Path]:

@@ -254,6 +254,10 @@ def _histogram(digest: Digest, kind: str, first: int) -> tuple[np.ndarray, np.nd
     return slots, np.bincount(inverse, weights=tallies[keep], minlength=len(slots)).astype(np.int64)
 
 
+#: A quantity's histograms: each replication's (slots, tallies) after its cut, and their pool.
+_Histograms = tuple[list[tuple[np.ndarray, np.ndarray]], tuple[np.ndarray, np.ndarray]]
+
+
 def _quantile(slots: np.ndarray, tallies: np.ndarray, level: float) -> float:
     return slot_value(rank_slot(slots, tallies, level)) if tallies.sum() else math.nan
 
@@ -290,7 +294,7 @@ def _window_sums(digest: Digest, quantity: str, first: int, workers: float) -> t
 
 
 def estimate(samples: Sequence[Sample | Digest], metric: str, cut: Truncation | None = None,
-             level: float = LEVEL) -> Steady:  # fmt: skip
+             level: float = LEVEL, _hists: dict[str, _Histograms] | None = None) -> Steady:  # fmt: skip
     """The steady-state estimate of ``metric`` from a cell's replications (module docstring).
 
     Args:
@@ -315,9 +319,14 @@ def estimate(samples: Sequence[Sample | Digest], metric: str, cut: Truncation | 
             count = int(sum(b for _, b in sums))
             point = _ratio(sum(a for a, _ in sums), count)
         else:
-            hists = [_histogram(x, quantity, k) for x, k in zip(found, first)]
+            known: _Histograms | None = None if _hists is None else _hists.get(quantity)
+            if known is None:
+                hists = [_histogram(x, quantity, k) for x, k in zip(found, first)]
+                known = (hists, _pooled(hists))
+                if _hists is not None:  # the other quantiles of the same quantity reuse them
+                    _hists[quantity] = known
+            hists, pooled = known
             sections = np.array([_quantile(*h, stat) for h in hists])
-            pooled = _pooled(hists)
             point, count = _quantile(*pooled, stat), int(pooled[1].sum())
     elif quantity == "abandon":
         sums = [(float(x.seg_abandoned[k:].sum()), float(x.seg_items[k:].sum())) for x, k in zip(found, first)]
@@ -362,7 +371,8 @@ def estimates(
 ) -> tuple[dict[str, Steady], Truncation]:
     """:func:`estimate` of several metrics under one warm-up cut; returns them and the cut."""
     cut = warmup(samples)
-    return {m: estimate(samples, m, cut, level) for m in metrics}, cut
+    hists: dict[str, _Histograms] = {}
+    return {m: estimate(samples, m, cut, level, hists) for m in metrics}, cut
 
 
 def run_samples(run: Run, cell: int, metrics: Iterable[str] = LATENCY_METRICS) -> list[Sample]:
@@ -374,16 +384,16 @@ def run_samples(run: Run, cell: int, metrics: Iterable[str] = LATENCY_METRICS) -
         cell: the cell id.
         metrics: the metrics to be estimated (every digest serves them all).
     """
-    rows = data_rows(run.cells)
-    keep = {int(r) for r in rows.loc[rows["cell"] == cell, "replication"]}
+    rows = data_rows(run.rows_of(cell))
+    keep = {int(r) for r in rows["replication"]}
     if not keep:
         return []
     workers = int(run.params.loc[cell, "workers"])
     flag = run.params.loc[cell].get("stationary")
     steady = bool(flag) if flag is not None and not (isinstance(flag, float) and math.isnan(flag)) else True
-    mine = rows[rows["cell"] == cell]
-    costs = dict(zip(mine["replication"].astype(int), mine["worker_seconds"].astype(float)))
-    ends = dict(zip(mine["replication"].astype(int), mine["t_end"].astype(float)))
+
+    costs = dict(zip(rows["replication"].astype(int), rows["worker_seconds"].astype(float)))
+    ends = dict(zip(rows["replication"].astype(int), rows["t_end"].astype(float)))
     elastic = run.params.loc[cell].get("elastic")
     moving = isinstance(elastic, str) and bool(elastic)
     samples = []

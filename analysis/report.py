@@ -139,12 +139,13 @@ METHOD = [
 ]
 
 
-def write_report(run: Path, *, progress: bool = True) -> Path:
+def write_report(run: Path, *, progress: bool = True, jobs: int = 1) -> Path:
     """Write ``run/report/index.html``, ``report.md`` and the charts (PNG + SVG); return the HTML path.
 
     Args:
         run: the results folder.
         progress: show a progress bar on stderr.
+        jobs: processes for the statistics of a large run (:func:`analysis.cell_stats.summarize`).
 
     Raises:
         analysis.load.ResultsError: not a readable results folder, or ``run/report`` cannot be a folder.
@@ -170,7 +171,7 @@ def write_report(run: Path, *, progress: bool = True) -> Path:
     if targets:
         charts["targets"] = lambda: plot_targets(target_panels(answers, confidence), folder)
     steps = tqdm(total=5 + len(charts), desc="report", unit="step", disable=not progress, leave=False)
-    stats = _step(steps, "statistics", lambda: summarize(opened))
+    stats = _step(steps, "statistics", lambda: summarize(opened, jobs))
     moving: dict[int, CellWindows] = _step(steps, "windows", lambda: {
         s.cell: cell_windows(opened, s) for s in stats if s.replications and time_varying(s.params)})  # fmt: skip
     answers = _step(steps, "answers", lambda: run_answers(opened, stats))

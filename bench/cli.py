@@ -708,7 +708,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from analysis.report import write_report
 
     with _writing(args.run / "report"):
-        index = write_report(args.run, progress=not args.no_progress)
+        index = write_report(args.run, progress=not args.no_progress, jobs=os.cpu_count() or 1)
     print(f"report: {index}")
     return 0
 

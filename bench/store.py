@@ -68,6 +68,7 @@ __all__ = [
     "clean_partial",
     "finished_cells",
     "read_manifest",
+    "PARTS_PER_GROUP",
     "read_parts",
     "remove_run",
     "write_cells",
@@ -314,29 +315,51 @@ def _files_intact(run: Path, cell: int, metadata: dict[bytes, bytes] | None) -> 
     return True
 
 
-def read_parts(run: Path) -> pa.Table | None:
-    """Return all summary parts as one table sorted by (cell, replication), or ``None`` if none."""
-    paths = sorted(p for p in (run / PARTS).iterdir() if cell_id(p.name) is not None)
-    if not paths:
-        return None
-    paths.sort(key=lambda p: cell_id(p.name) or 0)
-    table = pa.concat_tables([_as_cells(_read(p)) for p in paths])
+#: Parts read into memory at once when they are consolidated (a row group of ``cells.parquet``).
+PARTS_PER_GROUP = 256
+
+
+def _part_paths(run: Path) -> list[Path]:
+    """The summary parts, in cell order."""
+    paths = [p for p in (run / PARTS).iterdir() if cell_id(p.name) is not None]
+    return sorted(paths, key=lambda p: cell_id(p.name) or 0)
+
+
+def _in_order(table: pa.Table) -> pa.Table:
+    """Rows sorted by (cell, replication): already so in parts read in cell order (no sort then)."""
     key = int64s(table.column("cell")) * (1 << 32) + int64s(table.column("replication"))
-    if np.all(key[1:] > key[:-1]):  # parts in cell order hold their replications in order: no sort
+    if np.all(key[1:] > key[:-1]):
         return table
     return table.sort_by([("cell", "ascending"), ("replication", "ascending")])
 
 
+def read_parts(run: Path) -> pa.Table | None:
+    """Return all summary parts as one table sorted by (cell, replication), or ``None`` if none."""
+    paths = _part_paths(run)
+    if not paths:
+        return None
+    return _in_order(pa.concat_tables([_as_cells(_read(p)) for p in paths]))
+
+
 def write_cells(run: Path) -> int:
-    """Consolidate ``parts/`` into ``cells.parquet`` (atomically); return the number of rows."""
-    table = read_parts(run)
-    if table is None:
+    """Consolidate ``parts/`` into ``cells.parquet`` (atomically); return the number of rows.
+
+    The parts are read :data:`PARTS_PER_GROUP` at a time, each group one row group of the file, so
+    memory does not grow with the number of cells (a 10,000-cell run's parts read at once took 1.1 GB).
+    """
+    paths = _part_paths(run)
+    if not paths:
         return 0
     final = run / CELLS
     tmp = tmp_name(final)
-    pq.write_table(table.replace_schema_metadata(METADATA), tmp)
+    rows = 0
+    with pq.ParquetWriter(tmp, CELLS_SCHEMA) as writer:
+        for start in range(0, len(paths), PARTS_PER_GROUP):
+            group = _in_order(pa.concat_tables([_as_cells(_read(p)) for p in paths[start : start + PARTS_PER_GROUP]]))
+            writer.write_table(group.replace_schema_metadata(METADATA))
+            rows += group.num_rows
     _atomic_replace(tmp, final)
-    return table.num_rows
+    return rows
 
 
 def write_manifest(run: Path, manifest: dict[str, Any]) -> None:
