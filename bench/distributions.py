@@ -46,6 +46,7 @@ __all__ = [
     "SpecError",
     "Stream",
     "parse",
+    "read_numbers",
     "scaled",
     "FAMILIES",
     "SIBLING",
@@ -496,24 +497,8 @@ def _empirical(spec: str, rest: str) -> Distribution:
         raise _fail(spec, "empirical takes a file path, e.g. empirical:durations.csv")
     path_text, _, column = rest.partition("#")
     path = Path(path_text.strip())
-    if not path.is_file():
-        raise _fail(spec, f"file {str(path)!r} not found")
-    try:
-        with path.open("rb") as handle:
-            content = handle.read(MAX_EMPIRICAL_BYTES + 1)  # read once: hashed and parsed alike
-        if len(content) > MAX_EMPIRICAL_BYTES:
-            raise SpecError(f"{str(path)!r} is larger than {MAX_EMPIRICAL_BYTES >> 20} MB; resampling needs far fewer "
-                            "durations (take a sample of the file)")  # fmt: skip
-        values, bad = _read_column(path, content, column.strip() or None)
-    except SpecError as err:
-        raise _fail(spec, str(err)) from None
-    except Exception as err:  # a malformed file of any kind is one line, not a traceback
-        raise _fail(spec, f"cannot read {str(path)!r}: {err.__class__.__name__}: {err}".splitlines()[0]) from None
-    if bad:
-        shown = ", ".join(f"row {row}: {value}" for row, value in bad[:3])
-        more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
-        raise _fail(spec, f"{len(bad)} bad value(s) in {str(path)!r} ({shown}{more}); "
-                          "durations must be finite numbers >= 0")  # fmt: skip
+    values, content = read_numbers(spec, path, column, "value(s)", "durations must be finite numbers >= 0",
+                                   "resampling needs far fewer durations (take a sample of the file)")  # fmt: skip
     if values.size == 0 or values.mean() <= 0:
         raise _fail(spec, f"{str(path)!r} holds no valid durations (finite numbers >= 0, mean > 0)")
     mean = float(values.mean())
@@ -524,6 +509,41 @@ def _empirical(spec: str, rest: str) -> Distribution:
         return values[rng.integers(0, values.size, n)]
 
     return Distribution(spec, "empirical", mean, cv, draw, float(values.max()), ((str(path.resolve()), digest),))
+
+
+def read_numbers(spec: str, path: Path, column: str, what: str, rule: str, too_big: str) -> tuple[np.ndarray, bytes]:
+    """One column of numbers of a CSV or parquet file (at most :data:`MAX_EMPIRICAL_BYTES`, read once:
+    hashed and parsed alike), and the file's bytes; a missing, large, unreadable file or bad values
+    (empty cells aside: NaN, inf, negative, non-numeric; refused, not dropped) stop with one line.
+
+    Args:
+        spec: the spec being parsed (for the message).
+        path: the file.
+        column: the column's name (``#NAME`` of the spec), or "" for the first.
+        what: what a bad entry is called (``value(s)``, ``timestamp(s)``).
+        rule: what the numbers must be.
+        too_big: what to do about a file too large.
+
+    Raises:
+        SpecError: one line saying what is wrong.
+    """
+    if not path.is_file():
+        raise _fail(spec, f"file {str(path)!r} not found")
+    try:
+        with path.open("rb") as handle:
+            content = handle.read(MAX_EMPIRICAL_BYTES + 1)
+        if len(content) > MAX_EMPIRICAL_BYTES:
+            raise SpecError(f"{str(path)!r} is larger than {MAX_EMPIRICAL_BYTES >> 20} MB; {too_big}")
+        values, bad = _read_column(path, content, column.strip() or None)
+    except SpecError as err:
+        raise _fail(spec, str(err)) from None
+    except Exception as err:  # a malformed file of any kind is one line, not a traceback
+        raise _fail(spec, f"cannot read {str(path)!r}: {err.__class__.__name__}: {err}".splitlines()[0]) from None
+    if bad:
+        shown = ", ".join(f"row {row}: {value}" for row, value in bad[:3])
+        more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
+        raise _fail(spec, f"{len(bad)} bad {what} in {str(path)!r} ({shown}{more}); {rule}")
+    return values, content
 
 
 def _read_column(path: Path, content: bytes, column: str | None) -> tuple[np.ndarray, list[tuple[int, str]]]:

@@ -44,15 +44,14 @@ from pathlib import Path
 import numpy as np
 
 from bench.distributions import (
-    MAX_EMPIRICAL_BYTES,
     NUMBER,
     STREAM_CHUNK,
     Distribution,
     SpecError,
     _fail,
     _number,
-    _read_column,
     _show,
+    read_numbers,
 )
 
 __all__ = ["PROCESSES", "RATE_SAMPLES", "TRACE_BLOCK"]
@@ -400,23 +399,8 @@ def _trace(text: str, rest: str) -> Distribution:
         rest = rest[: found.start()]
     path_text, _, column = rest.partition("#")
     path = Path(path_text.strip())
-    if not path.is_file():
-        raise _fail(text, f"file {str(path)!r} not found")
-    try:
-        with path.open("rb") as handle:
-            content = handle.read(MAX_EMPIRICAL_BYTES + 1)
-        if len(content) > MAX_EMPIRICAL_BYTES:
-            raise SpecError(f"{str(path)!r} is larger than {MAX_EMPIRICAL_BYTES >> 20} MB")
-        values, bad = _read_column(path, content, column.strip() or None)
-    except SpecError as err:
-        raise _fail(text, str(err)) from None
-    except Exception as err:  # a malformed file of any kind is one line, not a traceback
-        raise _fail(text, f"cannot read {str(path)!r}: {err.__class__.__name__}: {err}".splitlines()[0]) from None
-    if bad:
-        shown = ", ".join(f"row {row}: {value}" for row, value in bad[:3])
-        more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
-        raise _fail(text, f"{len(bad)} bad timestamp(s) in {str(path)!r} ({shown}{more}); timestamps must be finite "
-                          "seconds >= 0 from the run's start")  # fmt: skip
+    values, content = read_numbers(text, path, column, "timestamp(s)", "timestamps must be finite seconds >= 0 from "
+                                   "the run's start", "take a shorter stretch of the log")  # fmt: skip
     if values.size < 2:
         raise _fail(text, f"{str(path)!r} holds {values.size} timestamp(s); a trace needs at least 2")
     back = np.flatnonzero(np.diff(values) < 0)
