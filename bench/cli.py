@@ -28,6 +28,8 @@ examples:
   qbench run grid.toml --out results/fast --clock scaled:0.001 --jobs 2
   qbench run --resume results/default                  # finish an interrupted run
   qbench run grid.toml --out results/big --executor dask --scheduler tcp://scheduler:8786
+  qbench run grid.toml --out results/sweep --record summary    # digests only: same report, ~no disk
+  qbench run grid.toml --out results/some --record sample:0.01  # 1% of the items, seeded
 
 distributions: const:V uniform:LOW:HIGH exp:MEAN erlang:K:MEAN gamma:MEAN:CV lognormal:MEAN:CV
                weibull:MEAN:CV pareto:MEAN:ALPHA hyperexp:MEAN:CV empirical:PATH[#COLUMN]
