@@ -130,26 +130,21 @@ async def run_scenario(
             await asyncio.sleep(delay)
             late((loop.time() - due) / factor)
 
+    async def first_arrival() -> bool:
+        """Wait for the first arrival (at 0 for a distribution, the process's own time otherwise);
+        False for a process with no arrival at all."""
+        lead = arrivals.lead
+        if lead == math.inf:
+            return False
+        if lead:
+            await sleep(lead * factor)
+        return True
+
     async def pusher() -> None:
         item = 0
-        backlog = scenario.backlog0
-        while item < backlog:  # a backlog left by an outage: queued at t = 0, before any arrival
-            recorder.arrive(item, now())
-            await queue.put((item, services.next()))
-            depth = queue.qsize()
-            recorder.put(item, now(), depth)
-            if depth >= cap:
-                capped.append(now())
-                main.cancel()
-                return
-            if item == last:
-                return
-            item += 1
-        lead = arrivals.lead  # the first arrival: at 0 for a distribution, the process's own time otherwise
-        if lead:
-            if lead == math.inf:
-                return  # a process with no arrival at all
-            await sleep(lead * factor)
+        backlog = scenario.backlog0  # a backlog left by an outage: items 0 .. K-1 queued at t = 0
+        if not backlog and not await first_arrival():
+            return
         while True:
             recorder.arrive(item, now())
             await queue.put((item, services.next()))
@@ -162,6 +157,12 @@ async def run_scenario(
             if item == last:
                 return
             item += 1
+            if item <= backlog:  # still queueing the backlog, or the first arrival after it
+                if item < backlog:
+                    continue
+                if not await first_arrival():
+                    return
+                continue
             try:
                 gap = arrivals.next()
             except StopIteration:  # the arrival process ran out (a trace shorter than the run)
