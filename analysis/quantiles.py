@@ -59,7 +59,7 @@ from analysis.estimate import LEVEL, Estimate, bootstrap_ratio
 from analysis.load import Run, data_rows, read_digests
 from analysis.student_t import t_quantile
 from analysis.warmup import Truncation, mser_of_means
-from bench.digest import Digest, merge_pairs
+from bench.digest import WHOLE_RUN, Digest, merge_pairs
 from bench.replication_stats import SLOTS, rank_slot, slot_value
 from bench.results_format import Target
 
@@ -247,9 +247,10 @@ def first_kept_item(sample: Sample | Digest, cut: Truncation) -> int:
 
 
 def _histogram(digest: Digest, kind: str, first: int) -> tuple[np.ndarray, np.ndarray]:
-    """The sparse histogram (sorted slots, tallies) of ``kind`` over segments ``first`` on."""
+    """The sparse histogram (sorted slots, tallies) of ``kind`` over segments ``first`` on (the whole
+    run for service times, whose digest keeps one histogram: :data:`bench.digest.WHOLE_RUN`)."""
     keys, tallies = digest.keys[kind], digest.tallies[kind]
-    keep = keys >= first * SLOTS
+    keep = keys >= (0 if kind in WHOLE_RUN else first) * SLOTS
     slots, inverse = np.unique(keys[keep] % SLOTS, return_inverse=True)
     return slots, np.bincount(inverse, weights=tallies[keep], minlength=len(slots)).astype(np.int64)
 
