@@ -131,16 +131,11 @@ def _number(kind: Callable[[str], Any]) -> Callable[[str], Any]:
 
 
 def _csv(kind: Callable[[str], Any]) -> Callable[[str], list]:
-    def split(text: str) -> list:
-        parts = [p.strip() for p in text.split(",")]
-        if not all(parts):
-            raise argparse.ArgumentTypeError(f"empty value in list {text!r}")
-        try:
-            return [kind(p) for p in parts]
-        except ValueError as err:
-            raise argparse.ArgumentTypeError(f"bad list {text!r}: {err}") from None
+    """A comma-separated list of values (each checked by ``kind``)."""
+    return _split(_COMMA, kind)
 
-    return split
+
+_COMMA = re.compile(",")
 
 
 #: Where a list of specs splits: at a comma followed by the next spec's family and a colon (so the
