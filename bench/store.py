@@ -68,7 +68,8 @@ __all__ = [
     "clean_partial",
     "finished_cells",
     "read_manifest",
-    "PARTS_PER_GROUP",
+    "PARTS_PER_READ",
+    "ROWS_PER_GROUP",
     "read_parts",
     "remove_run",
     "write_cells",
@@ -315,8 +316,9 @@ def _files_intact(run: Path, cell: int, metadata: dict[bytes, bytes] | None) -> 
     return True
 
 
-#: Parts read into memory at once when they are consolidated (a row group of ``cells.parquet``).
-PARTS_PER_GROUP = 256
+#: Parts read at once when they are consolidated (each holds its own small buffers: a few dozen
+#: are a few MB), and rows of ``cells.parquet`` per row group.
+PARTS_PER_READ, ROWS_PER_GROUP = 32, 4096
 
 
 def _part_paths(run: Path) -> list[Path]:
@@ -344,21 +346,25 @@ def read_parts(run: Path) -> pa.Table | None:
 def write_cells(run: Path) -> int:
     """Consolidate ``parts/`` into ``cells.parquet`` (atomically); return the number of rows.
 
-    The parts are read :data:`PARTS_PER_GROUP` at a time, each group one row group of the file, so
-    memory does not grow with the number of cells (a 10,000-cell run's parts read at once took 1.1 GB).
+    The parts are read :data:`PARTS_PER_READ` at a time and compacted, and written
+    :data:`ROWS_PER_GROUP` rows to a row group, so memory does not grow with the number of cells (a
+    10,000-cell run's parts read at once took 1.1 GB).
     """
     paths = _part_paths(run)
     if not paths:
         return 0
     final = run / CELLS
     tmp = tmp_name(final)
-    rows = 0
+    rows, held, count = 0, [], 0
     with pq.ParquetWriter(tmp, CELLS_SCHEMA) as writer:
-        for start in range(0, len(paths), PARTS_PER_GROUP):
-            parts = [_as_cells(_read(p)) for p in paths[start : start + PARTS_PER_GROUP]]
-            group = _in_order(pa.concat_tables(parts)).combine_chunks()  # one chunk a column: less memory, faster
-            writer.write_table(group.replace_schema_metadata(METADATA))
-            rows += group.num_rows
+        for start in range(0, len(paths), PARTS_PER_READ):
+            parts = [_as_cells(_read(p)) for p in paths[start : start + PARTS_PER_READ]]
+            held.append(_in_order(pa.concat_tables(parts)).combine_chunks())  # one chunk a column: compact
+            count += held[-1].num_rows
+            if count >= ROWS_PER_GROUP or start + PARTS_PER_READ >= len(paths):
+                group = pa.concat_tables(held).combine_chunks()
+                writer.write_table(group.replace_schema_metadata(METADATA))
+                rows, held, count = rows + group.num_rows, [], 0
     _atomic_replace(tmp, final)
     return rows
 
