@@ -357,6 +357,39 @@ def test_a_full_disk_stops_the_run_and_resume_finishes_it_when_there_is_room(tmp
     _same_data(reference, out)
 
 
+def test_no_room_at_a_cell_s_commit_stops_the_run_keeps_finished_cells_and_resume_completes(tmp_path, monkeypatch):
+    """The full-disk path without mounting anything (where a tmpfs cannot be mounted): the third
+    cell's files cannot be written (ENOSPC); the run stops as interrupted, the two cells before it
+    stay, and a resume with room runs only the rest, to the same data as an uninterrupted run."""
+    import errno
+
+    from bench import store
+
+    grid = make_grid({"workers": [1, 2, 3, 4], "arrival": "exp:1", "service": "exp:0.5", "items": 3000, "seed": 4})
+    commit, calls = store.CellWriter.commit, []
+
+    def full(self):
+        calls.append(1)
+        if len(calls) == 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return commit(self)
+
+    monkeypatch.setattr(store.CellWriter, "commit", full)
+    stopped = run_grid(tmp_path / "run", grid, jobs=1, progress=False)
+    assert (
+        stopped.interrupted and stopped.disk_full and "no room" in stopped.disk_full and "\n" not in stopped.disk_full
+    )
+    assert store.finished_cells(tmp_path / "run") == {0, 1}
+    assert not list((tmp_path / "run").rglob("*.tmp"))
+    monkeypatch.setattr(store.CellWriter, "commit", commit)
+    resumed = run_grid(tmp_path / "run", grid, jobs=1, progress=False)
+    assert not resumed.interrupted and resumed.skipped == 2
+    whole = run_grid(tmp_path / "whole", grid, jobs=1, progress=False)
+    assert not whole.interrupted
+    a, b = open_run(tmp_path / "run"), open_run(tmp_path / "whole")
+    assert read_items(a, join=False).equals(read_items(b, join=False))
+
+
 @pytest.mark.parametrize("damage", ["truncate", "flip"])
 def test_a_damaged_cell_file_is_found_on_resume_and_its_cell_runs_again(tmp_path, damage):
     reference = tmp_path / "reference"
