@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 import multiprocessing
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -215,7 +216,7 @@ def cell_stats(run: Run, cell: int) -> CellStats:
 PARALLEL_FROM = 400
 
 
-def summarize(run: Run, jobs: int = 1) -> list[CellStats]:
+def summarize(run: Run, jobs: int = 1, progress: Callable[[int], object] | None = None) -> list[CellStats]:
     """:func:`cell_stats` for every cell of the run, in cell order.
 
     Args:
@@ -223,16 +224,25 @@ def summarize(run: Run, jobs: int = 1) -> list[CellStats]:
         jobs: worker processes for a run of :data:`PARALLEL_FROM` cells or more (``qbench report``
             uses one per core). They are spawned, so a script that asks for more than 1 needs the
             ``if __name__ == "__main__":`` guard of :mod:`multiprocessing`.
+        progress: called with the number of cells done as they are (a progress bar's ``update``).
     """
     cells = [int(c) for c in run.params.index]
+    tick = progress or (lambda n: None)
     if len(cells) < PARALLEL_FROM or jobs <= 1:
-        return [cell_stats(run, c) for c in cells]
+        found = []
+        for c in cells:
+            found.append(cell_stats(run, c))
+            tick(1)
+        return found
     size = max(len(cells) // (jobs * 8), 1)  # a few chunks per process: an even spread, few round trips
     chunks = [cells[k : k + size] for k in range(0, len(cells), size)]
     context = multiprocessing.get_context("spawn")
+    found = []
     with ProcessPoolExecutor(jobs, mp_context=context) as pool:
-        done = pool.map(_summarize_chunk, [str(run.path)] * len(chunks), chunks)
-        return [s for part in done for s in part]
+        for part in pool.map(_summarize_chunk, [str(run.path)] * len(chunks), chunks):
+            found.extend(part)
+            tick(len(part))
+    return found
 
 
 _OPENED: dict[str, Run] = {}

@@ -171,7 +171,9 @@ def write_report(run: Path, *, progress: bool = True, jobs: int = 1) -> Path:
     if targets:
         charts["targets"] = lambda: plot_targets(target_panels(answers, confidence), folder)
     steps = tqdm(total=5 + len(charts), desc="report", unit="step", disable=not progress, leave=False)
-    stats = _step(steps, "statistics", lambda: summarize(opened, jobs))
+    cells = tqdm(total=len(opened.params), desc="statistics", unit="cell", disable=not progress, leave=False)
+    stats = _step(steps, "statistics", lambda: summarize(opened, jobs, cells.update))
+    cells.close()
     moving: dict[int, CellWindows] = _step(steps, "windows", lambda: {
         s.cell: cell_windows(opened, s) for s in stats if s.replications and time_varying(s.params)})  # fmt: skip
     answers = _step(steps, "answers", lambda: run_answers(opened, stats))
