@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from matplotlib.figure import Figure
 
 from analysis.backlog import sample_depth
 from analysis.behaviours import behaviour_label, elastic, workers_label
@@ -89,6 +90,13 @@ def _rate_axis(ax, found: CellWindows) -> None:
     twin.legend(fontsize=7, loc="upper right")
 
 
+def _figure(stats: list[CellStats], panels: int, height: float) -> tuple[list[str], Figure, list]:
+    """The elastic specs in order (for their colours) and a figure of ``panels`` wide panels."""
+    order = list(dict.fromkeys(e for s in stats if (e := elastic(s.params)) is not None))
+    fig, axes = panel_grid(panels, width=6.0, height=height)
+    return order, fig, axes
+
+
 def plot_over_time(run: Run, stats: list[CellStats], windows: Mapping[int, CellWindows], folder: Path) -> list[Path]:
     """Queue depth over time with the fluid backlog dashed and the arrival rate on a second axis.
 
@@ -101,8 +109,7 @@ def plot_over_time(run: Run, stats: list[CellStats], windows: Mapping[int, CellW
     panels = _panels(stats, windows)
     if not panels:
         return []
-    order = list(dict.fromkeys(e for s in stats if (e := elastic(s.params)) is not None))
-    fig, axes = panel_grid(len(panels), width=6.0, height=3.8)
+    order, fig, axes = _figure(stats, len(panels), 3.8)
     for ax, (key, cells) in zip(axes, panels.items()):
         end = max(w.end for s in cells for w in windows[s.cell].windows)
         times = np.linspace(0.0, end, POINTS)
@@ -144,8 +151,7 @@ def plot_workers(run: Run, stats: list[CellStats], windows: Mapping[int, CellWin
     cells = [s for s in stats if s.cell in windows and windows[s.cell].worker_steps and elastic(s.params)]
     if not cells:
         return []
-    order = list(dict.fromkeys(e for s in cells if (e := elastic(s.params)) is not None))
-    fig, axes = panel_grid(len(cells), width=6.0, height=3.6)
+    order, fig, axes = _figure(cells, len(cells), 3.6)
     ends = data_rows(run.cells).groupby("cell")["t_end"].max()
     for ax, s in zip(axes, cells):
         found = windows[s.cell]
@@ -175,10 +181,10 @@ def plot_window_p99(run: Run, stats: list[CellStats], windows: Mapping[int, Cell
         folder: output folder.
     """
     panels = _panels(stats, windows)
-    if not panels:
+    known = any(math.isfinite(w.latency["wait_p99"].mean) for found in windows.values() for w in found.windows)
+    if not panels or not known:  # a run that kept no items has no latency per window
         return []
-    order = list(dict.fromkeys(e for s in stats if (e := elastic(s.params)) is not None))
-    fig, axes = panel_grid(len(panels), width=6.0, height=3.6)
+    order, fig, axes = _figure(stats, len(panels), 3.6)
     for ax, (key, cells) in zip(axes, panels.items()):
         for s in cells:
             found = windows[s.cell]
