@@ -23,7 +23,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from bench.digest import Digest
-from bench.encoding import decode_depth, decode_digests, decode_items, stored_columns
+from bench.encoding import decode_depth, decode_digests, decode_items, read_whole, stored_columns
 from bench.errors import InputError
 from bench.results_format import (
     CELLS,
@@ -49,7 +49,7 @@ from bench.results_format import (
 
 __all__ = [
     "DATA_STATUSES", "PARAMETERS", "ResultsError", "Run", "SCHEMA_VERSION", "STATUSES", "data_rows", "open_run",
-    "has_items", "read_depth", "read_digests", "read_events", "read_items", "record_level",
+    "has_depth", "has_items", "read_depth", "read_digests", "read_events", "read_items", "record_level",
 ]  # fmt: skip
 
 #: Columns of ``cells.parquet``: every column of the format; a file without one is refused.
@@ -302,6 +302,11 @@ def has_items(run: Run, cell: int) -> bool:
     return (run.path / ITEMS / cell_name(int(cell))).exists()
 
 
+def has_depth(run: Run, cell: int) -> bool:
+    """Whether the run kept every change of ``cell``'s queue size (record level ``items``)."""
+    return (run.path / DEPTH / cell_name(int(cell))).exists()
+
+
 def record_level(run: Run) -> str:
     """What the run kept of its items: ``items``, ``sample:F`` or ``summary`` (the grid's ``record``)."""
     return str((run.manifest.get("grid") or {}).get("record") or "items")
@@ -317,15 +322,8 @@ def read_digests(run: Run, cell: int) -> list[Digest]:
     file = run.path / DIGESTS / cell_name(int(cell))
     if not file.exists():
         return []
-    table = _check_file(file, _whole)
+    table = _check_file(file, read_whole)
     return [Digest.from_row(row) for row in sorted(decode_digests(table), key=lambda r: r["replication"])]
-
-
-def _whole(file: Path) -> pa.Table:
-    """A whole parquet file, read directly (``pq.read_table`` goes through ``pyarrow.dataset``: a
-    millisecond more a file, which a 10,000-cell report pays 10,000 times)."""
-    with pq.ParquetFile(file) as opened:
-        return opened.read(use_threads=False)
 
 
 def read_depth(

@@ -685,16 +685,22 @@ def plan_workers(
     plan.guess = guess
     start = fewest if guess is None else guess
     plan.items_per_replication = items or run_length(model, targets, max_workers=max_workers)
-    search = _Search(plan, simulate, progress)
-    try:
-        _search_workers(search, plan, fewest, start, max_workers)
-    except _BudgetSpent:
-        plan.budget_spent = True
-        plan.notes.append(f"the budget ({budget}) was spent before every verdict was decided")
-    finally:
-        search.close()
+    _searching(plan, simulate, progress, lambda search: _search_workers(search, plan, fewest, start, max_workers),
+               f"the budget ({budget}) was spent before every verdict was decided")  # fmt: skip
     _conclude_workers(plan, fewest)
     return plan
+
+
+def _searching(plan: Plan, simulate: Simulate, progress: bool, search: Callable[[_Search], None], spent: str) -> None:
+    """Run ``search`` with a :class:`_Search` of the plan, noting ``spent`` if the budget ran out."""
+    running = _Search(plan, simulate, progress)
+    try:
+        search(running)
+    except _BudgetSpent:
+        plan.budget_spent = True
+        plan.notes.append(spent)
+    finally:
+        running.close()
 
 
 def _search_workers(search: _Search, plan: Plan, fewest: int, start: int, max_workers: int) -> None:
@@ -901,14 +907,8 @@ def plan_max_load(
     start = _load_start(model, targets, workers)
     plan.items_per_replication = items or run_length(model, targets, workers=workers)
     plan.candidates.append(_unstable(workers, ceiling))
-    search = _Search(plan, simulate, progress)
-    try:
-        _search_load(search, plan, workers, start, ceiling)
-    except _BudgetSpent:
-        plan.budget_spent = True
-        plan.notes.append(f"the budget ({budget}) was spent before the bisection ended")
-    finally:
-        search.close()
+    _searching(plan, simulate, progress, lambda search: _search_load(search, plan, workers, start, ceiling),
+               f"the budget ({budget}) was spent before the bisection ended")  # fmt: skip
     _conclude_load(plan, ceiling)
     return plan
 

@@ -33,11 +33,10 @@ from analysis.backlog import sample_depth
 from analysis.behaviours import behaviour_label
 from analysis.cell_stats import CellStats
 from analysis.estimate import LEVEL
-from analysis.load import ResultsError, Run, data_rows, read_depth, read_digests, read_items
+from analysis.load import ResultsError, Run, data_rows, has_depth, has_items, read_depth, read_digests, read_items
 from analysis.student_t import t_quantile
 from bench.digest import Digest
 from bench.replication_stats import SLOTS, slot_value
-from bench.results_format import cell_name
 
 __all__ = [
     "CHARTS", "MAX_LABELLED", "MAX_LINES", "MAX_PANELS", "TARGETS_CHART", "backlog_band", "panel_grid", "plot_backlog", "plot_cdf", "plot_heatmap", "plot_latency",
@@ -210,10 +209,9 @@ def backlog_band(run: Run, cell: int, times: np.ndarray) -> tuple[np.ndarray, np
     rows = data_rows(run.cells)
     reps = rows.loc[rows["cell"] == cell, "replication"].unique()
     curves = []
-    if not (run.path / "depth" / cell_name(int(cell))).exists():  # a summary or sample run: the digests'
-        for digest in read_digests(run, int(cell)):  # mean queue per time bin
-            if digest.replication in set(int(r) for r in reps):
-                curves.append(_binned_depth(digest, times))
+    if not has_depth(run, int(cell)):  # a summary or sample run: the digests' mean queue per time bin
+        kept = {int(r) for r in reps}
+        curves = [_binned_depth(d, times) for d in read_digests(run, int(cell)) if d.replication in kept]
     for rep in reps if not curves else ():
         depth = read_depth(run, cells=[cell], replications=[int(rep)], columns=["t", "depth"])
         curves.append(sample_depth(depth["t"].to_numpy(), depth["depth"].to_numpy(), times))
@@ -360,7 +358,7 @@ def plot_cdf(run: Run, stats: list[CellStats], folder: Path, sample: int = 20_00
     for ax, pair in zip(axes, pairs):
         heavy = False
         for s in _shown_cells(_group(stats, pair)):
-            if (run.path / "items" / cell_name(s.cell)).exists():
+            if has_items(run, s.cell):
                 values = read_items(run, cells=[s.cell], columns=["sojourn"], join=False)["sojourn"].dropna().to_numpy()
                 values = np.sort(values[np.linspace(0, len(values) - 1, min(sample, len(values))).astype(int)])
                 shares = np.arange(1, len(values) + 1) / max(len(values), 1)

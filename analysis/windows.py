@@ -47,11 +47,21 @@ from analysis.agreement import Agreement
 from analysis.backlog import step_slope
 from analysis.cell_stats import CellStats
 from analysis.estimate import LEVEL, Estimate, mean_ci
-from analysis.load import Run, data_rows, has_items, read_depth, read_digests, read_events, read_items, record_level
+from analysis.load import (
+    Run,
+    data_rows,
+    has_depth,
+    has_items,
+    read_depth,
+    read_digests,
+    read_events,
+    read_items,
+    record_level,
+)
 from analysis.quantiles import estimate, run_samples, sectioning
 from analysis.theory import allen_cunneen, mmc
 from bench.digest import Digest
-from bench.results_format import DEPTH, cell_name, sample_fraction
+from bench.results_format import sample_fraction
 
 __all__ = [
     "LONG_PIECE", "MIN_WINDOWS", "CellWindows", "Window", "cell_windows", "drain_time", "fluid_backlog",
@@ -149,14 +159,23 @@ def _step_area(t: np.ndarray, value: np.ndarray, edges: np.ndarray) -> np.ndarra
     return np.diff(area)
 
 
-def _binned_depth(digest: Digest, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A replication's depth from its digest (a run that kept no depth changes): the step function of
-    the depth at each time bin's end (from 0 at t = 0) and the queue's integral over each window
-    (exact at the bins' boundaries, linear inside a bin)."""
+def _binned(run: Run, cell: int) -> dict[int, Digest] | None:
+    """The digests of a cell by replication when the run kept no depth changes of it (its depth then
+    comes from their time bins), else None."""
+    return None if has_depth(run, cell) else {d.replication: d for d in read_digests(run, cell)}
+
+
+def _bin_steps(digest: Digest) -> tuple[np.ndarray, np.ndarray]:
+    """A replication's depth from its digest (a run that kept no depth changes): the step function
+    of the depth at each time bin's end, from 0 at t = 0."""
     ends = (np.arange(len(digest.depth_last)) + 1) * digest.bin_width
-    t, depth = np.concatenate(([0.0], ends)), np.concatenate(([0.0], digest.depth_last.astype(float)))
-    cumulative = np.interp(edges, np.arange(len(digest.queue)) * digest.bin_width, digest.queue)
-    return t, depth, np.diff(cumulative)
+    return np.concatenate(([0.0], ends)), np.concatenate(([0.0], digest.depth_last.astype(float)))
+
+
+def _queue_area(digest: Digest, edges: np.ndarray) -> np.ndarray:
+    """The queue's integral over each window between ``edges``, from the digest's cumulative queue
+    (exact at the bins' boundaries, linear inside a bin)."""
+    return np.diff(np.interp(edges, np.arange(len(digest.queue)) * digest.bin_width, digest.queue))
 
 
 def _steps(frame: pd.DataFrame, kind: str, rep: int) -> tuple[np.ndarray, np.ndarray]:
@@ -195,9 +214,7 @@ def cell_windows(run: Run, stats: CellStats, width: float | None = None, level: 
     n = len(edges) - 1
     items = read_items(run, cells=[cell], replications=reps, columns=["item", "t_put", "t_arrive", "wait"], join=False)
     kept, share = has_items(run, cell), sample_fraction(record_level(run)) or 1.0  # a sample: arrivals scaled
-    digests = (
-        None if (run.path / DEPTH / cell_name(cell)).exists() else {d.replication: d for d in read_digests(run, cell)}
-    )
+    digests = _binned(run, cell)
     events = read_events(run, cells=[cell], replications=reps)
     backlog = int(stats.params.get("backlog0") or 0)
     waits: dict[int, list[np.ndarray]] = {}
@@ -225,7 +242,8 @@ def cell_windows(run: Run, stats: CellStats, width: float | None = None, level: 
             dt, dd = _depth_steps(read_depth(run, cells=[cell], replications=[rep], columns=["t", "depth"]))
             area = _step_area(dt, dd, np.minimum(edges, t_end))
         else:  # no depth changes recorded: the digest's queue integral, and its depth at each bin's end
-            dt, dd, area = _binned_depth(digests[rep], np.minimum(edges, t_end))
+            dt, dd = _bin_steps(digests[rep])
+            area = _queue_area(digests[rep], np.minimum(edges, t_end))
         with np.errstate(invalid="ignore", divide="ignore"):
             depth_avg[i] = np.where(cover > 0, area / cover, np.nan)
             rt, rv = _steps(events, "rate", rep)
@@ -409,13 +427,12 @@ def piece_theory(run: Run, stats: CellStats, windows: CellWindows, level: float 
             if stop - start < LONG_PIECE * mean_s:
                 continue
             slopes = []
-            binned = None if (run.path / DEPTH / cell_name(stats.cell)).exists() else {
-                d.replication: d for d in read_digests(run, stats.cell)}  # fmt: skip
+            binned = _binned(run, stats.cell)
             for rep in reps:
                 if rep not in depths:
                     depths[rep] = (_depth_steps(read_depth(run, cells=[stats.cell], replications=[rep],
                                                            columns=["t", "depth"]))
-                                   if binned is None else _binned_depth(binned[rep], np.zeros(1))[:2])  # fmt: skip
+                                   if binned is None else _bin_steps(binned[rep]))  # fmt: skip
                 dt, dd = depths[rep]
                 inside = (dt >= start) & (dt < stop)
                 level_at = dd[max(int(np.searchsorted(dt, start, "right")) - 1, 0)]

@@ -27,17 +27,19 @@ Ids and counts are int32 (``item`` int64), status and class dictionary-encoded s
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from bench.item_status import ITEM_STATUSES
 from bench.model_time import seconds, to_ns
 
 __all__ = [
     "DEPTH_FILE_SCHEMA", "DIGEST_FILE_SCHEMA", "DIGEST_WRITER_OPTIONS", "ITEMS_FILE_SCHEMA", "WRITER_OPTIONS", "decode_depth", "decode_digests",
-    "decode_items", "encode_depth", "encode_digests", "encode_events", "encode_items", "int64s", "rows_table", "stored_columns",
+    "decode_items", "encode_depth", "encode_digests", "encode_events", "encode_items", "int64s", "read_whole", "rows_table", "stored_columns",
 ]  # fmt: skip
 
 _STATUS = pa.dictionary(pa.int8(), pa.string())
@@ -286,6 +288,14 @@ def encode_events(columns: dict[str, np.ndarray], cell: int, replication: int, s
 
 
 # -- reading ----------------------------------------------------------------------------------------
+
+
+def read_whole(path: Path, columns: list[str] | None = None) -> pa.Table:
+    """A whole parquet file (or some of its columns), read directly: ``pq.read_table`` would import
+    ``pyarrow.dataset`` (0.2 s of start-up) and costs a millisecond more a file, which a
+    10,000-cell run pays 10,000 times; the files are small, so one thread reads them."""
+    with pq.ParquetFile(path) as opened:
+        return opened.read(columns=columns, use_threads=False)
 
 
 def _ns(table: pa.Table, name: str) -> tuple[np.ndarray, np.ndarray]:

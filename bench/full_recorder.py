@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from bench.item_status import ITEM_STATUSES
-from bench.recorder import BATCH, Sink
+from bench.recorder import BATCH, Sink, item_columns
 
 __all__ = ["FullRecorder"]
 
@@ -392,24 +392,10 @@ class FullRecorder:
         out = {name: _numpy(column, n) for name, column in held.items()}
         for column in held.values():
             del column[:n]
-        t_put, t_get, t_done = out["t_put"], out["t_get"], out["t_done"]
-        columns = {
-            "item": np.arange(self._base, self._base + n, dtype=np.int64),
-            "worker": out["worker"],
-            "t_arrive": out["t_arrive"],
-            "t_put": t_put,
-            "t_get": t_get,
-            "t_done": t_done,
-            "wait": t_get - t_put,
-            "service": t_done - t_get,
-            "sojourn": t_done - t_put,
-            "depth_at_put": out["depth_at_put"],
-            "status": _STATUS_ARRAY[out["status"]],
-            "class": out["class"],
-            "pusher": out["pusher"],
-            "attempts": out["attempts"],
-            "t_leave": out["t_leave"],
-        }
+        columns = item_columns(self._base, n, out)
+        columns.update(
+            status=_STATUS_ARRAY[out["status"]], **{k: out[k] for k in ("class", "pusher", "attempts", "t_leave")}
+        )
         self._base += n
         self._open -= n
         self._sink.items(columns)

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-__all__ = ["Recorder", "Sink", "BATCH", "Log", "PyLog", "ACCELERATED"]
+__all__ = ["Recorder", "Sink", "BATCH", "Log", "PyLog", "ACCELERATED", "item_columns"]
 
 #: Rows handed to the sink at a time.
 BATCH = 65536
@@ -31,6 +31,25 @@ class Sink(Protocol):
 
     def depth(self, columns: dict[str, np.ndarray]) -> None:
         """Receive a batch of depth-change rows, in event order."""
+
+
+def item_columns(base: int, n: int, held: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The columns every recorder hands the sink for items ``base .. base + n - 1``, from their held
+    ``worker``, ``t_arrive``, ``t_put``, ``t_get``, ``t_done`` and ``depth_at_put``: the ids, the
+    times, and ``wait``, ``service`` and ``sojourn`` derived from them."""
+    t_put, t_get, t_done = held["t_put"], held["t_get"], held["t_done"]
+    return {
+        "item": np.arange(base, base + n, dtype=np.int64),
+        "worker": held["worker"],
+        "t_arrive": held["t_arrive"],
+        "t_put": t_put,
+        "t_get": t_get,
+        "t_done": t_done,
+        "wait": t_get - t_put,
+        "service": t_done - t_get,
+        "sojourn": t_done - t_put,
+        "depth_at_put": held["depth_at_put"],
+    }
 
 
 class Recorder:
@@ -187,19 +206,7 @@ class Recorder:
         held = self._held
         out = {name: column[:n] for name, column in held.items()}
         self._held = {name: column[n:] for name, column in held.items()}
-        t_put, t_get, t_done = out["t_put"], out["t_get"], out["t_done"]
-        columns = {
-            "item": np.arange(self._base, self._base + n, dtype=np.int64),
-            "worker": out["worker"],
-            "t_arrive": out["t_arrive"],
-            "t_put": t_put,
-            "t_get": t_get,
-            "t_done": t_done,
-            "wait": t_get - t_put,
-            "service": t_done - t_get,
-            "sojourn": t_done - t_put,
-            "depth_at_put": out["depth_at_put"],
-        }
+        columns = item_columns(self._base, n, out)
         self._base += n
         self._sink.items(columns)
         if self._on_progress is not None:

@@ -32,6 +32,7 @@ from bench.encoding import (
     encode_events,
     encode_items,
     int64s,
+    read_whole,
     rows_table,
 )
 from bench.errors import InputError
@@ -247,12 +248,6 @@ def _rows_table(rows: list[dict[str, Any]]) -> pa.Table:
     return rows_table(rows, CELLS_SCHEMA)
 
 
-def _read(path: Path, columns: list[str] | None = None) -> pa.Table:
-    """A whole parquet file (``pq.read_table`` would import ``pyarrow.dataset``: 0.2 s of start-up)."""
-    with pq.ParquetFile(path) as file:
-        return file.read(columns=columns)
-
-
 def _fingerprint(path: Path) -> dict[str, Any]:
     """A file's size and sha256."""
     digest = hashlib.sha256()
@@ -295,7 +290,7 @@ def finished_cells(run: Path) -> set[int]:
         if cell is None:
             continue
         try:
-            part = _read(path, columns=["status"])
+            part = read_whole(path, columns=["status"])
         except (OSError, pa.ArrowException):  # damaged: the cell runs again and its part is rewritten
             continue
         if "failed" not in part.column("status").to_pylist() and _files_intact(run, cell, part.schema.metadata):
@@ -340,7 +335,7 @@ def read_parts(run: Path) -> pa.Table | None:
     paths = _part_paths(run)
     if not paths:
         return None
-    return _in_order(pa.concat_tables([_as_cells(_read(p)) for p in paths]))
+    return _in_order(pa.concat_tables([_as_cells(read_whole(p)) for p in paths]))
 
 
 def write_cells(run: Path) -> int:
@@ -358,7 +353,7 @@ def write_cells(run: Path) -> int:
     rows, held, count = 0, [], 0
     with pq.ParquetWriter(tmp, CELLS_SCHEMA) as writer:
         for start in range(0, len(paths), PARTS_PER_READ):
-            parts = [_as_cells(_read(p)) for p in paths[start : start + PARTS_PER_READ]]
+            parts = [_as_cells(read_whole(p)) for p in paths[start : start + PARTS_PER_READ]]
             held.append(_in_order(pa.concat_tables(parts)).combine_chunks())  # one chunk a column: compact
             count += held[-1].num_rows
             if count >= ROWS_PER_GROUP or start + PARTS_PER_READ >= len(paths):

@@ -100,6 +100,13 @@ def run_asyncio() -> Callable[..., tuple[Replication, float]]:
 
 
 @pytest.fixture(scope="session")
+def plain_and_pool() -> Callable[..., tuple[Replication, Replication]]:
+    """``plain_and_pool(scenario, cell)``: one replication by the plain program and by
+    the general pool, their records checked identical; returns both engines' results."""
+    return engines.plain_and_pool
+
+
+@pytest.fixture(scope="session")
 def reference_queues():
     """Independent implementations of patience and batches (``tests/support/reference_queues.py``)."""
     return _reference_queues

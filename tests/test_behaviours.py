@@ -240,22 +240,12 @@ def test_two_poisson_pushers_merge_into_a_poisson_stream(collect):
 
 @pytest.mark.parametrize(("maxsize", "items", "duration"), [(0, 3000, None), (3, 3000, None), (0, None, 1500.0),
                                                             (2, None, 1500.0)])  # fmt: skip
-def test_the_general_pool_records_what_the_plain_program_records(collect, monkeypatch, maxsize, items, duration):
+def test_the_general_pool_records_what_the_plain_program_records(plain_and_pool, maxsize, items, duration):
     """Without behaviours the engine runs bench/scenario.py; the pool coroutine, made to run the
     same cell, writes the same item and depth records (the plain path is a shortcut, not another model)."""
     cell = Cell(0, 2, parse("exp:1"), parse("uniform:0:2.5"), maxsize)
     scenario = Scenario(2, cell.arrival, cell.service, maxsize, items, duration, 10**6)
-    outputs = []
-    for plain in (True, False):
-        monkeypatch.setattr(Scenario, "plain", property(lambda self, plain=plain: plain))
-        sink = collect()
-        done = run_asyncio(scenario, *streams(1, cell, 0), sink, batch=997)
-        outputs.append((done, sink.table("items"), sink.table("depth")))
-    (a, items_a, depth_a), (b, items_b, depth_b) = outputs
-    for name, column in items_a.items():
-        np.testing.assert_array_equal(items_b[name], column, err_msg=name)
-    for name, column in depth_a.items():
-        np.testing.assert_array_equal(depth_b[name], column, err_msg=name)
+    a, b = plain_and_pool(scenario, cell)
     assert (a.t_end, a.n_put, a.n_got, a.n_done, a.busy) == (b.t_end, b.n_put, b.n_got, b.n_done, b.busy)
 
 

@@ -166,24 +166,12 @@ def test_a_trace_shorter_than_the_run_ends_the_arrivals_and_the_run_says_so(tmp_
                                                              ("schedule:1@0,0@50", {"items": 2000}, 5),
                                                              ("sine:1:0.9:500", {"duration": 3000.0}, 20)])  # fmt: skip
 def test_the_general_pool_records_what_the_plain_program_records_for_processes_and_a_backlog(
-    collect, monkeypatch, arrival, length, backlog0
+    plain_and_pool, arrival, length, backlog0
 ):
-    from bench.asyncio_engine import run_asyncio as engine
-
     cell = Cell(0, 2, parse(arrival), parse("exp:1.4"), 0)
     scenario = Scenario(2, cell.arrival, cell.service, 0, length.get("items"), length.get("duration"), 10**6,
                         backlog0=backlog0)  # fmt: skip
-    outputs = []
-    for plain in (True, False):
-        monkeypatch.setattr(Scenario, "plain", property(lambda self, plain=plain: plain))
-        sink = collect()
-        done = engine(scenario, *streams(1, cell, 0), sink, batch=997)
-        outputs.append((done, sink.table("items"), sink.table("depth")))
-    (a, items_a, depth_a), (b, items_b, depth_b) = outputs
-    for name, column in items_a.items():
-        np.testing.assert_array_equal(items_b[name], column, err_msg=name)
-    for name, column in depth_a.items():
-        np.testing.assert_array_equal(depth_b[name], column, err_msg=name)
+    a, b = plain_and_pool(scenario, cell)
     assert (a.t_end, a.n_put, a.n_done, a.arrivals_end) == (b.t_end, b.n_put, b.n_done, b.arrivals_end)
 
 

@@ -11,23 +11,25 @@ from __future__ import annotations
 
 import random
 import sys
+from collections.abc import Iterator
 
 
-def run(items: int, seed: int, workers: int = 2, mean_arrival: float = 1.0, mean_service: float = 1.8) -> int:
-    """Run the model for ``items`` items; return how many finished."""
+def simulate(items: int, workers: int, services: Iterator[float], gaps: Iterator[float]) -> list[float]:
+    """The pusher/puller model on a SimPy ``Store``: item ``i`` takes the next of ``services`` and the
+    pusher waits the next of ``gaps`` after putting it; returns each item's done time (0 if unfinished).
+    The pyperf suite times this same model (:mod:`bench.studies.perf`)."""
     import simpy
 
-    rng = random.Random(seed)
     env = simpy.Environment()
     store = simpy.Store(env)
     t_put, t_get, t_done = [0.0] * items, [0.0] * items, [0.0] * items
 
     def pusher():
         for i in range(items):
-            yield store.put((i, rng.expovariate(1 / mean_service)))
+            yield store.put((i, next(services)))
             t_put[i] = env.now
             if i < items - 1:
-                yield env.timeout(rng.expovariate(1 / mean_arrival))
+                yield env.timeout(next(gaps))
 
     def puller():
         while True:
@@ -40,7 +42,15 @@ def run(items: int, seed: int, workers: int = 2, mean_arrival: float = 1.0, mean
     for _ in range(workers):
         env.process(puller())
     env.run()
-    return sum(1 for t in t_done if t > 0)
+    return t_done
+
+
+def run(items: int, seed: int, workers: int = 2, mean_arrival: float = 1.0, mean_service: float = 1.8) -> int:
+    """Run the model for ``items`` items, times drawn with ``random``; return how many finished."""
+    rng = random.Random(seed)
+    services = (rng.expovariate(1 / mean_service) for _ in range(items))
+    gaps = (rng.expovariate(1 / mean_arrival) for _ in range(items))
+    return sum(1 for t in simulate(items, workers, services, gaps) if t > 0)
 
 
 if __name__ == "__main__":

@@ -40,3 +40,24 @@ def run_asyncio(scenario: Scenario, cell: Cell, seed: int, sink: Any, *, loop_fa
     done = engine_run_asyncio(scenario, arrivals, services, sink, batch=batch, loop_factory=loop_factory,
                               accelerated=accelerated)  # fmt: skip
     return done, done.t_end
+
+
+def plain_and_pool(scenario: Scenario, cell: Cell) -> tuple[Replication, Replication]:
+    """One replication of ``cell`` by the plain program and by the general pool (``Scenario.plain``
+    forced each way, batches of 997): checks that their item and depth records are identical and
+    returns what each engine run returned."""
+    import pytest
+
+    outputs = []
+    for plain in (True, False):
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(Scenario, "plain", property(lambda self, plain=plain: plain))
+            sink = Collect()
+            done = engine_run_asyncio(scenario, *streams(1, cell, 0), sink, batch=997)
+        outputs.append((done, sink.table("items"), sink.table("depth")))
+    (a, items_a, depth_a), (b, items_b, depth_b) = outputs
+    for name, column in items_a.items():
+        np.testing.assert_array_equal(items_b[name], column, err_msg=name)
+    for name, column in depth_a.items():
+        np.testing.assert_array_equal(depth_b[name], column, err_msg=name)
+    return a, b
